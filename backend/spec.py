@@ -9,6 +9,8 @@ classes (``python -m backend schema``), so this file is the single definition.
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Annotated, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -35,9 +37,9 @@ class ControlNetUnit(_Strict):
     ControlNet for that type and the job's base model family (see docs/models.md).
     """
 
-    image: ImageKey
+    image: ImageKey = Field(description="key of the conditioning image")
     type: Literal["depth", "normal", "edges", "canny", "lineart", "segmentation", "other"] = "other"
-    model: str | None = Field(default=None, max_length=512)
+    model: str | None = Field(default=None, max_length=512, description="ControlNet model id; default: by type")
     weight: float = Field(default=1.0, ge=0.0, le=2.0)
     start: float = Field(default=0.0, ge=0.0, le=1.0, description="fraction of the steps where it starts")
     end: float = Field(default=1.0, ge=0.0, le=1.0, description="fraction of the steps where it stops")
@@ -58,20 +60,21 @@ class ControlNetUnit(_Strict):
 
 class LoraRef(_Strict):
     name: str = Field(min_length=1, max_length=512, description="hub id, local .safetensors path or installed name")
-    weight: float = Field(default=1.0, ge=-4.0, le=4.0)
+    weight: float = Field(default=1.0, ge=-4.0, le=4.0, description="strength of the LoRA")
 
 
 class CommonFields(_Strict):
     """Fields a job sets for all stages and a stage may override. ``None`` on a stage means: inherit."""
 
-    model: str | None = Field(default=None, max_length=512)
-    prompt: str | None = Field(default=None, max_length=4000)
-    negative_prompt: str | None = Field(default=None, max_length=4000)
-    seed: int | None = Field(default=None, ge=0, le=2**32 - 1)
-    steps: int | None = Field(default=None, ge=1, le=MAX_STEPS)
-    guidance: float | None = Field(default=None, ge=0.0, le=30.0)
-    scheduler: Scheduler | None = None
-    loras: list[LoraRef] | None = Field(default=None, max_length=8)
+    model: str | None = Field(default=None, max_length=512, description="base model: hub id, local diffusers folder,"
+                              " .safetensors file or builtin:tiny (see GET /v1/models)")
+    prompt: str | None = Field(default=None, max_length=4000, description="what to make")
+    negative_prompt: str | None = Field(default=None, max_length=4000, description="what to steer away from")
+    seed: int | None = Field(default=None, ge=0, le=2**32 - 1, description="same seed + spec + device: same pixels")
+    steps: int | None = Field(default=None, ge=1, le=MAX_STEPS, description="denoising steps of a stage")
+    guidance: float | None = Field(default=None, ge=0.0, le=30.0, description="classifier-free guidance scale")
+    scheduler: Scheduler | None = Field(default=None, description="the sampler")
+    loras: list[LoraRef] | None = Field(default=None, max_length=8, description="LoRAs applied to the base model")
 
 
 class GenerateStage(CommonFields):
@@ -85,8 +88,8 @@ class Img2ImgStage(CommonFields):
     """Refine an image: the previous stage's, or ``image`` when this is the first stage."""
 
     type: Literal["img2img"] = "img2img"
-    image: ImageKey | None = None
-    strength: float = Field(default=0.5, gt=0.0, le=1.0)
+    image: ImageKey | None = Field(default=None, description="key of the image to refine (first stage only)")
+    strength: float = Field(default=0.5, gt=0.0, le=1.0, description="how much to change: 1 repaints fully")
     controlnets: list[ControlNetUnit] = Field(default_factory=list, max_length=MAX_CONTROLNETS)
 
 
@@ -94,9 +97,9 @@ class InpaintStage(CommonFields):
     """Repaint where ``mask`` is white (255); keep where it is black. Projection uses it for unseen texels."""
 
     type: Literal["inpaint"] = "inpaint"
-    image: ImageKey | None = None
-    mask: ImageKey
-    strength: float = Field(default=1.0, gt=0.0, le=1.0)
+    image: ImageKey | None = Field(default=None, description="key of the image to repaint (first stage only)")
+    mask: ImageKey = Field(description="key of the mask: white repaints, black keeps")
+    strength: float = Field(default=1.0, gt=0.0, le=1.0, description="how much to change: 1 repaints fully")
     controlnets: list[ControlNetUnit] = Field(default_factory=list, max_length=MAX_CONTROLNETS)
 
 
@@ -107,10 +110,10 @@ class JobSpec(CommonFields):
     """A whole job. Required on the job (or on every stage): model and prompt."""
 
     protocol: int = Field(default=PROTOCOL, description="the protocol version the client speaks")
-    width: int = Field(default=512, ge=MIN_SIDE, le=MAX_SIDE, multiple_of=8)
-    height: int = Field(default=512, ge=MIN_SIDE, le=MAX_SIDE, multiple_of=8)
+    width: int = Field(default=512, ge=MIN_SIDE, le=MAX_SIDE, multiple_of=8, description="output width, pixels")
+    height: int = Field(default=512, ge=MIN_SIDE, le=MAX_SIDE, multiple_of=8, description="output height, pixels")
     preview_every: int = Field(default=0, ge=0, le=MAX_STEPS, description="0: no previews")
-    stages: list[Stage] = Field(min_length=1, max_length=8)
+    stages: list[Stage] = Field(min_length=1, max_length=8, description="run in order, each on the one before's image")
     name: str | None = Field(default=None, max_length=200, description="free text, recorded in the output")
 
     @model_validator(mode="after")
@@ -153,3 +156,61 @@ DEFAULTS: dict[str, object] = {
     "scheduler": "euler_a",
     "loras": [],
 }
+
+
+STAGE_TYPES = ("generate", "img2img", "inpaint")
+
+
+def _field_path(loc: tuple) -> str:
+    """``("stages", 0, "generate", "weight")`` -> ``stages[0].weight`` (drops pydantic's union tag)."""
+    out = ""
+    for i, part in enumerate(loc):
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif i > 0 and isinstance(loc[i - 1], int) and part in STAGE_TYPES:
+            continue  # the discriminator tag pydantic inserts after a stage's index
+        else:
+            out += ("." if out else "") + str(part)
+    return out or "spec"
+
+
+def validation_message(errors: list[dict]) -> str:
+    """One readable line per problem, each naming the field, from ``ValidationError.errors()``."""
+    lines = []
+    for err in errors:
+        path = _field_path(tuple(err.get("loc", ())))
+        kind = err.get("type", "")
+        msg = str(err.get("msg", "invalid"))
+        if msg.startswith("Value error, "):
+            msg = msg[len("Value error, ") :]
+        if kind == "extra_forbidden":
+            lines.append(f"{path}: unknown field")
+        elif kind == "missing":
+            lines.append(f"{path}: required field is missing")
+        elif kind in ("union_tag_invalid", "union_tag_not_found"):
+            lines.append(f"{path}: `type` must be one of {', '.join(STAGE_TYPES)}")
+        else:
+            got = err.get("input")
+            shown = "" if isinstance(got, (dict, list)) or got is None else f" (got {repr(got)[:60]})"
+            lines.append(f"{path}: {msg}{shown}")
+    return "; ".join(lines)
+
+
+# -- presets: partial specs shipped as presets/<name>.json ------------------------------------------------
+PRESETS_DIR = Path(__file__).resolve().parent.parent / "presets"
+
+
+def list_presets(directory: Path = PRESETS_DIR) -> dict[str, dict]:
+    """name -> preset (a partial job spec plus a ``description``), from ``directory/*.json``."""
+    return {p.stem: json.loads(p.read_text(encoding="utf-8")) for p in sorted(directory.glob("*.json"))}
+
+
+def apply_preset(preset: dict, spec: dict) -> dict:
+    """Overlay ``spec``'s top-level fields on the preset's; the result still needs validating.
+
+    Shallow on purpose: a spec that gives ``stages`` replaces the preset's stages whole, so what runs
+    is always readable from one of the two files.
+    """
+    merged = {k: v for k, v in preset.items() if k != "description"}
+    merged.update({k: v for k, v in spec.items() if k != "preset"})
+    return merged
