@@ -11,6 +11,7 @@ Shared by all control images:
 - **Background** (no surface hit by the camera ray) is black, ``BACKGROUND_RGB``, in every control
   image: depth, normal, edges and segmentation.
 - **Camera space** is Blender's: x to the right, y up, +z towards the viewer; the camera looks down −z.
+- **Object ids**: (H, W) int32, ``BACKGROUND_ID`` (−1) where no object was hit.
 - **Depth** is planar: the distance along the view axis (= −z in camera space), in scene units,
   ``inf`` where there is no surface. Not the Euclidean distance to the camera centre.
 """
@@ -24,6 +25,9 @@ import numpy as np
 
 #: The colour of "no surface" in every control image (0, 0, 0): black.
 BACKGROUND_RGB: tuple[int, int, int] = (0, 0, 0)
+#: ``object_id`` value of pixels where no object was hit. Ids of objects are 0, 1, 2, ... (Blender's
+#: IndexOB pass writes 0 for background, so ``addon/blender`` subtracts 1 from ``pass_index`` numbering).
+BACKGROUND_ID: int = -1
 #: Brightest 8-bit value; a surface exactly at ``near`` gets it in the depth image, edges are drawn in it.
 WHITE: int = 255
 #: Names of the depth mappings ``depth_to_control`` accepts.
