@@ -1,0 +1,58 @@
+"""What a loaded base model is: the parts our denoise path uses, nothing pipeline-shaped.
+
+ControlNets are not part of it — they are cached separately so that changing the ControlNets between
+jobs never touches (or reloads) the base model.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import torch
+
+Family = Literal["sd15", "sdxl"]
+
+
+def module_bytes(*modules: torch.nn.Module | None) -> int:
+    """Parameter + buffer bytes: what a module costs in (device) memory, for the cache budget."""
+    total = 0
+    for m in modules:
+        if m is None:
+            continue
+        total += sum(p.numel() * p.element_size() for p in m.parameters())
+        total += sum(b.numel() * b.element_size() for b in m.buffers())
+    return total
+
+
+@dataclass(eq=False)
+class BaseComponents:
+    """A base model's parts, already on the manager's device and dtype.
+
+    ``text_encoders``/``tokenizers`` have one entry for SD1.5 and two for SDXL (CLIP-L, then OpenCLIP-bigG
+    with its projection, whose pooled output feeds the UNet's added conditioning).
+    """
+
+    id: str
+    family: Family
+    source: str  # builtin | hub | local | single_file
+    unet: Any  # UNet2DConditionModel
+    vae: Any  # AutoencoderKL
+    text_encoders: list[Any]
+    tokenizers: list[Any]
+    scheduler_config: dict[str, Any]
+    vae_decode_dtype: torch.dtype  # float32 when the VAE must be upcast (SDXL's VAE overflows in fp16)
+    force_zeros_for_empty_prompt: bool = False  # SDXL: an empty negative prompt is a zero embedding
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def is_inpainting(self) -> bool:
+        """A 9-channel UNet trained for inpainting (latents + mask + masked-image latents)."""
+        return int(self.unet.config.in_channels) == 9
+
+    @property
+    def vae_scale_factor(self) -> int:
+        return 2 ** (len(self.vae.config.block_out_channels) - 1)
+
+    def nbytes(self) -> int:
+        return module_bytes(self.unet, self.vae, *self.text_encoders)

@@ -1,0 +1,39 @@
+"""The ControlNet a unit gets when it names only its ``type``: the standard one for the base family.
+
+Documented in docs/models.md; keep the two in step.
+"""
+
+from __future__ import annotations
+
+from .errors import UnsupportedModel
+from .tiny import TINY_CONTROLNET_PREFIX, TINY_ID
+
+DEFAULT_CONTROLNETS: dict[str, dict[str, str]] = {
+    "sd15": {
+        "depth": "lllyasviel/control_v11f1p_sd15_depth",
+        "normal": "lllyasviel/control_v11p_sd15_normalbae",
+        "edges": "lllyasviel/control_v11p_sd15_lineart",
+        "lineart": "lllyasviel/control_v11p_sd15_lineart",
+        "canny": "lllyasviel/control_v11p_sd15_canny",
+        "segmentation": "lllyasviel/control_v11p_sd15_seg",
+    },
+    "sdxl": {
+        "depth": "diffusers/controlnet-depth-sdxl-1.0",
+        "canny": "diffusers/controlnet-canny-sdxl-1.0",
+        "edges": "diffusers/controlnet-canny-sdxl-1.0",
+    },
+}
+
+
+def default_controlnet(base_id: str, family: str, unit_type: str) -> str:
+    """The ControlNet id for a unit of ``unit_type`` on a base model; builtin:tiny gets its tiny ones."""
+    if base_id == TINY_ID:
+        return TINY_CONTROLNET_PREFIX + unit_type
+    table = DEFAULT_CONTROLNETS.get(family, {})
+    if unit_type not in table:
+        known = ", ".join(sorted(table)) or "none"
+        raise UnsupportedModel(
+            f"there is no default {family} ControlNet for type {unit_type!r} (defaults exist for: {known})",
+            "name the ControlNet in the unit's `model` field (a hub id, diffusers folder or .safetensors file)",
+        )
+    return table[unit_type]

@@ -1,0 +1,175 @@
+"""Turning a located model into modules: diffusers folders (hub cache or local), single .safetensors
+files (offline, with the configs from :mod:`configs`), and builtins. Only ``safetensors`` is ever read.
+
+Everything is loaded on the CPU in the target dtype; :class:`~backend.models.manager.ModelManager` then
+moves it to the device and applies its memory-format settings.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+from diffusers import AutoencoderKL, ControlNetModel, UNet2DConditionModel
+from diffusers.loaders.single_file_utils import create_diffusers_clip_model_from_ldm
+from huggingface_hub import snapshot_download
+from huggingface_hub.utils import tqdm as hf_tqdm
+from safetensors.torch import load_file
+from transformers import CLIPTextModel, CLIPTextModelWithProjection, CLIPTokenizer
+
+from .components import BaseComponents
+from .configs import config_folder
+from .errors import ModelNotFound, UnsupportedModel
+from .sources import BASE_COMPONENTS, Located, check_weights, classify_single_file, hub_snapshot
+from .tiny import TINY_CONTROLNET_PREFIX, build_tiny_base, build_tiny_controlnet
+
+log = logging.getLogger("scenecast.models")
+DownloadCallback = Callable[[str, int, int | None], None]  # (model id, done bytes, total bytes)
+SDXL_FP16_FIX_VAE = "madebyollin/sdxl-vae-fp16-fix"
+
+
+def _variant(folder: Path) -> str | None:
+    """Diffusers loads ``*.safetensors`` by default; use the fp16 variant when it is all there is."""
+    names = [p.name for p in folder.glob("*.safetensors")]
+    if any(n.count(".") == 1 for n in names):
+        return None
+    return "fp16" if any(".fp16." in n for n in names) else None
+
+
+def download(repo_id: str, fp16: bool, on_progress: DownloadCallback | None) -> Path:
+    """Fetch a diffusers repo into the HF cache (safetensors and configs only), reporting bytes."""
+
+    class _Report(hf_tqdm):  # type: ignore[misc, valid-type]
+        def update(self, n: float | None = 1) -> bool | None:
+            out = super().update(n)
+            if on_progress and getattr(self, "unit", "") == "B":
+                on_progress(repo_id, int(self.n), int(self.total) if self.total else None)
+            return out
+
+    weights = ["*.fp16.safetensors"] if fp16 else ["*.safetensors"]
+    ignore = [] if fp16 else ["*.fp16.safetensors"]
+    log.info("downloading %s into the Hugging Face cache", repo_id)
+    try:
+        path = snapshot_download(repo_id, allow_patterns=["*.json", "*.txt", *weights],
+                                 ignore_patterns=[*ignore, "*.ckpt", "*.bin", "*.pt", "*.pth", "*ema*"],
+                                 tqdm_class=_Report)
+    except Exception as exc:  # noqa: BLE001 - any hub failure becomes one actionable error
+        raise ModelNotFound(f"could not download {repo_id!r}: {exc}",
+                            f"check the id and your connection, or fetch it with `hf download {repo_id}`") from exc
+    snap = Path(path)
+    if fp16 and not any(snap.glob("unet/*.safetensors")) and not any(snap.glob("*.safetensors")):
+        return download(repo_id, False, on_progress)  # no fp16 variant published
+    return snap
+
+
+def _family_of(unet: UNet2DConditionModel, model_id: str) -> str:
+    dim = int(unet.config.cross_attention_dim if not isinstance(unet.config.cross_attention_dim, (list, tuple))
+              else unet.config.cross_attention_dim[0])
+    if unet.config.get("addition_embed_type") == "text_time" and dim == 2048:
+        return "sdxl"
+    if dim == 768:
+        return "sd15"
+    if model_id.startswith("builtin:"):
+        return "sd15"
+    raise UnsupportedModel(f"{model_id} is neither SD1.5 nor SDXL (cross-attention width {dim})",
+                           "use an SD1.5 or SDXL model")
+
+
+def _vae_dtype(vae_config: dict, dtype: torch.dtype) -> torch.dtype:
+    """SDXL's VAE overflows to NaN (black images) in float16: keep it in float32 unless it is the fp16 fix."""
+    return torch.float32 if dtype == torch.float16 and vae_config.get("force_upcast", False) else dtype
+
+
+def _fp16_fix_vae(dtype: torch.dtype) -> AutoencoderKL | None:
+    snap = hub_snapshot(SDXL_FP16_FIX_VAE)
+    if dtype != torch.float16 or snap is None or not any(snap.glob("*.safetensors")):
+        return None
+    log.info("using %s as the SDXL VAE (float16-safe)", SDXL_FP16_FIX_VAE)
+    return AutoencoderKL.from_pretrained(snap, torch_dtype=dtype, use_safetensors=True, variant=_variant(snap))
+
+
+def load_diffusers_folder(folder: Path, model_id: str, source: str, dtype: torch.dtype) -> BaseComponents:
+    check_weights(folder, BASE_COMPONENTS, model_id)
+    kw = dict(torch_dtype=dtype, use_safetensors=True, local_files_only=True)
+    unet = UNet2DConditionModel.from_pretrained(folder, subfolder="unet", variant=_variant(folder / "unet"), **kw)
+    family = _family_of(unet, model_id)
+    vae_cfg = json.loads((folder / "vae" / "config.json").read_text())
+    vae = _fp16_fix_vae(dtype) if family == "sdxl" else None
+    if vae is None:
+        kw_vae = {**kw, "torch_dtype": _vae_dtype(vae_cfg, dtype)}
+        vae = AutoencoderKL.from_pretrained(folder, subfolder="vae", variant=_variant(folder / "vae"), **kw_vae)
+    encoders = [CLIPTextModel.from_pretrained(folder / "text_encoder", torch_dtype=dtype, use_safetensors=True,
+                                              variant=_variant(folder / "text_encoder"))]
+    tokenizers = [CLIPTokenizer.from_pretrained(folder / "tokenizer")]
+    if (folder / "text_encoder_2").is_dir():
+        encoders.append(CLIPTextModelWithProjection.from_pretrained(
+            folder / "text_encoder_2", torch_dtype=dtype, use_safetensors=True, variant=_variant(folder / "text_encoder_2")))
+        tokenizers.append(CLIPTokenizer.from_pretrained(folder / "tokenizer_2"))
+    index = json.loads((folder / "model_index.json").read_text()) if (folder / "model_index.json").is_file() else {}
+    sched = json.loads((folder / "scheduler" / "scheduler_config.json").read_text())
+    return BaseComponents(
+        id=model_id, family=family, source=source, unet=unet.eval(), vae=vae.eval(),
+        text_encoders=[e.eval() for e in encoders], tokenizers=tokenizers, scheduler_config=sched,
+        vae_decode_dtype=vae.dtype, force_zeros_for_empty_prompt=bool(index.get("force_zeros_for_empty_prompt", family == "sdxl")),
+    )
+
+
+def load_single_file(path: Path, model_id: str, dtype: torch.dtype, configs: dict[str, Path]) -> BaseComponents:
+    """An A1111/ComfyUI-style checkpoint, converted with diffusers' converters against local configs."""
+    kind, family, inpainting = classify_single_file(path)
+    if kind != "base":
+        raise UnsupportedModel(f"{path.name} is a {kind}, not a base model", f"use it as a {kind} instead")
+    cfg = configs.get(family) or config_folder(family, inpainting)
+    log.info("loading single-file %s checkpoint %s with configs from %s", family, path, cfg)
+    ckpt = load_file(str(path))
+    kw = dict(config=str(cfg), local_files_only=True)
+    unet = UNet2DConditionModel.from_single_file(ckpt, subfolder="unet", torch_dtype=dtype, **kw)
+    vae_cfg = json.loads((cfg / "vae" / "config.json").read_text())
+    vae = _fp16_fix_vae(dtype) if family == "sdxl" else None
+    if vae is None:
+        vae = AutoencoderKL.from_single_file(ckpt, subfolder="vae", torch_dtype=_vae_dtype(vae_cfg, dtype), **kw)
+    encoders = [create_diffusers_clip_model_from_ldm(CLIPTextModel, ckpt, subfolder="text_encoder", torch_dtype=dtype, **kw)]
+    tokenizers = [CLIPTokenizer.from_pretrained(cfg / "tokenizer")]
+    if family == "sdxl":
+        encoders.append(create_diffusers_clip_model_from_ldm(
+            CLIPTextModelWithProjection, ckpt, subfolder="text_encoder_2", torch_dtype=dtype, **kw))
+        tokenizers.append(CLIPTokenizer.from_pretrained(cfg / "tokenizer_2"))
+    del ckpt
+    sched = json.loads((cfg / "scheduler" / "scheduler_config.json").read_text())
+    return BaseComponents(
+        id=model_id, family=family, source="single_file", unet=unet.eval(), vae=vae.eval(),
+        text_encoders=[e.eval() for e in encoders], tokenizers=tokenizers, scheduler_config=sched,
+        vae_decode_dtype=vae.dtype, force_zeros_for_empty_prompt=family == "sdxl",
+    )
+
+
+def load_base(loc: Located, dtype: torch.dtype, configs: dict[str, Path],
+              on_download: DownloadCallback | None = None) -> BaseComponents:
+    if loc.source == "builtin":
+        base = build_tiny_base()
+        base.vae_decode_dtype = dtype
+        return base
+    if loc.source == "single_file":
+        return load_single_file(loc.path, loc.id, dtype, configs)
+    folder = loc.path or download(loc.id, dtype == torch.float16, on_download)
+    return load_diffusers_folder(folder, loc.id, loc.source, dtype)
+
+
+def load_controlnet(loc: Located, dtype: torch.dtype, configs: dict[str, Path],
+                    on_download: DownloadCallback | None = None) -> ControlNetModel:
+    if loc.source == "builtin":
+        return build_tiny_controlnet(loc.id.removeprefix(TINY_CONTROLNET_PREFIX))
+    if loc.source == "single_file":
+        kind, family, _ = classify_single_file(loc.path)
+        if kind != "controlnet":
+            raise UnsupportedModel(f"{loc.path.name} is a {kind}, not a ControlNet", "give a ControlNet checkpoint")
+        cfg = configs.get(family) or config_folder(family)
+        return ControlNetModel.from_single_file(str(loc.path), config=str(cfg), subfolder="controlnet",
+                                                torch_dtype=dtype, local_files_only=True).eval()
+    folder = loc.path or download(loc.id, dtype == torch.float16, on_download)
+    check_weights(folder, ("",), loc.id)
+    return ControlNetModel.from_pretrained(folder, torch_dtype=dtype, use_safetensors=True, local_files_only=True,
+                                           variant=_variant(folder)).eval()

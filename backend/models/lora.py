@@ -1,0 +1,66 @@
+"""LoRAs applied for one job and removed after it, so the cached base model stays exactly as loaded.
+
+Files are read with safetensors only (we pass diffusers a state dict, never a path it could unpickle).
+Kohya/A1111-style keys are converted by diffusers' ``lora_state_dict``; the adapters are injected with
+peft into the UNet (and the text encoders when the LoRA trains them), weighted with ``set_adapters``,
+and on exit the peft layers are removed again (``unload_lora``), restoring the original modules.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+
+from diffusers.loaders import StableDiffusionLoraLoaderMixin, StableDiffusionXLLoraLoaderMixin
+from diffusers.loaders.lora_base import _remove_text_encoder_monkey_patch, set_adapters_for_text_encoder
+from safetensors.torch import load_file
+
+from .components import BaseComponents
+from .errors import UnsupportedModel
+
+log = logging.getLogger("scenecast.models")
+
+
+@contextmanager
+def applied_loras(base: BaseComponents, loras: Sequence[tuple[str, Path, float]]) -> Iterator[None]:
+    """Within the block, ``base`` runs with ``loras`` ((name, .safetensors file, weight)) active."""
+    if not loras:
+        yield
+        return
+    mixin = StableDiffusionXLLoraLoaderMixin if base.family == "sdxl" else StableDiffusionLoraLoaderMixin
+    prefixes = ["text_encoder", "text_encoder_2"][: len(base.text_encoders)]
+    names: list[str] = []
+    weights: list[float] = []
+    encoder_adapters: dict[int, list[tuple[str, float]]] = {}
+    try:
+        for i, (name, path, weight) in enumerate(loras):
+            adapter = f"scenecast_{i}"
+            raw = load_file(str(path))
+            state, alphas = mixin.lora_state_dict(raw, unet_config=base.unet.config)
+            unet_keys = [k for k in state if k.startswith("unet.")]
+            te_prefixes = [p for p in prefixes if any(k.startswith(p + ".") for k in state)]
+            if not unet_keys and not te_prefixes:
+                raise UnsupportedModel(f"LoRA {name!r} has no layers this {base.family} model can take",
+                                       f"use a LoRA trained for {base.family}")
+            if unet_keys:
+                base.unet.load_lora_adapter(state, prefix="unet", network_alphas=alphas, adapter_name=adapter)
+                names.append(adapter)
+                weights.append(weight)
+            for p in te_prefixes:
+                idx = prefixes.index(p)
+                mixin.load_lora_into_text_encoder(state, alphas, base.text_encoders[idx], prefix=p, adapter_name=adapter)
+                encoder_adapters.setdefault(idx, []).append((adapter, weight))
+            log.info("applied LoRA %s (weight %g) to %s", name, weight, ", ".join(["unet"] * bool(unet_keys) + te_prefixes))
+        if names:
+            base.unet.set_adapters(names, weights)
+        for idx, pairs in encoder_adapters.items():
+            set_adapters_for_text_encoder([a for a, _ in pairs], base.text_encoders[idx], [w for _, w in pairs])
+        yield
+    finally:
+        if getattr(base.unet, "peft_config", None):
+            base.unet.unload_lora()
+        for enc in base.text_encoders:
+            if getattr(enc, "peft_config", None) is not None:
+                _remove_text_encoder_monkey_patch(enc)

@@ -1,0 +1,217 @@
+"""ModelManager: the one object the pipelines ask for models. It owns the device policy, the cache and
+the performance settings (dtype, channels_last, attention processor, torch.compile), so that the
+denoise path has no device- or speed-specific branches of its own."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import torch
+from diffusers import AutoencoderTiny, ControlNetModel
+from diffusers.models.attention_processor import AttnProcessor2_0
+
+from .cache import ModelCache
+from .components import BaseComponents, module_bytes
+from .defaults import DEFAULT_CONTROLNETS, default_controlnet
+from .device import choose_device
+from .errors import ModelNotFound, UnsafeCheckpoint
+from .loading import DownloadCallback, download, load_base, load_controlnet
+from .lora import applied_loras
+from .sources import Located, PICKLE_EXTS, classify_single_file, folder_kind, hub_cache, hub_snapshot, locate, refuse_pickle
+from .tiny import CONTROLNET_TYPES, TINY_CONTROLNET_PREFIX, TINY_ID
+
+log = logging.getLogger("scenecast.models")
+TAESD = {"sd15": "madebyollin/taesd", "sdxl": "madebyollin/taesdxl"}
+
+
+def _default_budget_bytes(device: torch.device) -> int:
+    if device.type == "cuda":
+        return int(torch.cuda.get_device_properties(device).total_memory * 0.75)
+    try:
+        ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        ram = 16 << 30
+    return int(ram * 0.5)
+
+
+class ModelManager:
+    """Finds, loads, caches and places models.
+
+    ``memory_budget_gb`` bounds the parameter bytes of cached models (default: 75% of GPU memory, or half
+    the RAM on CPU/MPS). ``channels_last``, ``attention`` ("sdpa" or "default") and ``compile`` are applied
+    to every UNet, ControlNet and VAE when they are placed on the device. ``single_file_configs`` maps a
+    family ("sd15"/"sdxl") to a diffusers config folder to use instead of the shipped one for single files.
+    """
+
+    def __init__(self, device: str | None = None, dtype: str | None = None, memory_budget_gb: float | None = None,
+                 *, channels_last: bool = False, attention: str = "sdpa", compile: bool = False,
+                 single_file_configs: dict[str, str | Path] | None = None) -> None:
+        self.plan = choose_device(device, dtype)
+        budget = int(memory_budget_gb * 1e9) if memory_budget_gb is not None else _default_budget_bytes(self.plan.device)
+        self.cache = ModelCache(budget)
+        self.channels_last = channels_last
+        self.attention = attention
+        self.compile = compile
+        self.single_file_configs = {k: Path(v) for k, v in (single_file_configs or {}).items()}
+        self._previewers: dict[str, AutoencoderTiny | None] = {}
+
+    @property
+    def device(self) -> torch.device:
+        return self.plan.device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.plan.dtype
+
+    def describe(self) -> dict[str, Any]:
+        return {"device": self.plan.label, "dtype": self.plan.dtype_name,
+                "memory_budget_gb": round(self.cache.budget_bytes / 1e9, 3),
+                "cached": [f"{kind}:{mid}" for kind, mid in self.cache.keys()],
+                "channels_last": self.channels_last, "attention": self.attention, "compile": self.compile}
+
+    # -- finding ---------------------------------------------------------------------------------------
+
+    def check(self, model_id: str, kind: str = "base") -> None:
+        """Raise ModelNotFound / UnsafeCheckpoint now (fast, nothing loaded) so a bad id is a 4xx at submit."""
+        loc = locate(model_id, kind)  # type: ignore[arg-type]
+        if loc.source == "single_file" and kind != "lora":
+            found, _, _ = classify_single_file(loc.path)
+            if found != kind:
+                raise ModelNotFound(f"{model_id} is a {found}, not a {kind}", f"use a {kind} checkpoint here")
+
+    def controlnet_id(self, base_id: str, family: str, unit_type: str, model: str | None) -> str:
+        """The ControlNet a unit uses: its own ``model``, else the default for (family, type)."""
+        return model if model else default_controlnet(base_id, family, unit_type)
+
+    def list_models(self) -> list[dict[str, Any]]:
+        out = [{"id": TINY_ID, "kind": "base", "family": "sd15", "source": "builtin", "installed": True}]
+        out += [{"id": TINY_CONTROLNET_PREFIX + t, "kind": "controlnet", "family": "sd15", "source": "builtin",
+                 "installed": True} for t in CONTROLNET_TYPES]
+        seen = {m["id"] for m in out}
+        for entry in self._hub_models():
+            if entry["id"] not in seen:
+                out.append(entry)
+                seen.add(entry["id"])
+        for family, table in DEFAULT_CONTROLNETS.items():
+            for cid in sorted(set(table.values())):
+                if cid not in seen:
+                    out.append({"id": cid, "kind": "controlnet", "family": family, "source": "hub", "installed": False})
+                    seen.add(cid)
+        lora_dir = os.environ.get("SCENECAST_LORA_DIR")
+        if lora_dir and Path(lora_dir).is_dir():
+            for f in sorted(Path(lora_dir).glob("*.safetensors")):
+                try:
+                    _, family, _ = classify_single_file(f)
+                except Exception:  # noqa: BLE001 - an unreadable file is just not listed
+                    continue
+                out.append({"id": f.stem, "kind": "lora", "family": family, "source": "local", "installed": True})
+        return out
+
+    def _hub_models(self) -> Iterator[dict[str, Any]]:
+        from huggingface_hub import scan_cache_dir  # noqa: PLC0415
+
+        if not hub_cache().is_dir():
+            return
+        try:
+            info = scan_cache_dir(hub_cache())
+        except Exception as exc:  # noqa: BLE001 - a damaged cache must not break listing
+            log.warning("could not scan the HF cache: %s", exc)
+            return
+        for repo in sorted(info.repos, key=lambda r: r.repo_id):
+            if repo.repo_type != "model":
+                continue
+            snap = hub_snapshot(repo.repo_id)
+            kind = folder_kind(snap) if snap else None
+            if kind is None:
+                continue
+            family = self._folder_family(snap, kind)
+            if family:
+                yield {"id": repo.repo_id, "kind": kind, "family": family, "source": "hub", "installed": True}
+
+    @staticmethod
+    def _folder_family(folder: Path, kind: str) -> str | None:
+        try:
+            if kind == "lora":
+                return classify_single_file(next(folder.glob("*lora*.safetensors")))[1]
+            cfg = json.loads((folder / ("unet/config.json" if kind == "base" else "config.json")).read_text())
+        except Exception:  # noqa: BLE001 - unreadable: not listed
+            return None
+        return {768: "sd15", 2048: "sdxl"}.get(cfg.get("cross_attention_dim"))
+
+    # -- loading ---------------------------------------------------------------------------------------
+
+    def base(self, model_id: str, on_download: DownloadCallback | None = None) -> BaseComponents:
+        """The base model, from the cache or loaded and placed on the device."""
+        loc = locate(model_id, "base")
+        return self.cache.get(("base", loc.id), lambda: self._place_base(
+            load_base(loc, self.dtype, self.single_file_configs, on_download)), lambda b: b.nbytes())
+
+    def controlnet(self, model_id: str, on_download: DownloadCallback | None = None) -> ControlNetModel:
+        loc = locate(model_id, "controlnet")
+        return self.cache.get(("controlnet", loc.id), lambda: self._place(
+            load_controlnet(loc, self.dtype, self.single_file_configs, on_download), self.dtype),
+            lambda m: module_bytes(m))
+
+    @contextmanager
+    def loras(self, base: BaseComponents, refs: Sequence[tuple[str, float]],
+              on_download: DownloadCallback | None = None) -> Iterator[list[dict[str, Any]]]:
+        """Apply LoRAs ((name, weight)) to ``base`` for the duration of the block; yields what was resolved."""
+        files = [(name, self._lora_file(name, on_download), weight) for name, weight in refs]
+        with applied_loras(base, files):
+            yield [{"name": n, "file": str(f), "weight": w} for n, f, w in files]
+
+    def _lora_file(self, name: str, on_download: DownloadCallback | None) -> Path:
+        loc = locate(name, "lora")
+        if loc.source == "single_file" or (loc.path and loc.path.is_file()):
+            return loc.path
+        folder = loc.path or download(loc.id, False, on_download)
+        files = sorted(folder.glob("*.safetensors"))
+        preferred = [f for f in files if f.name == "pytorch_lora_weights.safetensors"]
+        if preferred or len(files) == 1:
+            return (preferred or files)[0]
+        pickles = [f.name for f in folder.iterdir() if f.name.endswith(PICKLE_EXTS)]
+        if pickles and not files:
+            raise refuse_pickle(f"LoRA {name} ({', '.join(pickles)})")
+        raise ModelNotFound(f"LoRA {name!r}: expected one .safetensors file in {folder}, found {len(files)}",
+                            "point at the .safetensors file itself")
+
+    def previewer(self, family: str) -> AutoencoderTiny | None:
+        """TAESD for fast, good previews when its weights are in the HF cache; else None."""
+        if family not in self._previewers:
+            snap = hub_snapshot(TAESD[family]) if family in TAESD else None
+            model = None
+            if snap is not None and any(snap.glob("*.safetensors")):
+                try:
+                    model = AutoencoderTiny.from_pretrained(snap, torch_dtype=self.dtype, use_safetensors=True)
+                    model = model.to(self.device).eval()
+                except Exception as exc:  # noqa: BLE001 - previews are optional; fall back to the approximation
+                    log.warning("could not load %s for previews: %s", TAESD[family], exc)
+            self._previewers[family] = model
+        return self._previewers[family]
+
+    # -- placement -------------------------------------------------------------------------------------
+
+    def _place(self, module: torch.nn.Module, dtype: torch.dtype) -> torch.nn.Module:
+        module = module.to(self.device)
+        if next(module.parameters()).dtype != dtype:
+            module = module.to(dtype)
+        if self.channels_last:
+            module = module.to(memory_format=torch.channels_last)
+        if self.attention == "sdpa" and hasattr(module, "set_attn_processor"):
+            module.set_attn_processor(AttnProcessor2_0())
+        if self.compile:
+            module.compile()
+        return module.requires_grad_(False)
+
+    def _place_base(self, base: BaseComponents) -> BaseComponents:
+        base.unet = self._place(base.unet, self.dtype)
+        base.vae = self._place(base.vae, base.vae_decode_dtype)
+        base.text_encoders = [e.to(self.device, self.dtype).requires_grad_(False) for e in base.text_encoders]
+        log.info("loaded %s (%s, %.0f MB) on %s", base.id, base.family, base.nbytes() / 1e6, self.plan.label)
+        return base

@@ -1,0 +1,184 @@
+"""Where a model id points, and whether it is safe to load — answered fast, without loading anything.
+
+An id is one of: ``builtin:...``; a local path (a diffusers folder, or a single ``.safetensors`` file);
+or a Hugging Face hub id ``org/name`` (diffusers layout) looked up in the standard HF cache. Pickle
+formats are refused wherever they turn up, because unpickling can run arbitrary code.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from safetensors import safe_open
+
+from .errors import ModelNotFound, UnsafeCheckpoint, UnsupportedModel
+
+Kind = Literal["base", "controlnet", "lora"]
+PICKLE_EXTS = (".ckpt", ".pt", ".pth", ".bin", ".pkl")
+HUB_ID = re.compile(r"^[A-Za-z0-9][\w.\-]*/[\w.\-]+$")
+BASE_COMPONENTS = ("unet", "vae", "text_encoder", "text_encoder_2")
+
+
+@dataclass(frozen=True)
+class Located:
+    id: str
+    source: str  # builtin | hub | local | single_file
+    path: Path | None  # the folder or file; None for builtins and hub models not downloaded yet
+    installed: bool
+
+
+def offline() -> bool:
+    return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+def hub_cache() -> Path:
+    """The standard HF cache, read from the environment at call time (tests point it at a temp dir)."""
+    if os.environ.get("HF_HUB_CACHE"):
+        return Path(os.environ["HF_HUB_CACHE"]).expanduser()
+    home = os.environ.get("HF_HOME") or os.path.join(os.environ.get("XDG_CACHE_HOME") or "~/.cache", "huggingface")
+    return Path(home).expanduser() / "hub"
+
+
+def hub_snapshot(repo_id: str) -> Path | None:
+    """The cached snapshot for ``repo_id`` (``refs/main``, else the newest one), or None."""
+    repo = hub_cache() / ("models--" + repo_id.replace("/", "--"))
+    ref = repo / "refs" / "main"
+    if ref.is_file():
+        snap = repo / "snapshots" / ref.read_text().strip()
+        if snap.is_dir():
+            return snap
+    snaps = sorted((repo / "snapshots").glob("*"), key=lambda p: p.stat().st_mtime) if (repo / "snapshots").is_dir() else []
+    return snaps[-1] if snaps else None
+
+
+def _looks_like_path(model_id: str) -> bool:
+    """Absolute/relative/home paths and file names; ``org/name`` is a hub id unless it exists on disk."""
+    return model_id.startswith(("/", "./", "../", "~", "\\")) or model_id.lower().endswith(".safetensors")
+
+
+def refuse_pickle(what: str) -> UnsafeCheckpoint:
+    return UnsafeCheckpoint(
+        f"{what} is a pickle-format checkpoint; loading pickles can execute arbitrary code, so Scenecast refuses them",
+        "use the .safetensors version of this model (most models publish one), or convert it once in a sandbox",
+    )
+
+
+def missing_hub_model(repo_id: str) -> ModelNotFound:
+    return ModelNotFound(
+        f"model {repo_id!r} is not in the Hugging Face cache ({hub_cache()}) and HF_HUB_OFFLINE=1 forbids downloading it",
+        f"download it once with `hf download {repo_id}` (or unset HF_HUB_OFFLINE so the backend fetches it)",
+    )
+
+
+def check_weights(folder: Path, components: tuple[str, ...], what: str) -> None:
+    """Every component folder must hold .safetensors weights; .bin-only components are refused."""
+    for comp in components:
+        sub = folder / comp if comp else folder
+        if not sub.is_dir():
+            continue
+        names = [p.name for p in sub.iterdir()]
+        if any(n.endswith(".safetensors") or n.endswith(".safetensors.index.json") for n in names):
+            continue
+        if any(n.endswith(PICKLE_EXTS) for n in names):
+            raise refuse_pickle(f"{what} ({comp or 'weights'}: {', '.join(n for n in names if n.endswith(PICKLE_EXTS))})")
+        raise ModelNotFound(f"{what} has no weights for {comp or 'the model'} in {sub}",
+                            "download the model completely (or re-save it with diffusers' save_pretrained)")
+
+
+def folder_kind(folder: Path) -> Kind | None:
+    if (folder / "model_index.json").is_file() or (folder / "unet" / "config.json").is_file():
+        return "base"
+    cfg = folder / "config.json"
+    if cfg.is_file():
+        try:
+            cls = json.loads(cfg.read_text()).get("_class_name", "")
+        except (OSError, ValueError):
+            return None
+        return "controlnet" if "ControlNet" in cls else None
+    if any(folder.glob("*lora*.safetensors")):
+        return "lora"
+    return None
+
+
+def header_keys(path: Path) -> list[str]:
+    with safe_open(str(path), framework="pt") as f:
+        return list(f.keys())
+
+
+def classify_single_file(path: Path) -> tuple[Kind, str, bool]:
+    """(kind, family, inpainting) from a .safetensors header alone — no tensor is read."""
+    keys = header_keys(path)
+    keyset = set(keys)
+    if any(".lora_" in k or "lora_down" in k or "lora_A" in k for k in keys[:200]):
+        family = "sdxl" if any("text_encoder_2" in k or "lora_te2" in k for k in keys) else "sd15"
+        return "lora", family, False
+    if any(k.startswith(("control_model.", "input_hint_block.", "controlnet_cond_embedding.")) for k in keys):
+        family = "sdxl" if any("label_emb" in k or k.startswith("add_embedding.") for k in keys) else "sd15"
+        return "controlnet", family, False
+    if "conditioner.embedders.1.model.positional_embedding" in keyset:
+        family = "sdxl"
+    elif "cond_stage_model.transformer.text_model.embeddings.position_embedding.weight" in keyset:
+        family = "sd15"
+    elif any(k.startswith("cond_stage_model.model.") for k in keys):
+        raise UnsupportedModel(f"{path.name} is a Stable Diffusion 2.x checkpoint, which Scenecast does not run",
+                               "use an SD1.5 or SDXL checkpoint")
+    else:
+        raise UnsupportedModel(f"{path.name} is not a Stable Diffusion 1.5/SDXL checkpoint, ControlNet or LoRA",
+                               "check that the file is the model you meant")
+    with safe_open(str(path), framework="pt") as f:
+        shape = f.get_slice("model.diffusion_model.input_blocks.0.0.weight").get_shape()
+    return "base", family, shape[1] == 9
+
+
+def locate(model_id: str, kind: Kind) -> Located:
+    """Find ``model_id`` and check that it is safe; raise a :class:`ModelError` naming the fix."""
+    from .tiny import CONTROLNET_TYPES, TINY_CONTROLNET_PREFIX, TINY_ID  # noqa: PLC0415 - torch-heavy
+
+    mid = model_id.strip()
+    if mid.startswith("builtin:"):
+        valid = {"base": {TINY_ID}, "controlnet": {TINY_CONTROLNET_PREFIX + t for t in CONTROLNET_TYPES}, "lora": set()}
+        if mid in valid[kind]:
+            return Located(mid, "builtin", None, True)
+        raise ModelNotFound(f"there is no builtin {kind} called {mid!r}",
+                            f"builtin {kind}s: {', '.join(sorted(valid[kind])) or 'none'}")
+    if mid.lower().endswith(PICKLE_EXTS):
+        raise refuse_pickle(mid)
+    path = Path(mid).expanduser()
+    if _looks_like_path(mid) or path.exists():
+        if path.is_file():
+            if not path.name.lower().endswith(".safetensors"):
+                raise ModelNotFound(f"{mid} is not a .safetensors file", "point at a .safetensors checkpoint or a diffusers folder")
+            return Located(mid, "single_file", path.resolve(), True)
+        if path.is_dir():
+            if kind == "lora":
+                return Located(mid, "local", path.resolve(), True)
+            found = folder_kind(path)
+            if found != kind:
+                raise ModelNotFound(f"{mid} is not a diffusers {kind} folder",
+                                    "a base model folder holds model_index.json and unet/ vae/ text_encoder/; "
+                                    "a ControlNet folder holds config.json and its weights")
+            check_weights(path, BASE_COMPONENTS if kind == "base" else ("",), mid)
+            return Located(mid, "local", path.resolve(), True)
+        raise ModelNotFound(f"no file or folder at {mid}", "check the path (it is read on the backend's machine)")
+    if HUB_ID.match(mid):
+        snap = hub_snapshot(mid)
+        if snap is None:
+            if offline():
+                raise missing_hub_model(mid)
+            return Located(mid, "hub", None, False)
+        if kind != "lora":
+            check_weights(snap, BASE_COMPONENTS if kind == "base" else ("",), mid)
+        return Located(mid, "hub", snap, True)
+    lora_dir = os.environ.get("SCENECAST_LORA_DIR")
+    if kind == "lora" and lora_dir:
+        for cand in (Path(lora_dir) / mid, Path(lora_dir) / f"{mid}.safetensors"):
+            if cand.is_file() and cand.name.endswith(".safetensors"):
+                return Located(mid, "local", cand.resolve(), True)
+    raise ModelNotFound(f"{mid!r} is neither a builtin, an existing path nor a hub id (org/name)",
+                        "use a Hugging Face id like `stable-diffusion-v1-5/stable-diffusion-v1-5`, a diffusers folder, "
+                        "a .safetensors file, or builtin:tiny")
