@@ -1,0 +1,74 @@
+"""Response bodies, as pydantic models so the OpenAPI document describes the real answers."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+
+class ErrorDetail(BaseModel):
+    code: str
+    message: str = Field(description="what is wrong")
+    fix: str | None = Field(description="what to do about it")
+
+
+class ErrorBody(BaseModel):
+    error: ErrorDetail
+
+
+class Health(BaseModel):
+    status: Literal["ok"]
+    version: str
+    protocol: int
+    device: str
+    dtype: str
+    queue: int = Field(description="jobs waiting, not counting the running one")
+    running: str | None = Field(description="id of the running job")
+
+
+class ModelList(BaseModel):
+    models: list[dict[str, Any]]
+
+
+class ImageUploaded(BaseModel):
+    id: str = Field(description="sha256:<hex> of the PNG bytes; name it as an image key in a job spec")
+
+
+class JobAccepted(BaseModel):
+    id: str
+    status: Literal["queued"]
+    position: int = Field(description="jobs ahead of this one, the running one included")
+
+
+class ResultRef(BaseModel):
+    index: int
+    url: str
+    width: int
+    height: int
+    sha256: str = Field(description="of the PNG file's bytes")
+
+
+class JobStatus(BaseModel):
+    id: str
+    status: Literal["queued", "running", "done", "failed", "cancelled"]
+    position: int | None = Field(description="while queued: jobs ahead of this one")
+    stage: int | None
+    step: int | None
+    steps: int | None
+    error: ErrorDetail | None
+    results: list[ResultRef]
+    record_url: str | None
+
+
+class JobCancelAnswer(BaseModel):
+    id: str
+    status: Literal["queued", "running", "done", "failed", "cancelled"]
+
+
+class PresetList(BaseModel):
+    presets: list[dict[str, Any]]
+
+
+ERRORS = {400: {"model": ErrorBody}, 401: {"model": ErrorBody}, 404: {"model": ErrorBody},
+          422: {"model": ErrorBody}}

@@ -1,0 +1,278 @@
+"""Command line: ``serve`` the API, ``generate`` from a spec file, list ``models``, write the ``schema``.
+
+Heavy imports (torch, diffusers, uvicorn) happen inside the commands, after the arguments are checked,
+so a refused ``serve`` (public host, no token) or ``--help`` answers at once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from .version import PROTOCOL, __version__
+
+log = logging.getLogger("scenecast")
+
+DEFAULT_PORT = 7437
+TOKEN_ENV = "SCENECAST_TOKEN"
+
+
+class CliError(Exception):
+    """A problem the user can fix; printed as ``error: message`` and ``fix: ...``, exit status 2."""
+
+    def __init__(self, message: str, fix: str | None = None) -> None:
+        super().__init__(message)
+        self.message, self.fix = message, fix
+
+
+def default_data_dir() -> Path:
+    if os.environ.get("SCENECAST_DATA"):
+        return Path(os.environ["SCENECAST_DATA"])
+    cache = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(cache) / "scenecast"
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+# -- spec files ---------------------------------------------------------------------------------------
+def load_spec_file(path: Path, model: str | None = None) -> tuple[dict[str, Any], dict[str, Path]]:
+    """Read a spec *file*: a job spec plus two file-only keys, resolved here and never sent.
+
+    - ``"preset": "<name>"`` starts from ``presets/<name>.json``; the file's own top-level fields win.
+    - ``"images": {"<key>": "<path>"}`` says where each image key's PNG is, relative to the spec file.
+      A key without an entry is looked for as ``<key>.png`` beside the spec.
+    ``model`` (``--model``) replaces the base model on the job and on every stage.
+    Returns the spec as a dict (not yet validated) and key -> PNG path.
+    """
+    from .spec import JobSpec, apply_preset, list_presets
+
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise CliError(f"no spec file {path}", "give the path of a JSON job spec, e.g. examples/*.json")
+    except json.JSONDecodeError as exc:
+        raise CliError(f"{path} is not valid JSON: {exc}", "fix the JSON syntax at the position given")
+    if not isinstance(data, dict):
+        raise CliError(f"{path} must hold a JSON object", "see docs/spec.md")
+    image_paths = data.pop("images", None) or {}
+    if not isinstance(image_paths, dict):
+        raise CliError(f"{path}: `images` must map image keys to file paths", "see docs/spec.md, 'Spec files'")
+    if "preset" in data:
+        presets = list_presets()
+        if data["preset"] not in presets:
+            raise CliError(f"{path}: unknown preset {data['preset']!r}", f"use one of: {', '.join(presets)}")
+        data = apply_preset(presets[data["preset"]], data)
+    if model:
+        data["model"] = model
+        for stage in data.get("stages") or []:
+            if isinstance(stage, dict):
+                stage.pop("model", None)
+    keys: set[str] = set()
+    try:
+        keys = JobSpec.model_validate(data).image_keys()
+    except Exception:
+        pass  # validation errors are reported by the server or the queue with their full message
+    resolved = {}
+    for key in sorted(keys | set(image_paths)):
+        if key.startswith("sha256:") and key not in image_paths:
+            continue  # an id of an image already uploaded to the server
+        resolved[key] = (path.parent / image_paths.get(key, f"{key}.png")).resolve()
+        if not resolved[key].is_file():
+            raise CliError(f"{path}: image '{key}' should be at {resolved[key]}, and nothing is there",
+                           f"put the PNG there, or map the key in the spec's \"images\" section")
+    return data, resolved
+
+
+# -- commands -----------------------------------------------------------------------------------------
+def cmd_serve(args: argparse.Namespace) -> int:
+    token = args.token or os.environ.get(TOKEN_ENV) or None
+    if not is_loopback(args.host) and not token:
+        raise CliError(f"refusing to listen on {args.host} without a token: anyone who can reach it could use this machine",
+                       f"start with --token <secret> (or set {TOKEN_ENV}), or listen on 127.0.0.1")
+    import uvicorn
+
+    from .api import ServerState, create_app
+    from .jobs import ImageStore, JobQueue
+    from .models import ModelManager
+    from .pipelines import run_job
+
+    data = Path(args.data or default_data_dir())
+    out = Path(args.out) if args.out else data / "outputs"
+    models = ModelManager(device=args.device, dtype=args.dtype, memory_budget_gb=args.memory_budget_gb)
+    device = models.describe()
+    queue = JobQueue(run_job, models, out, keep_finished=args.keep_jobs)
+    state = ServerState(queue=queue, store=ImageStore(data / "images"), models=models, device=device, token=token)
+    log.info("scenecast backend %s, protocol %d: device %s, dtype %s", __version__, PROTOCOL,
+             device["device"], device["dtype"])
+    log.info("listening on http://%s:%d%s; results in %s", args.host, args.port,
+             " (token required)" if token else "", out)
+    config = uvicorn.Config(create_app(state), host=args.host, port=args.port, log_level=args.log_level,
+                            access_log=args.log_level == "debug", ws="websockets-sansio")
+    uvicorn.Server(config).run()
+    return 0
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    spec_path = Path(args.spec)
+    data, image_paths = load_spec_file(spec_path, args.model)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    stem = spec_path.stem
+    if args.server:
+        from .cli_remote import generate_remote
+
+        written = generate_remote(args.server, data, image_paths, out, stem,
+                                  token=args.token or os.environ.get(TOKEN_ENV))
+    else:
+        written = generate_local(data, image_paths, out, stem, device=args.device, dtype=args.dtype)
+    for path in written:
+        print(path)
+    return 0
+
+
+def generate_local(data: dict[str, Any], image_paths: dict[str, Path], out: Path, stem: str, *,
+                   device: str | None = None, dtype: str | None = None) -> list[Path]:
+    """Run one job in this process through the same queue and writer the server uses."""
+    import hashlib
+
+    from pydantic import ValidationError
+
+    from .jobs import JobQueue, decode_png
+    from .models import ModelManager
+    from .pipelines import run_job
+    from .spec import JobSpec, validation_message
+
+    try:
+        spec = JobSpec.model_validate(data)
+    except ValidationError as exc:
+        raise CliError(f"the spec is invalid: {validation_message(exc.errors())}", "see docs/spec.md")
+    images, hashes = {}, {}
+    for key, path in image_paths.items():
+        raw = path.read_bytes()
+        images[key] = decode_png(raw, key)
+        hashes[key] = hashlib.sha256(raw).hexdigest()
+    models = ModelManager(device=device, dtype=dtype)
+    queue = JobQueue(run_job, models, out, place=lambda job: (out, f"{stem}-{job.id[:8]}"))
+    queue.start()
+    try:
+        job = queue.submit(spec, images, hashes)
+        from .cli_remote import ProgressPrinter
+
+        printer = ProgressPrinter()
+        for event in job.events.subscribe(lambda ev: printer(ev.data)):
+            printer(event.data)
+        job.finished.wait()
+    except KeyboardInterrupt:
+        queue.cancel(job.id)
+        job.finished.wait()
+    finally:
+        queue.stop()
+    if job.status != "done":
+        error = job.error or {"message": f"the job was {job.status}", "fix": None}
+        raise CliError(error["message"], error.get("fix"))
+    return [Path(r["path"]) for r in job.results] + [out / f"{stem}-{job.id[:8]}.json"]
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    if args.server:
+        from .cli_remote import Client
+
+        models = Client(args.server, args.token or os.environ.get(TOKEN_ENV)).get_json("/v1/models")["models"]
+    else:
+        from .models import ModelManager
+
+        models = ModelManager(device=args.device, dtype=args.dtype).list_models()
+    if args.json:
+        print(json.dumps(models, indent=2))
+        return 0
+    for m in models:
+        mark = "installed" if m.get("installed") else "not installed"
+        print(f"{m.get('id')}\t{m.get('kind', '?')}\t{m.get('family', '?')}\t{m.get('source', '?')}\t{mark}")
+    return 0
+
+
+def cmd_schema(args: argparse.Namespace) -> int:
+    from .cli_schema import write_schema_docs
+
+    for path in write_schema_docs(Path(args.docs)):
+        print(path)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m backend", description="Scenecast backend: Stable Diffusion + "
+                                     f"ControlNet server for the Blender add-on (version {__version__}, protocol {PROTOCOL}).")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def device_args(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--device", help="cuda, cuda:1, mps or cpu (default: the best available, said in the log)")
+        p.add_argument("--dtype", help="float16, bfloat16 or float32 (default: per device)")
+
+    serve = sub.add_parser("serve", help="run the HTTP + WebSocket server")
+    serve.add_argument("--host", default="127.0.0.1", help="default 127.0.0.1; any other host needs a token")
+    serve.add_argument("--port", type=int, default=DEFAULT_PORT)
+    serve.add_argument("--token", help=f"require `Authorization: Bearer TOKEN` (or set {TOKEN_ENV})")
+    device_args(serve)
+    serve.add_argument("--out", help="where results are written (default: DATA/outputs)")
+    serve.add_argument("--data", help="server data: uploaded images, outputs (default: $SCENECAST_DATA or "
+                       "$XDG_CACHE_HOME/scenecast)")
+    serve.add_argument("--memory-budget-gb", type=float, help="evict cached pipelines beyond this")
+    serve.add_argument("--keep-jobs", type=int, default=200, help="finished jobs kept queryable (default 200)")
+    serve.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    serve.set_defaults(func=cmd_serve)
+
+    gen = sub.add_parser("generate", help="run a spec file, in this process or on a server")
+    gen.add_argument("spec", help="JSON spec file (see docs/spec.md, 'Spec files')")
+    gen.add_argument("--out", required=True, help="directory for the PNGs and the JSON record")
+    gen.add_argument("--server", help="URL of a running server, e.g. http://127.0.0.1:7437")
+    gen.add_argument("--model", help="base model for every stage, overriding the spec (e.g. builtin:tiny)")
+    gen.add_argument("--token", help=f"the server's token (or set {TOKEN_ENV})")
+    device_args(gen)
+    gen.set_defaults(func=cmd_generate)
+
+    models = sub.add_parser("models", help="list known and installed models")
+    models.add_argument("--server", help="ask a running server instead of this machine")
+    models.add_argument("--token")
+    models.add_argument("--json", action="store_true", help="print JSON")
+    device_args(models)
+    models.set_defaults(func=cmd_models)
+
+    schema = sub.add_parser("schema", help="write docs/job-spec.schema.json and docs/spec.md from backend/spec.py")
+    schema.add_argument("--docs", default=str(Path(__file__).resolve().parent.parent / "docs"))
+    schema.set_defaults(func=cmd_schema)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    level = getattr(args, "log_level", "info").upper()
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    try:
+        return args.func(args)
+    except CliError as exc:
+        print(f"error: {exc.message}", file=sys.stderr)
+        if exc.fix:
+            print(f"fix: {exc.fix}", file=sys.stderr)
+        return 2
+    except Exception as exc:
+        from .models import ModelError
+
+        if isinstance(exc, ModelError):
+            print(f"error: {exc.message}", file=sys.stderr)
+            if exc.fix:
+                print(f"fix: {exc.fix}", file=sys.stderr)
+            return 2
+        raise

@@ -1,0 +1,96 @@
+"""Input images: PNG decoding with clear errors, and the content-addressed store behind ``POST /v1/images``.
+
+An image's id is ``sha256:<hex>`` of its PNG bytes, so uploading the same file twice is harmless and
+a job record can name exactly which inputs produced a result.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import re
+import tempfile
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+MAX_IMAGE_BYTES = 64 * 1024 * 1024
+MAX_PIXELS = 4096 * 4096
+IMAGE_ID = re.compile(r"^sha256:[0-9a-f]{64}$")
+
+
+class ImageError(ValueError):
+    """An input image that cannot be used; ``message`` names the image, ``fix`` says what to send."""
+
+    def __init__(self, message: str, fix: str) -> None:
+        super().__init__(message)
+        self.message = message
+        self.fix = fix
+
+
+def image_id(data: bytes) -> str:
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+def decode_png(data: bytes, key: str) -> np.ndarray:
+    """PNG bytes -> H x W x 3 uint8 (sRGB as stored, row 0 at the top). Grey and alpha are flattened."""
+    if len(data) > MAX_IMAGE_BYTES:
+        raise ImageError(f"image '{key}' is {len(data)} bytes, more than {MAX_IMAGE_BYTES}", "send a smaller PNG")
+    if not data.startswith(PNG_SIGNATURE):
+        raise ImageError(f"image '{key}' is not a PNG", "send images as PNG files (Content-Type: image/png)")
+    try:
+        with Image.open(io.BytesIO(data)) as im:
+            if im.width * im.height > MAX_PIXELS:
+                raise ImageError(
+                    f"image '{key}' is {im.width}x{im.height}, larger than {MAX_PIXELS} pixels",
+                    "send control images at the job's width and height",
+                )
+            im.load()
+            if im.mode in ("I;16", "I;16B", "I"):
+                # 16-bit grey (a depth map): scale to 8 bits rather than clip.
+                arr = np.asarray(im, dtype=np.float64)
+                arr = np.clip(arr / 257.0 if arr.max() > 255 else arr, 0, 255).astype(np.uint8)
+                return np.ascontiguousarray(np.repeat(arr[:, :, None], 3, axis=2))
+            return np.ascontiguousarray(np.asarray(im.convert("RGB"), dtype=np.uint8))
+    except ImageError:
+        raise
+    except Exception as exc:  # PIL raises many types for corrupt data
+        raise ImageError(f"image '{key}' is not a readable PNG ({exc})", "re-export the image as a PNG") from exc
+
+
+class ImageStore:
+    """PNG files named by their sha256 under ``root``; written atomically so readers never see half a file."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+        self.root.mkdir(parents=True, exist_ok=True)
+
+    def _path(self, id: str) -> Path:
+        return self.root / (id.split(":", 1)[1] + ".png")
+
+    def put(self, data: bytes) -> str:
+        """Validate and store a PNG; return its id. Idempotent."""
+        id = image_id(data)
+        decode_png(data, id)
+        path = self._path(id)
+        if not path.exists():
+            fd, tmp = tempfile.mkstemp(dir=self.root, suffix=".part")
+            try:
+                with os.fdopen(fd, "wb") as f:
+                    f.write(data)
+                os.replace(tmp, path)
+            except BaseException:
+                Path(tmp).unlink(missing_ok=True)
+                raise
+        return id
+
+    def get(self, id: str) -> bytes | None:
+        if not IMAGE_ID.match(id):
+            return None
+        try:
+            return self._path(id).read_bytes()
+        except FileNotFoundError:
+            return None
