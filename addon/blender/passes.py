@@ -49,6 +49,8 @@ CLAY_LIGHT_CAMERA = (-0.4, 0.6, 0.7)
 CLAY_AMBIENT, CLAY_DIFFUSE = 0.15, 0.75
 #: Largest number of objects that can get a unique object index (``Object.pass_index`` is a short).
 MAX_OBJECTS = 32767
+#: Object types that can show up in a render, so get an object id.
+RENDERABLE_TYPES = frozenset({"MESH", "CURVE", "SURFACE", "META", "FONT", "CURVES", "POINTCLOUD", "VOLUME"})
 #: The passes' channel names, by pass: Blender 5.0 renamed "IndexOB" to "Object Index".
 _CHANNELS = {
     "depth": (("Depth.Z",),),
@@ -184,8 +186,9 @@ def _assign_object_indices(scene: bpy.types.Scene, view_layer: bpy.types.ViewLay
     if getattr(bpy.context, "scene", None) == scene and bpy.context.view_layer == view_layer:
         # Objects instanced from collections outside the scene render too: give them ids as well.
         for instance in bpy.context.evaluated_depsgraph_get().object_instances:
-            names.add(instance.object.original.name)
-    names.update(o.name for o in scene.objects)
+            if instance.object.type in RENDERABLE_TYPES:
+                names.add(instance.object.original.name)
+    names.update(o.name for o in scene.objects if o.type in RENDERABLE_TYPES)
     ordered = sorted(names)
     if len(ordered) > MAX_OBJECTS:
         raise PassError(f"{len(ordered)} objects: object ids support at most {MAX_OBJECTS}; hide some from render")
@@ -323,7 +326,8 @@ def _clay_material() -> Iterator[bpy.types.Material]:
 
 
 def _build_clay_nodes(mat: bpy.types.Material) -> None:
-    mat.use_nodes = True
+    if bpy.app.version < (5, 0, 0):  # 5.0 materials always use nodes (use_nodes is deprecated)
+        mat.use_nodes = True
     nodes, links = mat.node_tree.nodes, mat.node_tree.links
     nodes.clear()
     geometry = nodes.new("ShaderNodeNewGeometry")
