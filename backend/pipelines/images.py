@@ -1,0 +1,49 @@
+"""Conversions between the job's images (H x W x 3 uint8 sRGB, row 0 at the top) and tensors.
+
+Pixels for the VAE are in [-1, 1]; ControlNet conditioning images are in [0, 1] (as ControlNets were
+trained); masks are in [0, 1] with 1 = repaint.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import torch
+
+
+def fit(image: np.ndarray, width: int, height: int) -> tuple[np.ndarray, bool]:
+    """``image`` at width x height (area filter when shrinking, bilinear when growing); True if resized."""
+    if image.ndim == 2:
+        image = np.repeat(image[:, :, None], 3, axis=2)
+    image = np.ascontiguousarray(image[:, :, :3], dtype=np.uint8)
+    h, w = image.shape[:2]
+    if (w, h) == (width, height):
+        return image, False
+    interp = cv2.INTER_AREA if w * h > width * height else cv2.INTER_LINEAR
+    return cv2.resize(image, (width, height), interpolation=interp), True
+
+
+def to_pixels(image: np.ndarray, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+    """uint8 H x W x 3 -> 1 x 3 x H x W in [-1, 1]."""
+    t = torch.from_numpy(image).permute(2, 0, 1)[None].float().div(127.5).sub(1.0)
+    return t.to(device=device, dtype=dtype)
+
+
+def to_control(image: np.ndarray, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+    """uint8 H x W x 3 -> 1 x 3 x H x W in [0, 1]."""
+    t = torch.from_numpy(image).permute(2, 0, 1)[None].float().div(255.0)
+    return t.to(device=device, dtype=dtype)
+
+
+def to_mask(image: np.ndarray) -> np.ndarray:
+    """H x W (x 3) uint8 -> H x W float32 in [0, 1]; white (255) = repaint."""
+    m = image.astype(np.float32)
+    if m.ndim == 3:
+        m = m[:, :, :3].mean(axis=2)
+    return m / 255.0
+
+
+def from_pixels(pixels: torch.Tensor) -> np.ndarray:
+    """1 x 3 x H x W in [-1, 1] -> uint8 H x W x 3 (rounded, clipped)."""
+    x = pixels[0].float().clamp(-1.0, 1.0).add(1.0).mul(127.5).round()
+    return x.to(torch.uint8).permute(1, 2, 0).cpu().numpy()

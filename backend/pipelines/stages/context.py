@@ -1,0 +1,96 @@
+"""What a stage runs with, and the steps every stage shares (schedule, noise, denoise, decode), so
+each stage module only says what makes it different."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+from ...models.components import BaseComponents
+from .. import preview, vae
+from ..control import ControlUnit
+from ..denoise import InpaintInputs, denoise
+from ..images import from_pixels
+from ..interface import Progress
+from ..prompt import encode
+from ..schedulers import make_scheduler
+
+
+@dataclass
+class StageParams:
+    """A stage's resolved parameters (job values filled in, defaults applied)."""
+
+    model: str
+    prompt: str
+    negative_prompt: str
+    seed: int
+    steps: int
+    guidance: float
+    scheduler: str
+    width: int
+    height: int
+    strength: float = 1.0
+
+
+@dataclass
+class StageContext:
+    index: int
+    type: str
+    base: BaseComponents
+    params: StageParams
+    units: list[ControlUnit]
+    progress: Progress
+    preview_every: int
+    taesd: Any  # AutoencoderTiny or None
+    source: np.ndarray | None = None  # img2img/inpaint: the image to work on, already width x height
+    mask: np.ndarray | None = None  # inpaint: H x W float in [0, 1], 1 = repaint
+    notes: list[str] = field(default_factory=list)
+    steps_run: int = 0
+
+    @property
+    def device(self) -> torch.device:
+        return self.base.unet.device
+
+    def schedule(self, strength: float = 1.0) -> tuple[Any, torch.Tensor]:
+        """The scheduler and the timesteps this stage runs: the last ``strength`` fraction of ``steps``."""
+        p = self.params
+        sched = make_scheduler(p.scheduler, self.base.scheduler_config)
+        sched.set_timesteps(p.steps, device=self.device)
+        run = max(1, min(p.steps, int(round(p.steps * strength))))
+        begin = (p.steps - run) * sched.order
+        if hasattr(sched, "set_begin_index"):
+            sched.set_begin_index(begin)
+        timesteps = sched.timesteps[begin:]
+        self.steps_run = len(timesteps)
+        return sched, timesteps
+
+    def generator(self) -> torch.Generator:
+        """CPU generator: the same seed gives the same noise on every device."""
+        return torch.Generator("cpu").manual_seed(self.params.seed)
+
+    def noise(self, generator: torch.Generator) -> torch.Tensor:
+        f = self.base.vae_scale_factor
+        shape = (1, int(self.base.vae.config.latent_channels), self.params.height // f, self.params.width // f)
+        return torch.randn(shape, generator=generator, dtype=torch.float32).to(self.device)
+
+    def denoise(self, sched: Any, timesteps: torch.Tensor, latents: torch.Tensor, generator: torch.Generator,
+                inpaint: InpaintInputs | None = None) -> torch.Tensor:
+        p = self.params
+        cond = encode(self.base, p.prompt, p.negative_prompt, p.guidance > 1.0, p.width, p.height)
+        if cond.truncated:
+            self.notes.append("prompt longer than 77 CLIP tokens: truncated")
+        self.progress.stage(self.index, self.type, len(timesteps))
+
+        def on_step(step: int, total: int, current: torch.Tensor, x0: torch.Tensor | None) -> None:
+            self.progress.step(step, total)
+            if self.preview_every and step % self.preview_every == 0 and step < total:
+                self.progress.preview(step, preview.render(x0 if x0 is not None else current, self.base.family, self.taesd))
+
+        return denoise(self.base, sched, timesteps, latents, cond, p.guidance, self.units, generator,
+                       self.progress.cancelled, on_step, inpaint)
+
+    def decode(self, latents: torch.Tensor) -> np.ndarray:
+        return from_pixels(vae.decode(self.base, latents))
