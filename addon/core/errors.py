@@ -69,3 +69,7 @@ class ConnectionClosed(WebSocketError):
         super().__init__(f"WebSocket closed with code {code}" + (f": {reason}" if reason else ""))
         self.code = code
         self.reason = reason
+
+
+class WaitTimeout(ScenecastError):
+    """Waiting for a job took longer than the caller allowed; the job itself keeps running."""

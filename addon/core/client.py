@@ -1,0 +1,397 @@
+"""The add-on's client for the Scenecast backend, protocol 1 (docs/protocol.md), standard library only.
+
+HTTP through ``http.client`` (one connection per call, so a client may be shared between the main
+thread and a worker), events through ``core.websocket``. Every failure is a ``ScenecastError`` with a
+``message`` and a ``fix``: the backend's own ``{"error": {code, message, fix}}`` bodies are passed on
+as they are; network failures say how to start the backend.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import quote, urlsplit
+
+from .errors import (
+    AuthError,
+    BackendError,
+    BackendUnavailable,
+    ConnectionClosed,
+    HandshakeError,
+    JobCancelled,
+    JobFailed,
+    ProtocolMismatch,
+    ScenecastError,
+    WaitTimeout,
+    WebSocketError,
+)
+from .websocket import WebSocket
+
+__all__ = [
+    "PROTOCOL",
+    "BackendClient",
+    "Event",
+    "ScenecastError",
+    "BackendUnavailable",
+    "ProtocolMismatch",
+    "BackendError",
+    "AuthError",
+    "JobFailed",
+    "JobCancelled",
+    "WaitTimeout",
+    "raise_for_job",
+]
+
+#: The protocol this add-on speaks; the backend's ``/v1/health`` must report the same.
+PROTOCOL = 1
+TERMINAL = ("done", "failed", "cancelled")
+START_BACKEND_FIX = (
+    'start the backend with `python -m backend serve`, or enable "Start local backend" in the add-on'
+    " preferences (Preferences › Add-ons › Scenecast)"
+)
+TOKEN_FIX = (
+    "set the token in the add-on preferences to the one the backend was started with"
+    " (--token or SCENECAST_TOKEN)"
+)
+#: Seconds between cancel checks while waiting for events.
+POLL_INTERVAL = 0.2
+
+
+@dataclass(frozen=True)
+class Event:
+    """One job event: ``type`` ("queued", "step", "preview", "done", ...), ``data`` the whole JSON
+    object (``seq``, ``type`` and the type's fields), ``image`` the PNG bytes of a ``preview``."""
+
+    type: str
+    data: dict[str, Any] = field(default_factory=dict)
+    image: bytes | None = None
+
+    @property
+    def terminal(self) -> bool:
+        return self.type in TERMINAL
+
+
+class BackendClient:
+    """Talks to one backend. ``url``: "http://127.0.0.1:7860" (scheme optional); ``token``: the
+    bearer token the backend was started with, if any; ``timeout``: seconds per HTTP call."""
+
+    def __init__(self, url: str, token: str | None = None, timeout: float = 10.0) -> None:
+        if "://" not in url:
+            url = "http://" + url
+        parts = urlsplit(url)
+        if parts.scheme != "http" or not parts.hostname:
+            raise ScenecastError(
+                f"backend URL {url!r} is not an http:// URL",
+                "set the backend URL in the add-on preferences, e.g. http://127.0.0.1:7860",
+            )
+        self.url = url.rstrip("/")
+        self.host = parts.hostname
+        self.port = parts.port or 80
+        self.prefix = parts.path.rstrip("/")
+        self.token = token or None
+        self.timeout = timeout
+
+    # ------------------------------------------------------------------------------------ HTTP
+
+    def _headers(self) -> dict[str, str]:
+        headers = {"User-Agent": "scenecast-addon", "Accept": "application/json"}
+        if self.token:
+            headers["Authorization"] = f"Bearer {self.token}"
+        return headers
+
+    def _request(
+        self,
+        method: str,
+        path: str,
+        body: bytes | None = None,
+        content_type: str | None = None,
+        timeout: float | None = None,
+    ) -> tuple[int, str, bytes]:
+        """(status, content type, body) of a 2xx answer; raises a ScenecastError otherwise."""
+        headers = self._headers()
+        if content_type:
+            headers["Content-Type"] = content_type
+        conn = http.client.HTTPConnection(self.host, self.port, timeout=timeout or self.timeout)
+        try:
+            conn.request(method, self.prefix + path, body=body, headers=headers)
+            response = conn.getresponse()
+            data = response.read()
+            ctype = response.getheader("Content-Type", "") or ""
+        except (ConnectionRefusedError, socket.gaierror) as exc:
+            raise BackendUnavailable(f"no Scenecast backend answers at {self.url} ({exc})", START_BACKEND_FIX) from exc
+        except (socket.timeout, TimeoutError) as exc:
+            raise BackendUnavailable(
+                f"the backend at {self.url} did not answer {method} {path} within {timeout or self.timeout:g} s",
+                "it may be busy (loading a model) or stuck: look at its log, or restart it",
+            ) from exc
+        except (OSError, http.client.HTTPException) as exc:
+            raise BackendUnavailable(
+                f"the connection to the backend at {self.url} failed during {method} {path}: {exc}",
+                "check that the backend is still running (its log says why it stopped); " + START_BACKEND_FIX,
+            ) from exc
+        finally:
+            conn.close()
+        if response.status >= 400:
+            raise _http_error(response.status, data, f"{method} {path}")
+        return response.status, ctype, data
+
+    def _json(self, method: str, path: str, body: bytes | None = None, content_type: str | None = None) -> Any:
+        _, _, data = self._request(method, path, body, content_type)
+        try:
+            return json.loads(data)
+        except ValueError:
+            raise BackendError(
+                f"{method} {path} answered something that is not JSON: {data[:120]!r}",
+                f"is {self.url} a Scenecast backend? Check the URL in the add-on preferences",
+            ) from None
+
+    # ----------------------------------------------------------------------------- endpoints
+
+    def health(self) -> dict[str, Any]:
+        """``/v1/health``; raises ``BackendUnavailable`` or ``ProtocolMismatch`` with what to do."""
+        info = self._json("GET", "/v1/health")
+        if not isinstance(info, dict) or "protocol" not in info:
+            raise ProtocolMismatch(
+                f"the server at {self.url} does not say which protocol it speaks",
+                f"is it a Scenecast backend? Check the URL; or update the backend to protocol {PROTOCOL}",
+            )
+        theirs = info["protocol"]
+        if theirs != PROTOCOL:
+            if isinstance(theirs, int) and theirs > PROTOCOL:
+                fix = "update the Scenecast add-on (Preferences › Get Extensions) to one that speaks it"
+            else:
+                fix = "update the backend (git pull in its folder, then restart it) to one that speaks it"
+            raise ProtocolMismatch(
+                f"the backend speaks protocol {theirs}, this add-on speaks protocol {PROTOCOL}", fix
+            )
+        return info
+
+    def models(self) -> list[dict[str, Any]]:
+        """The backend's models: dicts with ``id``, ``kind``, ``family``, ``source``, ``installed``."""
+        return list(self._json("GET", "/v1/models").get("models", []))
+
+    def upload_image(self, png: bytes) -> str:
+        """Upload a PNG once; its ``sha256:<hex>`` id can then name it in any job spec."""
+        return str(self._json("POST", "/v1/images", bytes(png), "image/png")["id"])
+
+    def submit(self, spec: Mapping[str, Any], images: Mapping[str, bytes] | None = None) -> str:
+        """Submit a job: ``spec`` (protocol 1 job spec) and its images by key (PNG bytes). The job id.
+
+        Images go as binary parts of one multipart/form-data request; without images the spec goes as
+        JSON. Keys the spec names must be in ``images`` or be ``sha256:`` ids of uploaded images.
+        """
+        body_spec = dict(spec)
+        body_spec.setdefault("protocol", PROTOCOL)
+        images = dict(images or {})
+        missing = sorted(k for k in _image_keys(body_spec) if k not in images and not k.startswith("sha256:"))
+        if missing:
+            raise ScenecastError(
+                f"the job spec names images that are not sent: {', '.join(missing)}",
+                "pass them in `images` (key → PNG bytes), or upload them first and use their sha256: ids",
+            )
+        spec_json = json.dumps(body_spec).encode("utf-8")
+        if not images:
+            answer = self._json("POST", "/v1/jobs", spec_json, "application/json")
+        else:
+            body, ctype = encode_multipart(spec_json, images)
+            answer = self._json("POST", "/v1/jobs", body, ctype)
+        return str(answer["id"])
+
+    def status(self, job_id: str) -> dict[str, Any]:
+        return dict(self._json("GET", f"/v1/jobs/{_seg(job_id)}"))
+
+    def cancel(self, job_id: str) -> dict[str, Any]:
+        return dict(self._json("POST", f"/v1/jobs/{_seg(job_id)}/cancel", b"", "application/json"))
+
+    def result(self, job_id: str, index: int) -> bytes:
+        """The PNG bytes of result ``index`` (its text chunks hold the parameters)."""
+        _, ctype, data = self._request("GET", f"/v1/jobs/{_seg(job_id)}/results/{int(index)}")
+        if not data.startswith(b"\x89PNG"):
+            raise BackendError(f"result {index} of job {job_id} is not a PNG ({ctype or 'no content type'})")
+        return data
+
+    def record(self, job_id: str) -> dict[str, Any]:
+        """The job's JSON record: spec, input image hashes, resolved parameters, device."""
+        return dict(self._json("GET", f"/v1/jobs/{_seg(job_id)}/record"))
+
+    # --------------------------------------------------------------------------------- events
+
+    def events_url(self, job_id: str) -> str:
+        return f"ws://{self.host}:{self.port}{self.prefix}/v1/jobs/{_seg(job_id)}/events"
+
+    def _connect_events(self, job_id: str) -> WebSocket:
+        headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
+        try:
+            return WebSocket.connect(self.events_url(job_id), headers=headers, timeout=self.timeout)
+        except HandshakeError as exc:
+            raise _http_error(exc.status, exc.body, f"events of job {job_id}") from exc
+        except WebSocketError as exc:
+            raise BackendUnavailable(f"no Scenecast backend answers at {self.url} ({exc.message})", START_BACKEND_FIX) from exc
+
+    def _event_stream(self, job_id: str, poll: float | None) -> Iterator[Event | None]:
+        """Events of a job until its terminal one; ``None`` every ``poll`` seconds of silence."""
+        sock = self._connect_events(job_id)
+        try:
+            while True:
+                try:
+                    message = sock.recv(timeout=poll)
+                except TimeoutError:
+                    yield None
+                    continue
+                if message.kind != "text":
+                    continue  # a stray binary frame: previews' PNGs are read right after their event
+                data = json.loads(message.data)
+                image = None
+                if data.get("type") == "preview":
+                    while True:
+                        try:
+                            follow = sock.recv(timeout=max(self.timeout, poll or 0.0))
+                            break
+                        except TimeoutError:
+                            yield None
+                    if follow.kind != "binary":
+                        raise BackendError("a preview event was not followed by its PNG", "update the backend")
+                    image = bytes(follow.data)
+                event = Event(str(data.get("type", "")), data, image)
+                yield event
+                if event.terminal:
+                    return
+        except ConnectionClosed as closed:
+            if closed.code in (1000, 1001, 1005):
+                return  # closed after the terminal event, or the server is shutting down: caller checks
+            raise BackendUnavailable(
+                f"the event stream of job {job_id} broke ({closed.reason or closed.code})",
+                "check the backend's log; the job's state can still be read with status()",
+            ) from closed
+        except WebSocketError as exc:
+            raise BackendUnavailable(f"the event stream of job {job_id} broke: {exc.message}", exc.fix) from exc
+        finally:
+            sock.close(timeout=0.5)
+
+    def events(self, job_id: str) -> Iterator[Event]:
+        """The job's events (past ones replayed first) until its terminal event."""
+        for event in self._event_stream(job_id, poll=None):
+            if event is not None:
+                yield event
+
+    def wait(
+        self,
+        job_id: str,
+        on_event: Callable[[Event], None] | None = None,
+        cancel_event: threading.Event | None = None,
+        timeout: float | None = None,
+    ) -> dict[str, Any]:
+        """Follow a job to its end and return its final status (``status`` "done", "failed" or
+        "cancelled"; see ``raise_for_job``).
+
+        ``on_event`` is called with every event, in this thread. When ``cancel_event`` is set the job is
+        cancelled on the server and its final state awaited. ``timeout`` (seconds): ``WaitTimeout``
+        (the job keeps running). If the event stream breaks while the backend still answers, waiting
+        goes on by polling the status; if the backend is gone, ``BackendUnavailable``.
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
+        cancelled = False
+
+        def check() -> None:
+            nonlocal cancelled
+            if cancel_event is not None and cancel_event.is_set() and not cancelled:
+                cancelled = True
+                self.cancel(job_id)
+            if deadline is not None and time.monotonic() > deadline:
+                raise WaitTimeout(
+                    f"job {job_id} did not finish within {timeout:g} s",
+                    "wait longer, or cancel it; it is still running on the backend",
+                )
+
+        try:
+            for event in self._event_stream(job_id, poll=POLL_INTERVAL):
+                if event is not None and on_event is not None:
+                    on_event(event)
+                check()
+                if event is not None and event.terminal:
+                    break
+        except BackendUnavailable:
+            self.status(job_id)  # raises BackendUnavailable itself when the backend is gone
+        while True:  # the stream ended (or broke with the backend still there): poll until terminal
+            state = self.status(job_id)
+            if state.get("status") in TERMINAL:
+                return state
+            check()
+            time.sleep(POLL_INTERVAL)
+
+
+def raise_for_job(status: Mapping[str, Any]) -> None:
+    """Raise ``JobFailed`` / ``JobCancelled`` for a final status that is not "done"."""
+    state = status.get("status")
+    if state == "done":
+        return
+    job = status.get("id", "?")
+    if state == "cancelled":
+        raise JobCancelled(f"job {job} was cancelled")
+    error = status.get("error") or {}
+    raise JobFailed(
+        f"job {job} {state}: {error.get('message') or 'no reason given'}",
+        error.get("fix") or "look at the backend log for details",
+        code=str(error.get("code") or ""),
+    )
+
+
+def encode_multipart(spec_json: bytes, images: Mapping[str, bytes]) -> tuple[bytes, str]:
+    """A multipart/form-data body: part ``spec`` (JSON) and one binary PNG file part per image key."""
+    boundary = "scenecast-" + os.urandom(16).hex()
+    chunks = [
+        f'--{boundary}\r\nContent-Disposition: form-data; name="spec"\r\n'
+        "Content-Type: application/json\r\n\r\n".encode("ascii"),
+        spec_json,
+        b"\r\n",
+    ]
+    for key, data in images.items():
+        if not key or any(c in key for c in '"\r\n\\'):
+            raise ScenecastError(f"image key {key!r} cannot be sent", "use letters, digits and _ . : - in image keys")
+        chunks += [
+            f'--{boundary}\r\nContent-Disposition: form-data; name="{key}"; filename="{key}.png"\r\n'
+            "Content-Type: image/png\r\n\r\n".encode("utf-8"),
+            bytes(data),
+            b"\r\n",
+        ]
+    chunks.append(f"--{boundary}--\r\n".encode("ascii"))
+    return b"".join(chunks), f"multipart/form-data; boundary={boundary}"
+
+
+def _http_error(status: int, body: bytes, what: str) -> ScenecastError:
+    """The ScenecastError for an HTTP error answer, using the backend's error body when there is one."""
+    code, message, fix = "", "", ""
+    try:
+        err = json.loads(body).get("error") or {}
+        code, message, fix = str(err.get("code") or ""), str(err.get("message") or ""), str(err.get("fix") or "")
+    except (ValueError, AttributeError):
+        pass
+    if not message:
+        text = body[:200].decode("utf-8", "replace").strip()
+        message = f"{what} failed with HTTP {status}" + (f": {text}" if text else "")
+    if status in (401, 403):
+        return AuthError(message, fix or TOKEN_FIX, status=status, code=code)
+    if not fix and status >= 500:
+        fix = "this is a backend problem: look at the backend's log"
+    return BackendError(message, fix or None, status=status, code=code)
+
+
+def _image_keys(spec: Mapping[str, Any]) -> set[str]:
+    keys: set[str] = set()
+    for stage in spec.get("stages") or []:
+        keys.update(unit["image"] for unit in stage.get("controlnets") or [] if unit.get("image"))
+        for name in ("image", "mask"):
+            if stage.get(name):
+                keys.add(stage[name])
+    return keys
+
+
+def _seg(job_id: str) -> str:
+    return quote(str(job_id), safe="")
