@@ -1,0 +1,217 @@
+"""Scenecast's scripting face: what the operators do, callable from scripts, ``blender -b`` and tests.
+
+    import bl_ext.user_default.scenecast.api as scenecast
+    passes = scenecast.extract_passes(bpy.context.scene, resolution=(512, 512))
+    images = scenecast.generate(bpy.context.scene, prompt="a rainy street at dusk", steps=20)
+
+Every call here blocks until done and must run on Blender's main thread. The UI's generate operator
+runs the same three steps — :func:`prepare` (main thread), ``core.remote_job.run_job`` (worker thread)
+and :func:`load_results` (main thread) — without blocking. Arguments left ``None`` take the scene's
+Scenecast settings (the sidebar panel), and ``server`` / ``model`` override the add-on preferences.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import threading
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+import bpy
+
+from .blender.extract import Passes
+from .blender.extract import extract_passes as _extract_passes
+from .core import png
+from .core.conventions import DepthRange
+from .core.remote_job import JobFailed, JobOutcome, JobRequest, run_job
+from .ui import preferences
+from .ui.properties import NO_PRESET, object_classes
+
+__all__ = [
+    "JobFailed",
+    "Passes",
+    "extract_passes",
+    "generate",
+    "load_results",
+    "output_dir",
+    "prepare",
+]
+
+#: ControlNet unit types made from the scene, which are also the image keys they travel under.
+CONTROL_TYPES: tuple[str, ...] = ("depth", "normal", "edges", "segmentation")
+#: The unit used when neither the call nor the scene names any: depth at full weight.
+DEFAULT_UNITS: tuple[dict[str, Any], ...] = ({"type": "depth", "weight": 1.0, "start": 0.0, "end": 1.0},)
+
+
+def extract_passes(
+    scene: bpy.types.Scene,
+    camera: bpy.types.Object | None = None,
+    resolution: tuple[int, int] | None = None,
+    **kwargs: Any,
+) -> Passes:
+    """The scene's passes from ``camera`` (default: the scene camera) at ``resolution`` (W, H).
+
+    Returns ``Passes``: ``.control`` ("depth", "normal", "edges", "segmentation" → H×W×3 uint8, row 0
+    top) and ``.raw`` ("depth" H×W float32 scene units, inf for background; "normal" H×W×3 camera
+    space; "object_id" H×W int32). Segmentation classes come from each object's Scenecast class unless
+    ``classes=`` is given; the depth range from the scene's Set Depth Range unless ``depth_range=`` is.
+    Keyword arguments go on to ``blender.extract.extract_passes`` (``frame``, ``edges``, ...).
+    """
+    settings = getattr(scene, "scenecast", None)
+    kwargs.setdefault("classes", object_classes(scene) or None)
+    if settings is not None and settings.depth_override and "depth_range" not in kwargs:
+        kwargs["depth_range"] = DepthRange(settings.depth_near, settings.depth_far)
+    return _extract_passes(scene, camera, resolution, **kwargs)
+
+
+def output_dir(context: bpy.types.Context | None = None) -> str:
+    """Where results are saved: the preference, else ``//scenecast/`` by the .blend, else a temp folder."""
+    chosen = preferences.settings(context).output_dir
+    if chosen:
+        if chosen.startswith("//") and not bpy.data.filepath:
+            return os.path.join(tempfile.gettempdir(), "scenecast", chosen[2:])
+        return bpy.path.abspath(chosen)
+    if bpy.data.filepath:
+        return bpy.path.abspath("//scenecast")
+    return os.path.join(tempfile.gettempdir(), "scenecast")
+
+
+def _units(scene: bpy.types.Scene, units: Iterable[Mapping[str, Any]] | None) -> list[dict[str, Any]]:
+    if units is not None:
+        return [dict(u) for u in units]
+    settings = getattr(scene, "scenecast", None)
+    if settings is not None and len(settings.units):
+        return [
+            {"type": u.type, "weight": u.weight, "start": u.start, "end": u.end}
+            for u in settings.units
+            if u.enabled
+        ]
+    return [dict(u) for u in DEFAULT_UNITS]
+
+
+def _pick(value: Any, settings: Any, name: str, default: Any) -> Any:
+    if value is not None:
+        return value
+    return getattr(settings, name, default) if settings is not None else default
+
+
+def prepare(
+    scene: bpy.types.Scene,
+    prompt: str | None = None,
+    preset: str | None = None,
+    model: str | None = None,
+    server: str | None = None,
+    negative_prompt: str | None = None,
+    seed: int | None = None,
+    steps: int | None = None,
+    width: int | None = None,
+    height: int | None = None,
+    camera: bpy.types.Object | None = None,
+    units: Iterable[Mapping[str, Any]] | None = None,
+    timeout: float | None = None,
+    guidance: float | None = None,
+    preview_every: int | None = None,
+) -> JobRequest:
+    """Main-thread half of a generation: extract passes, encode them, gather settings into a request."""
+    s = getattr(scene, "scenecast", None)
+    prefs = preferences.settings()
+    prompt = _pick(prompt, s, "prompt", "")
+    if not prompt:
+        raise ValueError("the prompt is empty: type what the image should show in Scenecast › Prompt")
+    width = int(_pick(width, s, "width", 512))
+    height = int(_pick(height, s, "height", 512))
+    if width % 8 or height % 8:
+        raise ValueError(f"size {width}×{height} is not a multiple of 8: set width and height to multiples of 8")
+    unit_list = _units(scene, units)
+    for unit in unit_list:
+        if unit.get("type") not in CONTROL_TYPES:
+            raise ValueError(
+                f"unknown ControlNet unit type {unit.get('type')!r}: use one of {', '.join(CONTROL_TYPES)}"
+            )
+    passes = extract_passes(scene, camera, (width, height))
+    # Every control image under its conventional key (presets name them so); the job sends only the
+    # ones its spec refers to.
+    images = {name: png.encode_png(arr) for name, arr in passes.control.items()}
+    spec_units = [{"image": unit["type"], **unit} for unit in unit_list]
+    if preset is None and s is not None and s.preset != NO_PRESET:
+        preset = s.preset
+    params = {
+        "prompt": prompt,
+        "negative_prompt": _pick(negative_prompt, s, "negative_prompt", ""),
+        "seed": int(_pick(seed, s, "seed", 0)),
+        "steps": int(_pick(steps, s, "steps", 20)),
+        "guidance": float(_pick(guidance, s, "guidance", 7.5)),
+        "width": width,
+        "height": height,
+        "preset": preset,
+        "preview_every": int(_pick(preview_every, s, "preview_every", 0)),
+    }
+    return JobRequest(
+        server=server or prefs.server,
+        params=params,
+        units=spec_units,
+        images=images,
+        output_dir=output_dir(),
+        name=scene.name,
+        model=model or (s.model.strip() if s is not None and s.model.strip() else None),
+        default_model=prefs.default_model,
+        token=prefs.token,
+        auto_start=prefs.auto_start,
+        backend_python=prefs.backend_python,
+        backend_dir=prefs.backend_dir,
+        log_path=prefs.log_path,
+        timeout=timeout,
+    )
+
+
+def load_results(outcome: JobOutcome) -> list[bpy.types.Image]:
+    """Main-thread half: the result files as Blender images, tagged with the job that made them."""
+    images = []
+    for i, path in enumerate(outcome.files):
+        image = bpy.data.images.load(path, check_existing=True)
+        image["scenecast_job"] = outcome.job_id
+        image["scenecast_model"] = outcome.model
+        image["scenecast_index"] = i
+        images.append(image)
+    return images
+
+
+def generate(
+    scene: bpy.types.Scene,
+    prompt: str | None = None,
+    preset: str | None = None,
+    model: str | None = None,
+    server: str | None = None,
+    negative_prompt: str | None = None,
+    seed: int | None = None,
+    steps: int | None = None,
+    width: int | None = None,
+    height: int | None = None,
+    camera: bpy.types.Object | None = None,
+    units: Iterable[Mapping[str, Any]] | None = None,
+    on_event: Callable[[Any], None] | None = None,
+    timeout: float | None = None,
+    cancel: threading.Event | None = None,
+    guidance: float | None = None,
+    preview_every: int | None = None,
+) -> list[bpy.types.Image]:
+    """Extract passes, run a job on the backend and return the results as saved Blender images.
+
+    ``units``: ControlNet units as dicts ``{"type": "depth"|"normal"|"edges"|"segmentation", "weight",
+    "start", "end"}``; default: the scene's units, else one depth unit. ``on_event`` gets the job's
+    events (``.type``, ``.data``, ``.image`` for previews), called from this thread. ``cancel``: set it
+    (from another thread) to cancel the job on the server. Raises ``ValueError`` for bad arguments,
+    ``core.client.ScenecastError`` (``.message``, ``.fix``) when the backend cannot be reached and
+    :class:`JobFailed` when the job fails or is cancelled; the scene is left as it was in every case.
+    Notes the user should see (offline model, backend started) are printed.
+    """
+    request = prepare(
+        scene, prompt=prompt, preset=preset, model=model, server=server, negative_prompt=negative_prompt,
+        seed=seed, steps=steps, width=width, height=height, camera=camera, units=units, timeout=timeout,
+        guidance=guidance, preview_every=preview_every,
+    )
+    outcome = run_job(request, on_event=on_event, cancel=cancel)
+    for note in outcome.notes:
+        print(f"Scenecast: {note}")
+    return load_results(outcome)
