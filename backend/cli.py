@@ -109,14 +109,17 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from .models import ModelManager
     from .pipelines import run_job
 
+    set_threads(args.threads)
     data = Path(args.data or default_data_dir())
     out = Path(args.out) if args.out else data / "outputs"
     models = ModelManager(device=args.device, dtype=args.dtype, memory_budget_gb=args.memory_budget_gb)
     device = models.describe()
     queue = JobQueue(run_job, models, out, keep_finished=args.keep_jobs)
     state = ServerState(queue=queue, store=ImageStore(data / "images"), models=models, device=device, token=token)
-    log.info("scenecast backend %s, protocol %d: device %s, dtype %s", __version__, PROTOCOL,
-             device["device"], device["dtype"])
+    import torch
+
+    log.info("scenecast backend %s, protocol %d: device %s, dtype %s, %d CPU threads", __version__, PROTOCOL,
+             device["device"], device["dtype"], torch.get_num_threads())
     log.info("listening on http://%s:%d%s; results in %s", args.host, args.port,
              " (token required)" if token else "", out)
     config = uvicorn.Config(create_app(state), host=args.host, port=args.port, log_level=args.log_level,
@@ -137,6 +140,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
         written = generate_remote(args.server, data, image_paths, out, stem,
                                   token=args.token or os.environ.get(TOKEN_ENV))
     else:
+        set_threads(args.threads)
         written = generate_local(data, image_paths, out, stem, device=args.device, dtype=args.dtype)
     for path in written:
         print(path)
@@ -220,6 +224,8 @@ def build_parser() -> argparse.ArgumentParser:
     def device_args(p: argparse.ArgumentParser) -> None:
         p.add_argument("--device", help="cuda, cuda:1, mps or cpu (default: the best available, said in the log)")
         p.add_argument("--dtype", help="float16, bfloat16 or float32 (default: per device)")
+        p.add_argument("--threads", type=int, help="CPU threads for torch (default: torch's choice); on a shared"
+                       " CPU fewer threads than cores avoids oversubscription")
 
     serve = sub.add_parser("serve", help="run the HTTP + WebSocket server")
     serve.add_argument("--host", default="127.0.0.1", help="default 127.0.0.1; any other host needs a token")
@@ -254,6 +260,13 @@ def build_parser() -> argparse.ArgumentParser:
     schema.add_argument("--docs", default=str(Path(__file__).resolve().parent.parent / "docs"))
     schema.set_defaults(func=cmd_schema)
     return parser
+
+
+def set_threads(threads: int | None) -> None:
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)
 
 
 def main(argv: list[str] | None = None) -> int:

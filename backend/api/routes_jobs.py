@@ -93,7 +93,8 @@ def _gather_images(spec: JobSpec, parts: dict[str, bytes], store: Any) -> tuple[
 def job_status(job: Job, position: int | None) -> JobStatus:
     return JobStatus(id=job.id, status=job.status, position=position, stage=job.stage, step=job.step, steps=job.steps,
                      error=job.error, results=job.public_results(),
-                     record_url=f"/v1/jobs/{job.id}/record" if job.record is not None else None)
+                     record_url=f"/v1/jobs/{job.id}/record" if job.record is not None else None,
+                     created=job.created, started=job.started, finished=job.finished_at)
 
 
 @router.post("/jobs", status_code=202, response_model=JobAccepted, openapi_extra=SUBMIT_BODY)

@@ -59,6 +59,9 @@ class JobStatus(BaseModel):
     error: ErrorDetail | None
     results: list[ResultRef]
     record_url: str | None
+    created: float = Field(description="unix time the job was accepted")
+    started: float | None = Field(description="unix time it started running")
+    finished: float | None = Field(description="unix time it ended")
 
 
 class JobCancelAnswer(BaseModel):

@@ -28,6 +28,8 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parents[2]
 TOKEN = "test-token-" + uuid.uuid4().hex[:8]
 START_TIMEOUT = 180.0
+# The test box is 2 cores shared with other work: one torch thread is several times faster there than
+# two threads contending (spin-waits), and keeps step times steady.
 
 
 def free_port() -> int:
@@ -178,7 +180,7 @@ def server_env(data: Path) -> dict[str, str]:
 def start_server(token: str | None = None, args: tuple[str, ...] = ()) -> Server:
     data = Path(tempfile.mkdtemp(prefix="scenecast-test-"))
     port = free_port()
-    cmd = [sys.executable, "-m", "backend", "serve", "--port", str(port), "--device", "cpu", *args]
+    cmd = [sys.executable, "-m", "backend", "serve", "--port", str(port), "--device", "cpu", "--threads", "1", *args]
     if token:
         cmd += ["--token", token]
     log = data / "server.log"

@@ -1,0 +1,53 @@
+"""A token, once set, is demanded on every request; off loopback the server will not start without one."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+from websockets.exceptions import InvalidStatus
+from websockets.sync.client import connect
+
+from _server import ROOT, shared_server, tiny_spec
+
+
+@pytest.fixture(scope="module")
+def server():
+    return shared_server()
+
+
+@pytest.mark.parametrize("method, path", [("GET", "/v1/health"), ("GET", "/v1/models"), ("POST", "/v1/jobs"),
+                                          ("POST", "/v1/images"), ("GET", "/v1/jobs/x"), ("GET", "/openapi.json")])
+@pytest.mark.parametrize("token", [False, "wrong-token"])
+def test_every_endpoint_demands_the_token(server, method, path, token):
+    status, headers, raw = server.request(method, path, b"" if method == "POST" else None, token=token)
+    assert status == 401
+    assert json.loads(raw)["error"]["code"] == "unauthorized" and headers.get("www-authenticate") == "Bearer"
+
+
+def test_websocket_demands_the_token_by_header_or_query(server):
+    job_id = server.submit_ok(tiny_spec(steps=1))
+    with pytest.raises(InvalidStatus) as info:
+        connect(f"ws://127.0.0.1:{server.port}/v1/jobs/{job_id}/events")
+    assert info.value.response.status_code == 401
+    with pytest.raises(InvalidStatus):
+        connect(f"ws://127.0.0.1:{server.port}/v1/jobs/{job_id}/events?token=wrong")
+    assert server.events(job_id, query_token=True)[-1][0]["type"] == "done"
+
+
+def test_unknown_job_websocket_is_404(server):
+    with pytest.raises(InvalidStatus) as info:
+        connect(f"ws://127.0.0.1:{server.port}/v1/jobs/nope/events?token={server.token}")
+    assert info.value.response.status_code == 404
+
+
+@pytest.mark.parametrize("host", ["0.0.0.0", "192.168.1.20", "::"])
+def test_serving_off_loopback_without_a_token_is_refused(host):
+    env = {k: v for k, v in os.environ.items() if k != "SCENECAST_TOKEN"}
+    proc = subprocess.run([sys.executable, "-m", "backend", "serve", "--host", host, "--port", "1"], cwd=ROOT,
+                          env=env, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2
+    assert "refusing to listen" in proc.stderr and "--token" in proc.stderr

@@ -1,0 +1,109 @@
+"""Bad requests get a 4xx that names what is wrong and what to do; the server stays healthy."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from safetensors.numpy import save_file
+
+from _server import gradient_png, shared_server, tiny_spec
+
+
+@pytest.fixture(scope="module")
+def server():
+    return shared_server()
+
+
+def images():
+    return {"depth": gradient_png(64), "edges": gradient_png(64, 1)}
+
+
+def error_of(status_body):
+    status, body = status_body
+    assert set(body) == {"error"} and set(body["error"]) == {"code", "message", "fix"}, body
+    return status, body["error"]
+
+
+@pytest.mark.parametrize("change, field", [
+    ({"colour": "red"}, "colour: unknown field"),
+    ({"width": 100000}, "width:"),
+    ({"steps": "many"}, "steps:"),
+    ({"stages": [{"type": "generate", "controlnets": [{"image": "depth", "type": "depth", "weight": 9}]}]},
+     "stages[0].controlnets[0].weight:"),
+    ({"stages": [{"type": "upscale"}]}, "stages[0]: `type` must be one of"),
+])
+def test_invalid_specs_are_422_naming_the_field(server, change, field):
+    status, err = error_of(server.submit(tiny_spec(**change), images()))
+    assert status == 422 and err["code"] == "invalid_spec" and field in err["message"] and err["fix"]
+
+
+def test_json_submit_is_validated_the_same_way(server):
+    status, err = error_of(server.json("POST", "/v1/jobs", tiny_spec(height=12)))
+    assert status == 422 and err["message"].startswith("height:")
+
+
+def test_malformed_json_is_400(server):
+    status, err = error_of(server.submit("{not json", images()))
+    assert status == 400 and err["code"] == "invalid_json"
+
+
+def test_missing_image_part_is_400_naming_the_key(server):
+    status, err = error_of(server.submit(tiny_spec(), {"depth": gradient_png()}))
+    assert status == 400 and err["code"] == "missing_image" and "'edges'" in err["message"]
+
+
+def test_unknown_uploaded_id_is_400(server):
+    spec = tiny_spec()
+    spec["stages"][0]["controlnets"][0]["image"] = "sha256:" + "0" * 64
+    status, err = error_of(server.submit(spec, {"edges": gradient_png()}))
+    assert status == 400 and "never uploaded" in err["message"]
+
+
+def test_part_the_spec_does_not_name_is_400(server):
+    status, err = error_of(server.submit(tiny_spec(), {**images(), "depht": gradient_png()}))
+    assert status == 400 and "depht" in err["message"]
+
+
+def test_bad_png_is_400(server):
+    status, err = error_of(server.submit(tiny_spec(), {"depth": b"\x89PNG\r\n\x1a\n garbage", "edges": gradient_png()}))
+    assert status == 400 and err["code"] == "bad_image" and "'depth'" in err["message"]
+    status, err = error_of(server.submit(tiny_spec(), {"depth": b"GIF89a", "edges": gradient_png()}))
+    assert status == 400 and "not a PNG" in err["message"]
+    status, _, raw = server.request("POST", "/v1/images", b"not a png", "image/png")
+    assert status == 400 and json.loads(raw)["error"]["code"] == "bad_image"
+
+
+def test_unknown_model_is_refused_at_submit(server):
+    status, err = error_of(server.submit(tiny_spec(model="nobody/no-such-model"), images()))
+    assert status == 404 and err["code"] == "model_not_found" and "nobody/no-such-model" in err["message"]
+    assert err["fix"]
+    status, err = error_of(server.submit(tiny_spec(model="/tmp/weights.ckpt"), images()))
+    assert 400 <= status < 500
+
+
+def test_unknown_job_and_path_are_404_in_the_error_shape(server):
+    assert error_of(server.json("GET", "/v1/jobs/nope"))[0] == 404
+    assert error_of(server.json("POST", "/v1/jobs/nope/cancel"))[0] == 404
+    assert error_of(server.json("GET", "/v1/nothing"))[0] == 404
+
+
+def test_wrong_content_type_is_415(server):
+    status, _, raw = server.request("POST", "/v1/jobs", b"spec", "text/plain")
+    assert status == 415 and json.loads(raw)["error"]["fix"]
+
+
+def test_a_job_failing_in_the_pipeline_becomes_a_failed_event_and_the_server_lives_on(server, tmp_path):
+    # A .safetensors "LoRA" that is no LoRA: it passes the quick check at submit and fails when applied.
+    bogus = tmp_path / "not-a-lora.safetensors"
+    save_file({"junk": np.zeros((3, 3), np.float32)}, str(bogus))
+    job_id = server.submit_ok(tiny_spec(steps=2, loras=[{"name": str(bogus), "weight": 1.0}]))
+    events = server.events(job_id)
+    last = events[-1][0]
+    assert last["type"] == "failed", events
+    assert last["error"]["message"] and last["error"]["fix"]
+    assert server.json("GET", f"/v1/jobs/{job_id}")[1]["status"] == "failed"
+    # ... and the next job runs normally.
+    assert server.wait(server.submit_ok(tiny_spec(steps=2)))["status"] == "done"
+    assert server.json("GET", "/v1/health")[0] == 200
