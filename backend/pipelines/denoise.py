@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import inspect
+
 import torch
 
 from ..models.components import BaseComponents
@@ -36,6 +38,7 @@ def denoise(base: BaseComponents, scheduler, timesteps: torch.Tensor, latents: t
     dtype = unet.dtype
     cfg = guidance > 1.0
     n = len(timesteps)
+    step_kw = {"generator": generator} if "generator" in inspect.signature(scheduler.step).parameters else {}
     for i, t in enumerate(timesteps):
         if cancelled():
             raise JobCancelled()
@@ -52,7 +55,7 @@ def denoise(base: BaseComponents, scheduler, timesteps: torch.Tensor, latents: t
         if cfg:
             uncond, text = pred.chunk(2)
             pred = uncond + guidance * (text - uncond)
-        out = scheduler.step(pred, t, latents, generator=generator, return_dict=True)
+        out = scheduler.step(pred, t, latents, return_dict=True, **step_kw)
         latents = out.prev_sample.float()
         x0 = getattr(out, "pred_original_sample", None)
         if x0 is None:
