@@ -44,9 +44,11 @@ from .scene_state import pass_flag_paths, preserved_scene_state
 CLAY_MATERIAL_NAME = "Scenecast Clay (temporary)"
 #: Name of the Render Result slot our renders go to, so the user's last render stays in its slot.
 RENDER_SLOT_NAME = "Scenecast"
-#: Light direction of the clay shading in camera space (upper left, in front); clay = 0.15 + 0.75·max(0, n·l).
-CLAY_LIGHT_CAMERA = (-0.4, 0.6, 0.7)
-CLAY_AMBIENT, CLAY_DIFFUSE = 0.15, 0.75
+#: Clay shading: a "half-Lambert" light from the upper left, near the viewer, in camera space:
+#: clay = CLAY_OFFSET + CLAY_SCALE · (n·l), 0.1 (facing away) … 0.95 (facing the light). No clamp
+#: kink, so a smooth surface gives Canny no terminator line; neighbouring faces still differ.
+CLAY_LIGHT_CAMERA = (-0.35, 0.45, 0.82)
+CLAY_OFFSET, CLAY_SCALE = 0.525, 0.425
 #: Largest number of objects that can get a unique object index (``Object.pass_index`` is a short).
 MAX_OBJECTS = 32767
 #: Object types that can show up in a render, so get an object id.
@@ -316,7 +318,7 @@ def _render_slot() -> Iterator[None]:
 
 @contextmanager
 def _clay_material() -> Iterator[bpy.types.Material]:
-    """A temporary emission "clay" lit from ``CLAY_LIGHT_CAMERA`` (camera space), removed afterwards."""
+    """A temporary emission "clay" (see ``CLAY_LIGHT_CAMERA``), removed afterwards."""
     mat = bpy.data.materials.new(CLAY_MATERIAL_NAME)
     try:
         _build_clay_nodes(mat)
@@ -342,17 +344,13 @@ def _build_clay_nodes(mat: bpy.types.Material) -> None:
     shade = nodes.new("ShaderNodeMath")
     shade.operation = "MULTIPLY_ADD"
     shade.use_clamp = True
-    shade.inputs[1].default_value = CLAY_DIFFUSE
-    shade.inputs[2].default_value = CLAY_AMBIENT
-    lit = nodes.new("ShaderNodeMath")
-    lit.operation = "MAXIMUM"
-    lit.inputs[1].default_value = 0.0
+    shade.inputs[1].default_value = CLAY_SCALE
+    shade.inputs[2].default_value = CLAY_OFFSET
     emission = nodes.new("ShaderNodeEmission")
     emission.inputs["Strength"].default_value = 1.0
     output = nodes.new("ShaderNodeOutputMaterial")
     links.new(geometry.outputs["Normal"], to_camera.inputs["Vector"])
     links.new(to_camera.outputs["Vector"], dot.inputs[0])
-    links.new(dot.outputs["Value"], lit.inputs[0])
-    links.new(lit.outputs["Value"], shade.inputs[0])
+    links.new(dot.outputs["Value"], shade.inputs[0])
     links.new(shade.outputs["Value"], emission.inputs["Color"])
     links.new(emission.outputs["Emission"], output.inputs["Surface"])

@@ -1,0 +1,234 @@
+"""From a scene and a camera to ControlNet-ready images: the one call ``api.extract_passes`` wraps.
+
+``extract_passes`` renders the raw passes (``passes.render_passes``) and turns them into control
+images with the conventions of ``core.conventions`` / ``core.edges`` / ``core.segmentation``; the
+maths lives there, this module only gathers scene data (depth range from bounds, object classes).
+
+One depth range per job: a caller rendering several views or frames computes it once with
+``scene_depth_range(scene, cameras, resolution, frames)`` and passes it to every call, so a
+surface gets the same grey in all of them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
+import bpy
+import numpy as np
+
+from ..core import edges as core_edges
+from ..core import segmentation as core_segmentation
+from ..core.conventions import DEFAULT_DEPTH_MAPPING, DepthRange, depth_range_from_bounds, depth_to_control, normals_to_control
+from .passes import PassError, RawPasses, render_passes
+
+#: Edge sources ``extract_passes`` accepts (Freestyle lines are not implemented yet).
+EDGE_MODES: tuple[str, ...] = ("geometric", "canny")
+#: Canny thresholds for the clay render, on 0..255 grey (noise-free clay: neighbouring faces may differ by only ~15 levels).
+CANNY_LOW, CANNY_HIGH = 10.0, 30.0
+#: Custom property holding an object's segmentation class (an ADE20K class name).
+CLASS_PROPERTY = "scenecast_class"
+#: Object types whose bounding boxes count for the default depth range.
+_BOUNDED_TYPES = {"MESH", "CURVE", "SURFACE", "META", "FONT", "CURVES", "POINTCLOUD", "VOLUME"}
+
+
+@dataclass
+class Passes:
+    """One view's passes. Row 0 is the top of the image in every array.
+
+    ``control``: "depth", "normal", "edges", "segmentation" → (H, W, 3) uint8 ControlNet images.
+    ``raw``: "depth" (H, W) float32 planar scene units, inf background; "normal" (H, W, 3) float32
+    camera space; "object_id" (H, W) int32, −1 background. ``objects``: id → object name for the ids
+    in the image; ``classes``: id → segmentation class used. ``clay`` (H, W) float32 0..1 and
+    ``color`` (H, W, 3) uint8 sRGB when asked for.
+    """
+
+    control: dict[str, np.ndarray]
+    raw: dict[str, np.ndarray]
+    depth_range: DepthRange
+    objects: dict[int, str]
+    classes: dict[int, str]
+    camera: str
+    resolution: tuple[int, int]
+    frame: int
+    clay: np.ndarray | None = None
+    color: np.ndarray | None = None
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+def extract_passes(
+    scene: bpy.types.Scene,
+    camera: bpy.types.Object | None = None,
+    resolution: tuple[int, int] | None = None,
+    *,
+    depth_range: DepthRange | None = None,
+    frame: int | None = None,
+    edges: str = "geometric",
+    classes: Mapping[str, str] | None = None,
+    clay: bool = False,
+    color: bool = False,
+    color_samples: int = 16,
+    depth_mapping: str = DEFAULT_DEPTH_MAPPING,
+    view_layer: bpy.types.ViewLayer | None = None,
+) -> Passes:
+    """Render ``scene`` from ``camera`` (default: the scene camera) and build the control images.
+
+    ``resolution``: (width, height); default the scene's resolution × percentage. ``depth_range``:
+    the job's near/far; default ``scene_depth_range`` for this camera and frame. ``frame``: default
+    the current frame. ``edges``: "geometric" (silhouettes and creases from the passes) or "canny"
+    (Canny on the clay render). ``classes``: object name → segmentation class, overriding each
+    object's ``scenecast_class`` property (see ``object_classes``). ``clay``/``color``: also return
+    the clay render / a colour render of ``color_samples`` samples (img2img sources). The scene is
+    left exactly as it was, also on failure.
+    """
+    if edges not in EDGE_MODES:
+        raise ValueError(f"unknown edges mode {edges!r}; use one of {', '.join(EDGE_MODES)} (Freestyle is not available yet)")
+    camera = camera or scene.camera
+    if camera is None:
+        raise PassError("the scene has no camera: add one and make it active, or pass camera=")
+    size = resolution or scene_resolution(scene)
+    if depth_range is None:
+        frames = None if frame is None else [frame]
+        depth_range = scene_depth_range(scene, [camera], size, frames, view_layer=view_layer)
+    raw = render_passes(
+        scene, camera, size, frame=frame, view_layer=view_layer, clay=clay or edges == "canny", color=color,
+        color_samples=color_samples,
+    )
+    ids = _classes_by_id(raw, object_classes(scene, classes))
+    control = {
+        "depth": depth_to_control(raw.depth, depth_range, depth_mapping),
+        "normal": normals_to_control(raw.normal, raw.mask),
+        "edges": core_edges.edges_to_control(_edges(raw, edges)),
+        "segmentation": core_segmentation.segmentation_to_control(raw.object_id, ids),
+    }
+    return Passes(
+        control=control,
+        raw={"depth": raw.depth, "normal": raw.normal, "object_id": raw.object_id},
+        depth_range=depth_range,
+        objects=dict(raw.objects),
+        classes=ids,
+        camera=camera.name,
+        resolution=(int(size[0]), int(size[1])),
+        frame=raw.frame,
+        clay=raw.clay if clay or edges == "canny" else None,
+        color=raw.color,
+        timings=raw.timings,
+    )
+
+
+def scene_resolution(scene: bpy.types.Scene) -> tuple[int, int]:
+    """The scene's output size in pixels: resolution × percentage, as a render would produce."""
+    r = scene.render
+    scale = r.resolution_percentage / 100.0
+    return max(1, int(r.resolution_x * scale)), max(1, int(r.resolution_y * scale))
+
+
+def object_classes(scene: bpy.types.Scene, overrides: Mapping[str, str] | None = None) -> dict[str, str]:
+    """Object name → segmentation class: ``overrides`` first, then each object's ``scenecast_class``.
+
+    Objects with neither are left out: the segmentation image draws them black ("unlabelled"),
+    like the background. Class names are ADE20K's (``core.segmentation.ADE20K_CLASSES``, aliases).
+    """
+    found: dict[str, str] = {}
+    for obj in scene.objects:
+        value = obj.get(CLASS_PROPERTY)
+        if isinstance(value, str) and value.strip():
+            found[obj.name] = value.strip()
+    if overrides:
+        found.update({str(k): str(v) for k, v in overrides.items()})
+    return found
+
+
+def scene_depth_range(
+    scene: bpy.types.Scene,
+    cameras: Iterable[bpy.types.Object],
+    resolution: tuple[int, int],
+    frames: Iterable[int] | None = None,
+    *,
+    view_layer: bpy.types.ViewLayer | None = None,
+) -> DepthRange:
+    """The depth range of a job: bounds of the rendered objects each camera sees, over all frames.
+
+    Uses the bounding boxes of every renderable object whose box overlaps a camera's view frustum
+    (instances included), at each frame (default: the current one); ``near`` is floored at the
+    cameras' clip start. The current frame is restored afterwards.
+    """
+    cameras = list(cameras)
+    original = (scene.frame_current, scene.frame_subframe)
+    depths: list[np.ndarray] = []
+    clip_start = min(c.data.clip_start for c in cameras)
+    try:
+        for frame in list(frames) if frames is not None else [scene.frame_current]:
+            if frame != scene.frame_current:
+                scene.frame_set(frame)
+            corners = _visible_corners(scene, view_layer)
+            for camera in cameras:
+                depths.append(_corner_depths_in_view(scene, camera, corners, resolution))
+    finally:
+        if (scene.frame_current, scene.frame_subframe) != original:
+            scene.frame_set(original[0], subframe=original[1])
+    all_depths = np.concatenate(depths) if depths else np.zeros(0)
+    try:
+        return depth_range_from_bounds(all_depths, min_near=clip_start)
+    except ValueError:
+        raise PassError(
+            "nothing renderable is in front of the camera: point the camera at the scene or pass depth_range="
+        ) from None
+
+
+def _visible_corners(scene: bpy.types.Scene, view_layer: bpy.types.ViewLayer | None) -> np.ndarray:
+    """(N, 8, 4) homogeneous world-space bounding-box corners of every rendered object instance."""
+    if view_layer is None or view_layer == getattr(bpy.context, "view_layer", None):
+        depsgraph = bpy.context.evaluated_depsgraph_get() if bpy.context.scene == scene else None
+    else:
+        depsgraph = None
+    if depsgraph is None:
+        depsgraph = (view_layer or scene.view_layers[0]).depsgraph
+    boxes = []
+    for instance in depsgraph.object_instances:
+        obj = instance.object
+        if obj.type not in _BOUNDED_TYPES:
+            continue
+        local = np.array([tuple(c) + (1.0,) for c in obj.bound_box], dtype=np.float64)
+        boxes.append(local @ np.array(instance.matrix_world, dtype=np.float64).T)
+    return np.array(boxes, dtype=np.float64).reshape(-1, 8, 4)
+
+
+def _corner_depths_in_view(
+    scene: bpy.types.Scene, camera: bpy.types.Object, corners: np.ndarray, resolution: tuple[int, int]
+) -> np.ndarray:
+    """Planar depths (−z in camera space) of the corners of boxes that overlap the view frustum."""
+    if corners.size == 0:
+        return np.zeros(0)
+    depsgraph = bpy.context.evaluated_depsgraph_get()
+    world_to_cam = np.linalg.inv(np.array(camera.matrix_world, dtype=np.float64))
+    projection = np.array(
+        camera.calc_matrix_camera(depsgraph, x=int(resolution[0]), y=int(resolution[1])), dtype=np.float64
+    )
+    cam = corners @ world_to_cam.T  # (N, 8, 4)
+    clip = cam @ projection.T
+    x, y, z, w = clip[..., 0], clip[..., 1], clip[..., 2], clip[..., 3]
+    outside = [x > w, x < -w, y > w, y < -w, z < -w, z > w]  # all 8 corners beyond one plane: culled
+    culled = np.zeros(corners.shape[0], dtype=bool)
+    for plane in outside:
+        culled |= plane.all(axis=1)
+    return -cam[~culled][..., 2].ravel()
+
+
+def _edges(raw: RawPasses, mode: str) -> np.ndarray:
+    if mode == "canny":
+        assert raw.clay is not None
+        return core_edges.canny(raw.clay * 255.0, CANNY_LOW, CANNY_HIGH)
+    return core_edges.geometric_edges(raw.depth, raw.normal, raw.object_id)
+
+
+def _classes_by_id(raw: RawPasses, by_name: Mapping[str, str]) -> dict[int, str]:
+    ids: dict[int, str] = {}
+    for object_id, name in raw.objects.items():
+        if name in by_name:
+            try:
+                core_segmentation.ade20k_index(by_name[name])
+            except ValueError as exc:
+                raise ValueError(f"object {name!r}: segmentation class {by_name[name]!r} is unknown ({exc})") from None
+            ids[object_id] = by_name[name]
+    return ids
