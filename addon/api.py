@@ -77,7 +77,11 @@ def output_dir(context: bpy.types.Context | None = None) -> str:
     return os.path.join(tempfile.gettempdir(), "scenecast")
 
 
-def _units(scene: bpy.types.Scene, units: Iterable[Mapping[str, Any]] | None) -> list[dict[str, Any]]:
+def _units(
+    scene: bpy.types.Scene, units: Iterable[Mapping[str, Any]] | None, preset: str | None
+) -> list[dict[str, Any]]:
+    """The call's units, else the scene's enabled ones, else one depth unit — or none with a preset,
+    whose own ControlNets then run as written."""
     if units is not None:
         return [dict(u) for u in units]
     settings = getattr(scene, "scenecast", None)
@@ -87,7 +91,7 @@ def _units(scene: bpy.types.Scene, units: Iterable[Mapping[str, Any]] | None) ->
             for u in settings.units
             if u.enabled
         ]
-    return [dict(u) for u in DEFAULT_UNITS]
+    return [] if preset else [dict(u) for u in DEFAULT_UNITS]
 
 
 def _pick(value: Any, settings: Any, name: str, default: Any) -> Any:
@@ -123,7 +127,9 @@ def prepare(
     height = int(_pick(height, s, "height", 512))
     if width % 8 or height % 8:
         raise ValueError(f"size {width}×{height} is not a multiple of 8: set width and height to multiples of 8")
-    unit_list = _units(scene, units)
+    if preset is None and s is not None and s.preset != NO_PRESET:
+        preset = s.preset
+    unit_list = _units(scene, units, preset)
     for unit in unit_list:
         if unit.get("type") not in CONTROL_TYPES:
             raise ValueError(
@@ -133,15 +139,15 @@ def prepare(
     # Every control image under its conventional key (presets name them so); the job sends only the
     # ones its spec refers to.
     images = {name: png.encode_png(arr) for name, arr in passes.control.items()}
-    spec_units = [{"image": unit["type"], **unit} for unit in unit_list]
-    if preset is None and s is not None and s.preset != NO_PRESET:
-        preset = s.preset
+    # With a preset, the scene's steps/guidance/negative prompt do not override the preset's own;
+    # arguments given to this call always do.
+    scene_values = None if preset else s
     params = {
         "prompt": prompt,
-        "negative_prompt": _pick(negative_prompt, s, "negative_prompt", ""),
+        "negative_prompt": _pick(negative_prompt, scene_values, "negative_prompt", None),
         "seed": int(_pick(seed, s, "seed", 0)),
-        "steps": int(_pick(steps, s, "steps", 20)),
-        "guidance": float(_pick(guidance, s, "guidance", 7.5)),
+        "steps": _pick(steps, scene_values, "steps", None),
+        "guidance": _pick(guidance, scene_values, "guidance", None),
         "width": width,
         "height": height,
         "preset": preset,
@@ -150,7 +156,7 @@ def prepare(
     return JobRequest(
         server=server or prefs.server,
         params=params,
-        units=spec_units,
+        units=unit_list,
         images=images,
         output_dir=output_dir(),
         name=scene.name,

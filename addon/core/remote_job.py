@@ -22,6 +22,7 @@ from . import backend_process
 from . import errors
 from .client import BackendClient
 from .errors import BackendUnavailable, ScenecastError
+from .jobspec import build_job_spec, image_keys
 
 #: The model used when the default one cannot be had offline: tiny random weights, noise, but fast.
 OFFLINE_MODEL = "builtin:tiny"
@@ -144,18 +145,17 @@ def run_job(
     model, note = choose_model(client, req.model, req.default_model)
     if note:
         notes.append(note)
-    from .jobspec import build_job_spec  # TODO(move to top): core/jobspec.py is landing in parallel
-
     spec = build_job_spec(model=model, units=req.units, **req.params)
     if cancel is not None and cancel.is_set():
         raise JobFailed("cancelled before the job was submitted", None, status="cancelled")
-    missing = sorted(spec_image_keys(spec) - set(req.images))
+    needed = image_keys(spec)
+    missing = sorted(needed - set(req.images))
     if missing:
         raise ScenecastError(
             f"the job needs images the add-on did not make: {', '.join(missing)}",
             f"use units and presets whose images are among: {', '.join(sorted(req.images))}",
         )
-    job_id = client.submit(spec, {k: v for k, v in req.images.items() if k in spec_image_keys(spec)})
+    job_id = client.submit(spec, {k: v for k, v in req.images.items() if k in needed})
     try:
         final = client.wait(job_id, on_event=on_event, cancel_event=cancel, timeout=req.timeout)
     except BackendUnavailable as exc:
@@ -184,17 +184,6 @@ def run_job(
     if not files:
         raise JobFailed(f"job {job_id} finished without results", "look at the backend log", job_id=job_id)
     return JobOutcome(job_id=job_id, model=model, files=files, status=final, notes=notes)
-
-
-def spec_image_keys(spec: dict[str, Any]) -> set[str]:
-    """Image keys a job spec refers to (ControlNet images, img2img/inpaint images and masks)."""
-    keys: set[str] = set()
-    for stage in spec.get("stages") or []:
-        keys.update(unit["image"] for unit in stage.get("controlnets") or [] if unit.get("image"))
-        for name in ("image", "mask"):
-            if stage.get(name):
-                keys.add(stage[name])
-    return keys
 
 
 def write_atomic(path: str, data: bytes) -> None:

@@ -35,11 +35,14 @@ class SCENECAST_PT_main(_Sidebar, bpy.types.Panel):
         layout.use_property_decorate = False
         layout.prop(s, "model")
         layout.prop(s, "preset")
+        layout.prop(s, "prompt", text="Prompt")
+        preset_rules = s.preset != "NONE"  # the preset's own negative prompt, steps and guidance apply
         col = layout.column()
-        col.prop(s, "prompt", text="Prompt")
+        col.active = not preset_rules
         col.prop(s, "negative_prompt", text="Negative")
+        layout.prop(s, "seed")
         col = layout.column(align=True)
-        col.prop(s, "seed")
+        col.active = not preset_rules
         col.prop(s, "steps")
         col.prop(s, "guidance")
         col = layout.column(align=True)

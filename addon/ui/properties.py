@@ -9,7 +9,6 @@ window manager because it is neither saved nor undone.
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
 import bpy
@@ -23,6 +22,7 @@ from bpy.props import (
     StringProperty,
 )
 
+from ..core import jobspec
 from ..core.segmentation import ADE20K_CLASSES
 
 #: ControlNet unit types the add-on can produce from the scene (the keys of ``Passes.control``).
@@ -47,33 +47,16 @@ def _preset_items(self: Any, context: Any) -> list[tuple[str, str, str]]:
 _preset_items_cache: list[tuple[str, str, str]] = []
 
 
-def presets_dir() -> Path | None:
-    """The presets shipped with the add-on: ``<package>/presets`` (installed) or the checkout's ``presets/``."""
-    package = Path(__file__).resolve().parents[1]
-    for candidate in (package / "presets", package.parent / "presets"):
-        if candidate.is_dir():
-            return candidate
-    return None
-
-
 def available_presets() -> list[tuple[str, str]]:
     """``(name, description)`` of the presets shipped in the package's ``presets/`` folder."""
     out = []
-    folder = presets_dir()
-    for path in sorted(folder.glob("*.json")) if folder is not None else ():
+    for name, path in jobspec.available_presets().items():
         try:
             description = str(json.loads(path.read_text(encoding="utf-8")).get("description", ""))
         except (OSError, ValueError):
-            continue  # an unreadable preset is left out of the menu; build_job_spec names the problem
-        out.append((path.stem, description))
+            description = "(unreadable: generating with it reports why)"
+        out.append((name, description))
     return out
-
-
-def _class_items() -> list[tuple[str, str, str]]:
-    items = [(NO_CLASS, "None (by object)", "No class: the object's colour comes from its object id")]
-    for name in sorted(ADE20K_CLASSES):
-        items.append((name, name.replace("_", " ").title(), f"ADE20K class '{name}'"))
-    return items
 
 
 class SCENECAST_PG_unit(bpy.types.PropertyGroup):
