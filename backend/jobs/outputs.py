@@ -78,7 +78,8 @@ def parameters_text(spec: JobSpec, info: dict[str, Any]) -> str:
         fields.append(("Denoising strength", _num(first.strength)))
     unit_models = _stage_info(info, 0).get("controlnets") or []
     for i, unit in enumerate(first.controlnets):
-        model = unit_models[i] if i < len(unit_models) and isinstance(unit_models[i], str) else None
+        entry = unit_models[i] if i < len(unit_models) else None
+        model = entry.get("model") if isinstance(entry, dict) else entry if isinstance(entry, str) else None
         fields.append((f"ControlNet {i}", json.dumps(_unit_text(unit, model))))
     loras = spec.resolved(first, "loras") or []
     if loras:
