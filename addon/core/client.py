@@ -256,9 +256,9 @@ class BackendClient:
                             break
                         except TimeoutError:
                             yield None
-                    if follow.kind != "binary":
+                    if not isinstance(follow.data, bytes):
                         raise BackendError("a preview event was not followed by its PNG", "update the backend")
-                    image = bytes(follow.data)
+                    image = follow.data
                 event = Event(str(data.get("type", "")), data, image)
                 yield event
                 if event.terminal:

@@ -44,70 +44,81 @@ def geometric_edges(
     2 % by default). That is exact on planes, however grazing, and still catches a one-pixel pole. ``crease_angle_deg``: the angle between neighbouring normals above which
     a crease is drawn (flat-shaded faces; smooth-shaded curves turn by a few degrees per pixel).
     """
-    d = np.asarray(depth, dtype=np.float64)
+    d = np.asarray(depth, dtype=np.float32)
     if d.ndim != 2:
         raise ValueError(f"depth must be (H, W), got shape {d.shape}")
     ids = np.asarray(object_id)
-    n = np.asarray(normal_cam, dtype=np.float64)
+    n = np.asarray(normal_cam, dtype=np.float32)
     if ids.shape != d.shape or n.shape != d.shape + (3,):
         raise ValueError(f"shapes differ: depth {d.shape}, normal {n.shape}, object_id {ids.shape}")
-    fg = np.isfinite(d) & (d > 0.0) & (ids != BACKGROUND_ID)
-    u = np.where(fg, 1.0 / np.where(fg, d, 1.0), 0.0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        fg = np.isfinite(d) & (d > 0.0) & (ids != BACKGROUND_ID)
+        u = np.where(fg, np.float32(1.0) / d, np.float32(0.0))  # inverse depth; background 0
+        length = np.sqrt(n[..., 0] ** 2 + n[..., 1] ** 2 + n[..., 2] ** 2)
+        scale = np.where(length > 1e-6, np.float32(1.0) / length, np.float32(0.0))
+    unit = [np.ascontiguousarray(n[..., k] * scale) for k in range(3)]  # zero where there is no normal
     ids = np.where(fg, ids, BACKGROUND_ID)
-    cos_crease = np.cos(np.radians(crease_angle_deg))
+    cos_crease = np.float32(np.cos(np.radians(crease_angle_deg)))
     edges = np.zeros(d.shape, dtype=bool)
     for axis in (0, 1):
-        _mark_axis(edges, u, n, ids, fg, axis, depth_rel_threshold, cos_crease)
+        _mark_axis(edges, u, unit, ids, fg, axis, np.float32(depth_rel_threshold), cos_crease)
     return dilate(edges, width)
 
 
 def _mark_axis(
     edges: np.ndarray,
     u: np.ndarray,
-    n: np.ndarray,
+    unit: list[np.ndarray],
     ids: np.ndarray,
     fg: np.ndarray,
     axis: int,
-    rel: float,
-    cos_crease: float,
+    rel: np.float32,
+    cos_crease: np.float32,
 ) -> None:
-    """Mark edges between each pixel p and its next neighbour q along ``axis``."""
-    # Move the axis to the front so p = [:-1], q = [1:] along it.
-    u, ids, fg, n = (np.moveaxis(a, axis, 0) for a in (u, ids, fg, n))
-    out = np.moveaxis(edges, axis, 0)  # a view: writes land in ``edges``
-    up, uq = u[:-1], u[1:]
-    fp, fq = fg[:-1], fg[1:]
-    same = fp & fq & (ids[:-1] == ids[1:])
+    """Mark edges between each pixel p and its next neighbour q along ``axis`` (0: rows, 1: columns)."""
+    whole = slice(None)
+
+    def at(sl: slice) -> tuple[slice, slice]:
+        return (sl, whole) if axis == 0 else (whole, sl)
+
+    P, Q = at(slice(None, -1)), at(slice(1, None))  # p = P, q = Q: pairs of neighbours
+    up, uq = u[P], u[Q]
+    same_id = ids[P] == ids[Q]
+    same = fg[P] & fg[Q] & same_id
 
     # Silhouettes: the id changes (object/object or object/background): mark the nearer side.
-    boundary = (ids[:-1] != ids[1:]) & (fp | fq)
+    boundary = ~same_id  # background pairs have equal ids, so one side is always foreground
     p_nearer = up >= uq  # background has u = 0, so the foreground side wins
-    out[:-1] |= boundary & p_nearer
-    out[1:] |= boundary & ~p_nearer
+    edges[P] |= boundary & p_nearer
+    edges[Q] |= boundary & ~p_nearer
 
-    # Depth jumps inside one object.
+    # Depth jumps inside one object. Signed steps just before p and just after q, where those stay
+    # on the same object. On planes u is affine, so across a crease the step is a blend of those two
+    # and lies between them; a jump lies outside. Unknown neighbours drop out; none known: 0.
     step = uq - up
-    # Signed steps just before p and just after q, where those stay on the same object (nan: unknown).
-    before = np.full(step.shape, np.nan)
-    after = np.full(step.shape, np.nan)
-    before[1:] = np.where(same[:-1], step[:-1], np.nan)
-    after[:-1] = np.where(same[1:], step[1:], np.nan)
-    # On planes u is affine, so across a crease the step is a blend of the slopes on either side and
-    # lies between them; a jump lies outside. Unknown neighbours drop out; none known: the interval is 0.
-    lo = np.fmin(before, after)
-    hi = np.fmax(before, after)
-    lo = np.where(np.isnan(lo), 0.0, lo)
-    hi = np.where(np.isnan(hi), 0.0, hi)
+    S0, S1 = at(slice(None, -1)), at(slice(1, None))  # along the steps themselves
+    has_b = np.zeros(step.shape, dtype=bool)
+    has_a = np.zeros(step.shape, dtype=bool)
+    before = np.zeros_like(step)
+    after = np.zeros_like(step)
+    has_b[S1] = same[S0]
+    before[S1] = step[S0]
+    has_a[S0] = same[S1]
+    after[S0] = step[S1]
+    before = np.where(has_b, before, np.where(has_a, after, 0.0))
+    after = np.where(has_a, after, before)
+    lo = np.minimum(before, after)
+    hi = np.maximum(before, after)
     excess = np.maximum(np.maximum(lo - step, step - hi), 0.0)
     jump = same & (excess > rel * np.maximum(up, uq))
-    out[:-1] |= jump & p_nearer
-    out[1:] |= jump & ~p_nearer
+    edges[P] |= jump & p_nearer
+    edges[Q] |= jump & ~p_nearer
 
-    # Creases: the normal turns by more than the crease angle.
-    cos = np.einsum("...k,...k->...", n[:-1], n[1:])
-    lengths = np.linalg.norm(n[:-1], axis=-1) * np.linalg.norm(n[1:], axis=-1)
-    crease = same & (lengths > 0) & (cos < cos_crease * np.where(lengths > 0, lengths, 1.0))
-    out[:-1] |= crease
+    # Creases: the (unit) normals of neighbours turn by more than the crease angle.
+    cos = unit[0][P] * unit[0][Q] + unit[1][P] * unit[1][Q] + unit[2][P] * unit[2][Q]
+    nonzero = (unit[0] != 0) | (unit[1] != 0) | (unit[2] != 0)
+    has_normals = nonzero[P] & nonzero[Q]
+    edges[P] |= same & has_normals & (cos < cos_crease)
 
 
 def edges_to_control(edges: np.ndarray) -> np.ndarray:
