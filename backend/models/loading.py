@@ -23,7 +23,7 @@ from transformers import CLIPTextModel, CLIPTextModelWithProjection, CLIPTokeniz
 from .components import BaseComponents
 from .configs import config_folder
 from .errors import ModelNotFound, UnsupportedModel
-from .sources import BASE_COMPONENTS, Located, check_weights, classify_single_file, hub_snapshot
+from .sources import BASE_COMPONENTS, family_of_config, Located, check_weights, classify_single_file, hub_snapshot
 from .tiny import TINY_CONTROLNET_PREFIX, build_tiny_base, build_tiny_controlnet
 
 log = logging.getLogger("scenecast.models")
@@ -66,16 +66,11 @@ def download(repo_id: str, fp16: bool, on_progress: DownloadCallback | None) -> 
 
 
 def _family_of(unet: UNet2DConditionModel, model_id: str) -> str:
-    dim = int(unet.config.cross_attention_dim if not isinstance(unet.config.cross_attention_dim, (list, tuple))
-              else unet.config.cross_attention_dim[0])
-    if unet.config.get("addition_embed_type") == "text_time" and dim == 2048:
-        return "sdxl"
-    if dim == 768:
-        return "sd15"
-    if model_id.startswith("builtin:"):
-        return "sd15"
-    raise UnsupportedModel(f"{model_id} is neither SD1.5 nor SDXL (cross-attention width {dim})",
-                           "use an SD1.5 or SDXL model")
+    family = family_of_config(dict(unet.config))
+    if family is None:
+        raise UnsupportedModel(f"{model_id} is a Stable Diffusion 2.x model (1024-wide cross-attention), "
+                               "which Scenecast does not run", "use an SD1.5 or SDXL model")
+    return family
 
 
 def _vae_dtype(vae_config: dict, dtype: torch.dtype) -> torch.dtype:

@@ -23,7 +23,7 @@ from .device import choose_device
 from .errors import ModelNotFound, UnsafeCheckpoint
 from .loading import DownloadCallback, download, load_base, load_controlnet
 from .lora import applied_loras
-from .sources import Located, PICKLE_EXTS, classify_single_file, folder_kind, hub_cache, hub_snapshot, locate, refuse_pickle
+from .sources import PICKLE_EXTS, classify_single_file, family_of_config, folder_kind, hub_cache, hub_snapshot, locate, refuse_pickle
 from .tiny import CONTROLNET_TYPES, TINY_CONTROLNET_PREFIX, TINY_ID
 
 log = logging.getLogger("scenecast.models")
@@ -85,6 +85,24 @@ class ModelManager:
             if found != kind:
                 raise ModelNotFound(f"{model_id} is a {found}, not a {kind}", f"use a {kind} checkpoint here")
 
+    def family(self, model_id: str) -> str | None:
+        """"sd15"/"sdxl" of a base model from its config or checkpoint header (nothing loaded); None when
+        it is a hub model that is not downloaded yet."""
+        loc = locate(model_id, "base")
+        if loc.source == "builtin":
+            return "sd15"
+        if loc.source == "single_file":
+            return classify_single_file(loc.path)[1]
+        if loc.path is None:
+            return None
+        return family_of_config(json.loads((loc.path / "unet" / "config.json").read_text()))
+
+    def default_controlnet(self, base_id: str, unit_type: str) -> str | None:
+        """The ControlNet a unit of ``unit_type`` gets on ``base_id`` (raises UnsupportedModel when the
+        family has none); None when the family cannot be known before downloading. Fast: for submit-time checks."""
+        family = self.family(base_id)
+        return None if family is None else default_controlnet(locate(base_id, "base").id, family, unit_type)
+
     def controlnet_id(self, base_id: str, family: str, unit_type: str, model: str | None) -> str:
         """The ControlNet a unit uses: its own ``model``, else the default for (family, type)."""
         return model if model else default_controlnet(base_id, family, unit_type)
@@ -142,7 +160,7 @@ class ModelManager:
             cfg = json.loads((folder / ("unet/config.json" if kind == "base" else "config.json")).read_text())
         except Exception:  # noqa: BLE001 - unreadable: not listed
             return None
-        return {768: "sd15", 2048: "sdxl"}.get(cfg.get("cross_attention_dim"))
+        return family_of_config(cfg)
 
     # -- loading ---------------------------------------------------------------------------------------
 

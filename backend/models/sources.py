@@ -105,6 +105,15 @@ def folder_kind(folder: Path) -> Kind | None:
     return None
 
 
+def family_of_config(config: dict) -> str | None:
+    """sdxl for UNets/ControlNets with SDXL's size conditioning; None for SD2 (1024-wide text); else sd15
+    (real SD1.5 is 768 wide; tiny test models of the SD1.5 shape are narrower)."""
+    if config.get("addition_embed_type") == "text_time":
+        return "sdxl"
+    dim = config.get("cross_attention_dim")
+    return None if dim == 1024 else "sd15"
+
+
 def header_keys(path: Path) -> list[str]:
     with safe_open(str(path), framework="pt") as f:
         return list(f.keys())
