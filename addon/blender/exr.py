@@ -23,7 +23,7 @@ import numpy as np
 
 _MAGIC = 20000630
 _TILED, _NON_IMAGE, _MULTIPART = 0x200, 0x800, 0x1000
-_PIXEL_DTYPES = {0: np.dtype("<u4"), 1: np.dtype("<f2"), 2: np.dtype("<f4")}
+_PIXEL_DTYPES: dict[int, np.dtype[Any]] = {0: np.dtype("<u4"), 1: np.dtype("<f2"), 2: np.dtype("<f4")}
 _COMPRESSION_NAMES = ("NONE", "RLE", "ZIPS", "ZIP", "PIZ", "PXR24", "B44", "B44A", "DWAA", "DWAB")
 _LINES_PER_CHUNK = {0: 1, 2: 1, 3: 16}  # the compressions we decode
 
@@ -123,8 +123,8 @@ def _read_header(data: bytes, pos: int) -> tuple[dict[str, Any], int]:
     return header, pos
 
 
-def _parse_channels(value: bytes) -> list[tuple[str, np.dtype]]:
-    channels = []
+def _parse_channels(value: bytes) -> list[tuple[str, np.dtype[Any]]]:
+    channels: list[tuple[str, np.dtype[Any]]] = []
     pos = 0
     while value[pos] != 0:
         end = value.index(b"\0", pos)

@@ -11,6 +11,7 @@ surface gets the same grey in all of them.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
@@ -87,13 +88,16 @@ def extract_passes(
     if camera is None:
         raise PassError("the scene has no camera: add one and make it active, or pass camera=")
     size = resolution or scene_resolution(scene)
+    t0 = time.perf_counter()
     if depth_range is None:
         frames = None if frame is None else [frame]
         depth_range = scene_depth_range(scene, [camera], size, frames, view_layer=view_layer)
+    t1 = time.perf_counter()
     raw = render_passes(
         scene, camera, size, frame=frame, view_layer=view_layer, clay=clay or edges == "canny", color=color,
         color_samples=color_samples,
     )
+    t2 = time.perf_counter()
     ids = _classes_by_id(raw, object_classes(scene, classes))
     control = {
         "depth": depth_to_control(raw.depth, depth_range, depth_mapping),
@@ -101,6 +105,7 @@ def extract_passes(
         "edges": core_edges.edges_to_control(_edges(raw, edges)),
         "segmentation": core_segmentation.segmentation_to_control(raw.object_id, ids),
     }
+    timings = {"depth_range": t1 - t0, **raw.timings, "control": time.perf_counter() - t2}
     return Passes(
         control=control,
         raw={"depth": raw.depth, "normal": raw.normal, "object_id": raw.object_id},
@@ -112,7 +117,7 @@ def extract_passes(
         frame=raw.frame,
         clay=raw.clay if clay or edges == "canny" else None,
         color=raw.color,
-        timings=raw.timings,
+        timings=timings,
     )
 
 

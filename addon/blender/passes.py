@@ -145,7 +145,7 @@ def _view_layer_of(scene: bpy.types.Scene) -> bpy.types.ViewLayer:
 
 def _configure_render(scene: bpy.types.Scene, view_layer: bpy.types.ViewLayer, width: int, height: int) -> None:
     render = scene.render
-    render.engine = "CYCLES"
+    render.engine = "CYCLES"  # type: ignore[assignment]  # Cycles registers its engine id at runtime
     render.resolution_x, render.resolution_y, render.resolution_percentage = width, height, 100
     render.use_border = False
     render.film_transparent = True

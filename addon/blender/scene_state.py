@@ -137,7 +137,7 @@ def restore_state(scene: bpy.types.Scene, view_layer: bpy.types.ViewLayer, state
                 _set(scene, path, value)
             elif key == "view_layer.active":
                 if view_layer.objects.active != value:
-                    view_layer.objects.active = value
+                    view_layer.objects.active = value  # type: ignore[assignment]  # None is valid: no active object
             elif key == "view_layer.selected":
                 for obj in view_layer.objects:
                     selected = obj.name in value
@@ -147,9 +147,9 @@ def restore_state(scene: bpy.types.Scene, view_layer: bpy.types.ViewLayer, state
                 _set(view_layer, path, value)
             elif key == "objects.pass_index":
                 for name, index in value.items():
-                    obj = bpy.data.objects.get(name)
-                    if obj is not None and obj.pass_index != index:
-                        obj.pass_index = index
+                    target = bpy.data.objects.get(name)
+                    if target is not None and target.pass_index != index:
+                        target.pass_index = index
         except (AttributeError, TypeError, ValueError, ReferenceError, RuntimeError) as exc:
             failed.append(f"{key} = {value!r} ({exc})")
     return failed
