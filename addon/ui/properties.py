@@ -59,6 +59,13 @@ def available_presets() -> list[tuple[str, str]]:
     return out
 
 
+def _class_items() -> list[tuple[str, str, str]]:
+    items = [(NO_CLASS, "None (by object)", "No class: the object's colour comes from its object id")]
+    for name in sorted(ADE20K_CLASSES):
+        items.append((name, name.title(), f"ADE20K class '{name}'"))
+    return items
+
+
 class SCENECAST_PG_unit(bpy.types.PropertyGroup):
     """One ControlNet unit: which pass conditions the image, how strongly and over which steps."""
 
