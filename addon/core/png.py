@@ -247,22 +247,38 @@ def _unfilter_row(out: np.ndarray, r: int, ft: int, fr: np.ndarray) -> None:
 
 
 def _unfilter_wavefront(out: np.ndarray, types: np.ndarray, f: np.ndarray, r0: int, r1: int) -> None:
-    h, w, _ = f.shape
-    rows = np.arange(r0, r1)
-    ft = types[r0:r1].astype(np.int32)
-    for k in range(r1 - r0 + w - 1):
-        xs = k - (rows - r0)
-        ok = (xs >= 0) & (xs < w)
-        rr, xx, t = rows[ok], xs[ok], ft[ok][:, None]
-        a = out[rr + 1, xx]
-        b = out[rr, xx + 1]
-        c = out[rr, xx]
-        pred = np.where(
-            t == 4,
-            _paeth(a, b, c),
-            np.where(t == 3, (a + b) >> 1, np.where(t == 2, b, np.where(t == 1, a, 0))),
-        )
-        out[rr + 1, xx + 1] = (f[rr, xx].astype(np.int32) + pred) & 0xFF
+    """Rows r0..r1-1 along anti-diagonals, in a skewed copy where each diagonal is one column.
+
+    Row i of the block (0: the finished row above it) keeps pixel x in diagonal x + i + 1, so a pixel's
+    left, upper and upper-left neighbours sit in the two previous diagonals: every step is plain slicing.
+    Slots left of a row's start stay zero (PNG's "outside the image"); slots past its end are unused.
+    """
+    h, w, bpp = f.shape
+    n = r1 - r0
+    rows = np.arange(n + 1)[:, None]
+    cols = np.arange(w)[None, :] + rows + 1
+    # Stored diagonal-major, skew[column, row], so each step reads and writes contiguous memory.
+    skew = np.zeros((w + n + 1, n + 1, bpp), dtype=np.int16)
+    skew[cols[:1], rows[:1]] = out[r0, 1:]  # row 0: the finished row above the block
+    fs = np.zeros_like(skew)
+    fs[cols[1:], rows[1:]] = f[r0:r1]
+    t = types[r0:r1].astype(np.int16)[:, None]  # (n, 1): broadcasts over the bytes of a pixel
+    present = set(np.unique(t).tolist())
+    for j in range(2, w + n + 1):
+        a = skew[j - 1, 1:]
+        b = skew[j - 1, :-1]
+        c = skew[j - 2, :-1]
+        pred = np.zeros_like(a)
+        if 4 in present:
+            pred = np.where(t == 4, _paeth(a, b, c), pred)
+        if 3 in present:
+            pred = np.where(t == 3, (a + b) >> 1, pred)
+        if 2 in present:
+            pred = np.where(t == 2, b, pred)
+        if 1 in present:
+            pred = np.where(t == 1, a, pred)
+        skew[j, 1:] = (fs[j, 1:] + pred) & 0xFF
+    out[r0 + 1 : r1 + 1, 1:] = skew[cols[1:], rows[1:]]
 
 
 # ----------------------------------------------------------------------------------------- text
