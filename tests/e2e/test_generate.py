@@ -1,0 +1,140 @@
+"""The installed add-on in real Blender against a real backend process: generate, block, start, fail, cancel."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import threading
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from e2e_support import ADDON_MODULE, BackendServer, backend_python, free_port, healthy, scene_state
+
+bpy = pytest.importorskip("bpy")
+
+TINY = dict(model="builtin:tiny", width=64, height=64, steps=2, seed=7)
+UNITS = [{"type": "depth", "weight": 1.0, "start": 0.0, "end": 1.0},
+         {"type": "edges", "weight": 0.6, "start": 0.0, "end": 0.8}]
+
+
+def _errors(api):
+    client = __import__(ADDON_MODULE + ".core.client", fromlist=["x"])
+    return client
+
+
+def test_generate_returns_saved_images_with_the_backends_metadata(api, backend, scene, tmp_path):
+    seen: list[str] = []
+    images = api.generate(scene, prompt="a rainy street", server=backend.url, units=UNITS,
+                          on_event=lambda e: seen.append(e.type), **TINY)
+    assert len(images) == 1
+    image = images[0]
+    assert isinstance(image, bpy.types.Image)
+    path = Path(bpy.path.abspath(image.filepath))
+    assert path.is_file() and path.parent == tmp_path / "results"
+    assert tuple(image.size) == (64, 64)
+    data = path.read_bytes()
+    png = __import__(ADDON_MODULE + ".core.png", fromlist=["x"])
+    # The exact bytes the backend served: same hash as the job status reports, text chunks intact.
+    job_id = image["scenecast_job"]
+    with urllib.request.urlopen(f"{backend.url}/v1/jobs/{job_id}") as response:
+        import json
+
+        status = json.loads(response.read())
+    assert status["status"] == "done"
+    assert hashlib.sha256(data).hexdigest() == status["results"][0]["sha256"]
+    text = png.read_png_text(data)
+    assert text, "the result lost the backend's PNG metadata"
+    assert "a rainy street" in " ".join(text.values())
+    assert "done" in seen and "step" in seen
+    assert not [p for p in path.parent.iterdir() if p.name.endswith(".part")]
+
+
+def test_operator_blocks_in_background_and_produces_images(scenecast, backend, scene, prefs):
+    assert bpy.app.background
+    prefs.server_url = backend.url
+    s = scene.scenecast
+    s.prompt, s.model, s.width, s.height, s.steps, s.seed = "a quiet alley", "builtin:tiny", 64, 64, 2, 3
+    unit = s.units.add()
+    unit.type = "depth"
+    before = {i.name for i in bpy.data.images}
+    window_scene = bpy.context.window.scene if bpy.context.window else None
+    with bpy.context.temp_override(scene=scene):
+        result = bpy.ops.scenecast.generate()
+    assert result == {"FINISHED"}
+    new = [i for i in bpy.data.images if i.name not in before]
+    assert len(new) == 1 and new[0].get("scenecast_job")
+    assert os.path.isfile(bpy.path.abspath(new[0].filepath))
+    assert (bpy.context.window.scene if bpy.context.window else None) == window_scene
+
+
+def test_no_backend_and_no_auto_start_says_how_to_fix_it(api, scene, prefs):
+    prefs.auto_start = False
+    url = f"http://127.0.0.1:{free_port()}"
+    before = scene_state(scene)
+    client = _errors(api)
+    with pytest.raises(client.ScenecastError) as info:
+        api.generate(scene, prompt="x", server=url, units=UNITS, **TINY)
+    assert url in info.value.message
+    assert "Start Local Backend Automatically" in info.value.fix and "python -m backend serve" in info.value.fix
+    assert scene_state(scene) == before
+    # The operator reports the same error (bpy.ops turns an ERROR report into RuntimeError).
+    prefs.server_url = url
+    scene.scenecast.prompt = "x"
+    with bpy.context.temp_override(scene=scene), pytest.raises(RuntimeError, match="Start Local Backend"):
+        bpy.ops.scenecast.generate()
+
+
+def test_auto_start_runs_the_local_backend_and_unregister_stops_it(api, scene, prefs, tmp_path):
+    url = f"http://127.0.0.1:{free_port()}"
+    prefs.server_url, prefs.auto_start, prefs.backend_python = url, True, backend_python()
+    images = api.generate(scene, prompt="a lamp post", units=UNITS[:1], **TINY)
+    assert len(images) == 1 and healthy(url)
+    backend_process = __import__(ADDON_MODULE + ".core.backend_process", fromlist=["x"])
+    started = backend_process.started_backend(url)
+    assert started is not None and started.running()
+    # Disabling the add-on (as on quit) stops the backend it started.
+    bpy.ops.preferences.addon_disable(module=ADDON_MODULE)
+    try:
+        assert not started.running() and not healthy(url)
+    finally:
+        bpy.ops.preferences.addon_enable(module=ADDON_MODULE)
+
+
+def test_backend_killed_mid_job_fails_the_job_and_leaves_the_scene(api, own_backend, scene):
+    before = scene_state(scene)
+
+    def kill_on_first_step(event) -> None:
+        if event.type == "step" and own_backend.process.poll() is None:
+            own_backend.process.kill()
+
+    with pytest.raises(api.JobFailed) as info:
+        api.generate(scene, prompt="x", server=own_backend.url, units=UNITS, on_event=kill_on_first_step,
+                     **{**TINY, "steps": 150, "width": 128, "height": 128}, timeout=60)
+    assert info.value.status == "failed"
+    assert "backend" in info.value.message and info.value.fix
+    assert scene_state(scene) == before
+    # Blender keeps going: the scene still renders passes.
+    passes = api.extract_passes(scene, resolution=(64, 64))
+    assert passes.control["depth"].shape == (64, 64, 3)
+
+
+def test_cancel_mid_job_cancels_on_the_server(api, backend, scene):
+    cancel = threading.Event()
+    before = scene_state(scene)
+
+    def cancel_on_first_step(event) -> None:
+        if event.type == "step":
+            cancel.set()
+
+    with pytest.raises(api.JobFailed) as info:
+        api.generate(scene, prompt="x", server=backend.url, units=UNITS, on_event=cancel_on_first_step,
+                     cancel=cancel, **{**TINY, "steps": 150, "width": 128, "height": 128}, timeout=60)
+    assert info.value.status == "cancelled"
+    job_id = info.value.job_id
+    import json
+
+    with urllib.request.urlopen(f"{backend.url}/v1/jobs/{job_id}") as response:
+        assert json.loads(response.read())["status"] == "cancelled"
+    assert scene_state(scene) == before
