@@ -23,8 +23,8 @@ from ..core import segmentation as core_segmentation
 from ..core.conventions import DEFAULT_DEPTH_MAPPING, DepthRange, depth_range_from_bounds, depth_to_control, normals_to_control
 from .passes import PassError, RawPasses, render_passes
 
-#: Edge sources ``extract_passes`` accepts (Freestyle lines are not implemented yet).
-EDGE_MODES: tuple[str, ...] = ("geometric", "canny")
+#: Edge sources ``extract_passes`` accepts.
+EDGE_MODES: tuple[str, ...] = ("geometric", "canny", "freestyle")
 #: Canny thresholds for the clay render, on 0..255 grey (noise-free clay: neighbouring faces may differ by only ~15 levels).
 CANNY_LOW, CANNY_HIGH = 10.0, 30.0
 #: Custom property holding an object's segmentation class (an ADE20K class name).
@@ -76,14 +76,15 @@ def extract_passes(
 
     ``resolution``: (width, height); default the scene's resolution × percentage. ``depth_range``:
     the job's near/far; default ``scene_depth_range`` for this camera and frame. ``frame``: default
-    the current frame. ``edges``: "geometric" (silhouettes and creases from the passes) or "canny"
-    (Canny on the clay render). ``classes``: object name → segmentation class, overriding each
-    object's ``scenecast_class`` property (see ``object_classes``). ``clay``/``color``: also return
+    the current frame. ``edges``: "geometric" (silhouettes and creases from the passes, the default),
+    "canny" (Canny on the clay render) or "freestyle" (Blender's Freestyle lines; seconds per
+    frame). ``classes``: object name → segmentation class, overriding each object's
+    ``scenecast_class`` property (see ``object_classes``). ``clay``/``color``: also return
     the clay render / a colour render of ``color_samples`` samples (img2img sources). The scene is
     left exactly as it was, also on failure.
     """
     if edges not in EDGE_MODES:
-        raise ValueError(f"unknown edges mode {edges!r}; use one of {', '.join(EDGE_MODES)} (Freestyle is not available yet)")
+        raise ValueError(f"unknown edges mode {edges!r}; use one of {', '.join(EDGE_MODES)}")
     camera = camera or scene.camera
     if camera is None:
         raise PassError("the scene has no camera: add one and make it active, or pass camera=")
@@ -95,7 +96,7 @@ def extract_passes(
     t1 = time.perf_counter()
     raw = render_passes(
         scene, camera, size, frame=frame, view_layer=view_layer, clay=clay or edges == "canny", color=color,
-        color_samples=color_samples,
+        color_samples=color_samples, freestyle=edges == "freestyle",
     )
     t2 = time.perf_counter()
     ids = _classes_by_id(raw, object_classes(scene, classes))
@@ -224,6 +225,9 @@ def _edges(raw: RawPasses, mode: str) -> np.ndarray:
     if mode == "canny":
         assert raw.clay is not None
         return core_edges.canny(raw.clay * 255.0, CANNY_LOW, CANNY_HIGH)
+    if mode == "freestyle":
+        assert raw.lines is not None
+        return raw.lines >= 0.5
     return core_edges.geometric_edges(raw.depth, raw.normal, raw.object_id)
 
 

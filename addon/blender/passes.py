@@ -26,11 +26,12 @@ Every array returned has row 0 at the **top** of the image (OpenEXR stores the t
 
 from __future__ import annotations
 
+import math
 import os
 import tempfile
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 
 import bpy
@@ -51,6 +52,11 @@ CLAY_LIGHT_CAMERA = (-0.35, 0.45, 0.82)
 CLAY_OFFSET, CLAY_SCALE = 0.525, 0.425
 #: Largest number of objects that can get a unique object index (``Object.pass_index`` is a short).
 MAX_OBJECTS = 32767
+#: Names of the temporary Freestyle line set and line style (removed after each extraction).
+LINESET_NAME = "Scenecast Lines (temporary)"
+#: Freestyle's crease threshold is the dihedral angle between faces: 140° = a 40° turn of the normal,
+#: the same crease as ``core.edges.DEFAULT_CREASE_ANGLE_DEG``.
+FREESTYLE_CREASE_DIHEDRAL_DEG = 140.0
 #: Object types that can show up in a render, so get an object id.
 RENDERABLE_TYPES = frozenset({"MESH", "CURVE", "SURFACE", "META", "FONT", "CURVES", "POINTCLOUD", "VOLUME"})
 #: The passes' channel names, by pass: Blender 5.0 renamed "IndexOB" to "Object Index".
@@ -59,6 +65,7 @@ _CHANNELS = {
     "normal": (("Normal.X",), ("Normal.Y",), ("Normal.Z",)),
     "index": (("IndexOB.X", "Object Index.X"),),
     "combined": (("Combined.R",), ("Combined.G",), ("Combined.B",), ("Combined.A",)),
+    "freestyle": (("Freestyle.A",),),
 }
 
 
@@ -73,6 +80,7 @@ class RawPasses:
     camera_matrix_world: np.ndarray
     clay: np.ndarray | None = None
     color: np.ndarray | None = None
+    lines: np.ndarray | None = None
     frame: int = 0
     timings: dict[str, float] = field(default_factory=dict)
 
@@ -96,8 +104,13 @@ def render_passes(
     clay: bool = False,
     color: bool = False,
     color_samples: int = 16,
+    freestyle: bool = False,
 ) -> RawPasses:
     """Render depth, normal and object-id passes (and clay/colour when asked) from ``camera``.
+
+    ``freestyle``: also draw Freestyle lines (silhouettes, borders, creases; 1 px) into ``lines``,
+    (H, W) float32 coverage 0..1. It is slow (Freestyle's Python stroke pipeline: seconds, not
+    tenths) and replaces the view layer's own line sets for this render only.
 
     ``resolution`` is (width, height) in pixels. ``frame`` defaults to the current frame. The
     scene's settings, object pass indices and Render Result slot are restored afterwards, also on
@@ -111,7 +124,7 @@ def render_passes(
     view_layer = view_layer or _view_layer_of(scene)
 
     timings: dict[str, float] = {}
-    with preserved_scene_state(scene, view_layer), _render_slot(), _clay_material() as clay_mat:
+    with preserved_scene_state(scene, view_layer), _render_slot(), _clay_material() as clay_mat, ExitStack() as temp:
         t0 = time.perf_counter()
         if frame is not None and frame != scene.frame_current:
             scene.frame_set(frame)
@@ -122,6 +135,8 @@ def render_passes(
         if color:
             color_image = _render_color(scene, view_layer, color_samples)
         view_layer.material_override = clay_mat
+        if freestyle:
+            temp.enter_context(_freestyle_lines(scene, view_layer))
         for path in ("use_pass_z", "use_pass_normal", "use_pass_object_index"):
             setattr(view_layer, path, True)
         timings["setup"] = time.perf_counter() - t0
@@ -129,6 +144,8 @@ def render_passes(
         t1 = time.perf_counter()
         camera_matrix = np.array(camera.matrix_world, dtype=np.float64)
         raw = _convert(channels, view_layer.name, objects, camera_matrix, clay)
+        if freestyle:
+            raw.lines = np.clip(_channel(channels, view_layer.name, "freestyle", 0), 0.0, 1.0).astype(np.float32)
         raw.color = color_image
         raw.frame = scene.frame_current
         timings["convert"] = time.perf_counter() - t1
@@ -354,3 +371,31 @@ def _build_clay_nodes(mat: bpy.types.Material) -> None:
     links.new(dot.outputs["Value"], shade.inputs[0])
     links.new(shade.outputs["Value"], emission.inputs["Color"])
     links.new(emission.outputs["Emission"], output.inputs["Surface"])
+
+
+@contextmanager
+def _freestyle_lines(scene: bpy.types.Scene, view_layer: bpy.types.ViewLayer) -> Iterator[None]:
+    """Freestyle on, as a render pass, with one temporary white 1 px line set (the user's ones off)."""
+    settings = view_layer.freestyle_settings
+    style = bpy.data.linestyles.new(LINESET_NAME)
+    lineset = None
+    try:
+        style.color, style.alpha, style.thickness = (1.0, 1.0, 1.0), 1.0, 1.0
+        for existing in settings.linesets:
+            existing.show_render = False  # scene_state puts these flags back
+        lineset = settings.linesets.new(LINESET_NAME)
+        lineset.linestyle = style
+        lineset.select_by_visibility, lineset.visibility = True, "VISIBLE"
+        lineset.select_by_edge_types = True
+        lineset.select_silhouette = lineset.select_border = lineset.select_crease = True
+        settings.mode = "EDITOR"
+        settings.as_render_pass = True
+        settings.use_culling = False
+        settings.crease_angle = math.radians(FREESTYLE_CREASE_DIHEDRAL_DEG)
+        scene.render.use_freestyle = view_layer.use_freestyle = True
+        scene.render.line_thickness_mode, scene.render.line_thickness = "ABSOLUTE", 1.0
+        yield
+    finally:
+        if lineset is not None:
+            settings.linesets.remove(lineset)
+        bpy.data.linestyles.remove(style)

@@ -17,7 +17,7 @@ What is kept (``capture_state`` returns it as a plain dict, which tests compare 
 - compositor: ``scene.use_nodes`` (4.x) or ``scene.compositing_node_group`` (5.x);
 - frame and subframe, active camera;
 - the view layer: every ``use_pass_*`` flag (also Cycles' own), material override, samples,
-  Freestyle, selection and active object;
+  Freestyle settings and which line sets render, selection and active object;
 - ``pass_index`` of every object in ``bpy.data.objects`` (instanced collections included).
 """
 
@@ -46,6 +46,8 @@ SCENE_ATTRIBUTES: tuple[str, ...] = (
     "render.use_single_layer",
     "render.use_multiview",
     "render.use_stamp",
+    "render.line_thickness_mode",
+    "render.line_thickness",
     "render.use_persistent_data",
     "render.image_settings.media_type",  # 5.0+: must precede file_format
     "render.image_settings.file_format",
@@ -79,7 +81,16 @@ SCENE_ATTRIBUTES: tuple[str, ...] = (
 )
 
 #: View-layer attributes besides the pass flags.
-VIEW_LAYER_ATTRIBUTES: tuple[str, ...] = ("material_override", "samples", "use_freestyle")
+VIEW_LAYER_ATTRIBUTES: tuple[str, ...] = (
+    "material_override",
+    "samples",
+    "use_freestyle",
+    "freestyle_settings.mode",
+    "freestyle_settings.as_render_pass",
+    "freestyle_settings.use_culling",
+    "freestyle_settings.crease_angle",
+    "freestyle_settings.linesets.active_index",
+)
 
 
 class SceneRestoreError(RuntimeError):
@@ -118,6 +129,7 @@ def capture_state(scene: bpy.types.Scene, view_layer: bpy.types.ViewLayer) -> di
         found, value = _get(view_layer, path)
         if found:
             state["view_layer." + path] = value
+    state["view_layer.linesets"] = tuple((ls.name, ls.show_render) for ls in view_layer.freestyle_settings.linesets)
     state["view_layer.active"] = view_layer.objects.active
     state["view_layer.selected"] = frozenset(o.name for o in view_layer.objects if o.select_get(view_layer=view_layer))
     state["objects.pass_index"] = {o.name: o.pass_index for o in bpy.data.objects}
@@ -135,6 +147,11 @@ def restore_state(scene: bpy.types.Scene, view_layer: bpy.types.ViewLayer, state
                     scene.frame_set(value[0], subframe=value[1])
             elif owner_name == "scene":
                 _set(scene, path, value)
+            elif key == "view_layer.linesets":
+                shown = dict(value)
+                for lineset in view_layer.freestyle_settings.linesets:
+                    if lineset.name in shown and lineset.show_render != shown[lineset.name]:
+                        lineset.show_render = shown[lineset.name]
             elif key == "view_layer.active":
                 if view_layer.objects.active != value:
                     view_layer.objects.active = value  # type: ignore[assignment]  # None is valid: no active object

@@ -97,7 +97,7 @@ def test_cube_silhouette_and_creases_are_edges(empty_scene, sc_module):
     cam = add_camera(empty_scene, location=(0, 0, 0))
     cube = add_cube(empty_scene, size=2.0, location=(0, 0, -7), rotation=(math.radians(30), math.radians(40), 0))
     empty_scene.view_layers[0].update()
-    for mode, tolerance, min_fraction in (("geometric", 1, 0.95), ("canny", 2, 0.8)):
+    for mode, tolerance, min_fraction in (("geometric", 1, 0.95), ("canny", 2, 0.8), ("freestyle", 2, 0.8)):
         passes = extract.extract_passes(empty_scene, cam, (W, W), edges=mode)
         edges = passes.control["edges"][..., 0] > 0
         mask = passes.raw["object_id"] >= 0

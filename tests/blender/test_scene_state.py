@@ -193,3 +193,28 @@ def test_capture_state_sees_changes(empty_scene, sc_module):
         failed = scene_state.restore_state(empty_scene, view_layer, before)
         assert failed == []
         assert scene_state.capture_state(empty_scene, view_layer) == before
+
+
+def test_freestyle_extraction_restores_the_users_line_sets(empty_scene, sc_module):
+    scene_state, extract = sc_module("blender.scene_state"), sc_module("blender.extract")
+    objs = user_scene(empty_scene)
+    view_layer = empty_scene.view_layers[0]
+    settings = view_layer.freestyle_settings
+    user_style = bpy.data.linestyles.new("UserInk")
+    if len(settings.linesets) == 0:
+        settings.linesets.new("UserLines")
+    settings.linesets[0].linestyle = user_style
+    settings.linesets[0].show_render = True
+    settings.as_render_pass = False
+    empty_scene.render.line_thickness = 3.0
+    before = scene_state.capture_state(empty_scene, view_layer)
+    assert before["view_layer.linesets"][0][1] is True
+
+    passes = extract.extract_passes(empty_scene, objs["camera"], (32, 24), edges="freestyle")
+    assert passes.control["edges"].max() == 255
+
+    assert scene_state.capture_state(empty_scene, view_layer) == before
+    assert [ls.name for ls in settings.linesets] == [name for name, _ in before["view_layer.linesets"]]
+    styles = [style.name for style in bpy.data.linestyles]
+    assert "UserInk" in styles and not [name for name in styles if "Scenecast" in name]
+    assert settings.linesets[0].linestyle == user_style
