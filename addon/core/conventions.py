@@ -74,9 +74,13 @@ def depth_range_from_bounds(
     corners of every object, seen from every view and frame of the job, to get the one shared range.
 
     ``near`` shrinks and ``far`` grows by ``margin`` (relative), so the nearest surface is a little
-    below 255 and the farthest a little above 0 (distinct from the black background). Corners behind
-    the camera (camera inside the bounds) clamp ``near`` to ``min_near`` (default ``far * 1e-3``; pass
-    the camera's clip start for a better value).
+    below 255 and the farthest a little above 0 (distinct from the black background). Non-positive
+    distances (corners behind the camera) are ignored, and ``near`` is at least ``min_near`` (default
+    ``far * 1e-3``; pass the camera's clip start).
+
+    Raw corners mislead when a box reaches behind or beside the camera (a large ground plane: its
+    corners are far, the floor in view is near, and it would come out saturated white): pass the
+    depths from ``bounds.visible_box_depths`` — the boxes clipped to the view frustum — instead.
     """
     d = np.asarray(corners_cam_z, dtype=np.float64).ravel()
     d = d[np.isfinite(d)]
