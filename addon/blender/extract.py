@@ -193,8 +193,8 @@ def _visible_corners(scene: bpy.types.Scene, view_layer: bpy.types.ViewLayer | N
     boxes = []
     for instance in depsgraph.object_instances:
         obj = instance.object
-        if obj.type not in _BOUNDED_TYPES:
-            continue
+        if obj.type not in _BOUNDED_TYPES or obj.original.hide_render:
+            continue  # the viewport depsgraph also holds objects hidden from renders
         local = np.array([tuple(c) + (1.0,) for c in obj.bound_box], dtype=np.float64)
         boxes.append(local @ np.array(instance.matrix_world, dtype=np.float64).T)
     return np.array(boxes, dtype=np.float64).reshape(-1, 8, 4)

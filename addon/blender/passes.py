@@ -162,7 +162,10 @@ def _view_layer_of(scene: bpy.types.Scene) -> bpy.types.ViewLayer:
 
 def _configure_render(scene: bpy.types.Scene, view_layer: bpy.types.ViewLayer, width: int, height: int) -> None:
     render = scene.render
-    render.engine = "CYCLES"  # type: ignore[assignment]  # Cycles registers its engine id at runtime
+    try:
+        render.engine = "CYCLES"  # type: ignore[assignment]  # Cycles registers its engine id at runtime
+    except TypeError:
+        raise PassError("passes are rendered with Cycles: enable the Cycles add-on in Preferences › Add-ons") from None
     render.resolution_x, render.resolution_y, render.resolution_percentage = width, height, 100
     render.use_border = False
     render.film_transparent = True

@@ -88,6 +88,7 @@ def test_default_depth_range_comes_from_the_visible_bounds(empty_scene, sc_modul
     add_cube(empty_scene, size=2.0, location=(0, 0, -5))  # spans 4..6 along the view axis
     add_cube(empty_scene, name="Behind", size=2.0, location=(0, 0, 10))  # behind the camera: ignored
     add_cube(empty_scene, name="Aside", size=2.0, location=(60, 0, -40))  # outside the frustum: ignored
+    add_cube(empty_scene, name="Hidden", size=2.0, location=(0, 0, -50)).hide_render = True  # not rendered
     rng = extract.scene_depth_range(empty_scene, [cam], (32, 32))
     assert rng.near == pytest.approx(4.0 * 0.95) and rng.far == pytest.approx(6.0 * 1.05)
 
@@ -198,3 +199,24 @@ def test_canny_on_smooth_clay_draws_only_the_outline(empty_scene, sc_module):
         inner = inner & np.roll(inner, 1, 0) & np.roll(inner, -1, 0) & np.roll(inner, 1, 1) & np.roll(inner, -1, 1)
     assert edges[inner].mean() < 0.01
     assert edges[mask & ~inner].any()
+
+
+def test_one_depth_range_over_an_animation_and_frames_render_their_own_pose(empty_scene, sc_module):
+    extract = sc_module("blender.extract")
+    cam = add_camera(empty_scene)
+    ball = add_sphere(empty_scene, radius=1.0, location=(0, 0, -5), segments=32, rings=16)
+    ball.keyframe_insert("location", frame=1)
+    ball.location = (0, 0, -15)
+    ball.keyframe_insert("location", frame=10)
+    empty_scene.frame_set(4)
+    rng = extract.scene_depth_range(empty_scene, [cam], (32, 32), frames=[1, 10])
+    assert empty_scene.frame_current == 4
+    assert rng.near == pytest.approx(4.0 * 0.95, rel=1e-3) and rng.far == pytest.approx(16.0 * 1.05, rel=1e-3)
+    first = extract.extract_passes(empty_scene, cam, (32, 32), depth_range=rng, frame=1)
+    last = extract.extract_passes(empty_scene, cam, (32, 32), depth_range=rng, frame=10)
+    assert empty_scene.frame_current == 4
+    assert (first.frame, last.frame) == (1, 10)
+    assert first.raw["depth"][16, 16] == pytest.approx(4.0, rel=2e-3)
+    assert last.raw["depth"][16, 16] == pytest.approx(14.0, rel=2e-3)
+    assert first.control["depth"][16, 16, 0] > last.control["depth"][16, 16, 0] > 0
+    assert first.depth_range == last.depth_range == rng
