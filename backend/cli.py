@@ -105,7 +105,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from .api import ServerState, create_app
-    from .jobs import ImageStore, JobQueue
+    from .jobs.images import ImageStore
+    from .jobs.queue import JobQueue
     from .models import ModelManager
     from .pipelines import run_job
 
@@ -154,7 +155,8 @@ def generate_local(data: dict[str, Any], image_paths: dict[str, Path], out: Path
 
     from pydantic import ValidationError
 
-    from .jobs import JobQueue, decode_png
+    from .jobs.images import decode_png
+    from .jobs.queue import JobQueue
     from .models import ModelManager
     from .pipelines import run_job
     from .spec import JobSpec, validation_message

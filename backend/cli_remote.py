@@ -7,9 +7,7 @@ spec's own image keys), follows the job's WebSocket, then downloads each result 
 from __future__ import annotations
 
 import json
-import os
 import sys
-import tempfile
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -17,6 +15,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from .jobs.atomic import atomic_write
 from .version import PROTOCOL
 
 
@@ -120,17 +119,6 @@ class ProgressPrinter:
         self.stream.flush()
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def generate_remote(url: str, spec: dict[str, Any], image_paths: dict[str, Path], out: Path, stem: str, *,
                     token: str | None = None) -> list[Path]:
     from .cli import CliError
@@ -158,11 +146,11 @@ def generate_remote(url: str, spec: dict[str, Any], image_paths: dict[str, Path]
         written = []
         for result in final["results"]:
             path = out / f"{stem}-{job_id[:8]}-{result['index']}.png"
-            _atomic_write(path, client.get_bytes(result["url"]))
+            atomic_write(path, client.get_bytes(result["url"]))
             written.append(path)
         record_path = out / f"{stem}-{job_id[:8]}.json"
         record = client.get_json(f"/v1/jobs/{job_id}/record")
-        _atomic_write(record_path, (json.dumps(record, indent=2, sort_keys=True) + "\n").encode())
+        atomic_write(record_path, (json.dumps(record, indent=2, sort_keys=True) + "\n").encode())
         return written + [record_path]
     except RemoteError as exc:
         raise CliError(exc.message, exc.fix) from exc

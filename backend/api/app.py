@@ -15,7 +15,8 @@ from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import HTMLResponse, JSONResponse
 
-from ..jobs import ImageStore, JobQueue
+from ..jobs.images import ImageStore
+from ..jobs.queue import JobQueue
 from ..spec import JobSpec
 from ..version import PROTOCOL, __version__
 from . import routes_events, routes_images, routes_info, routes_jobs

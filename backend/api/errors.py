@@ -10,7 +10,8 @@ from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from ..jobs import ImageError, QueueFull, UnknownJob
+from ..jobs.images import ImageError
+from ..jobs.queue import QueueFull, UnknownJob
 from ..models import DeviceUnavailable, ModelError, ModelNotFound
 from ..spec import validation_message
 

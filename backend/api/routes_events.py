@@ -12,7 +12,8 @@ import json
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from fastapi.responses import JSONResponse
 
-from ..jobs import Event, UnknownJob
+from ..jobs.events import Event
+from ..jobs.queue import UnknownJob
 from .auth import presented_token, token_ok
 from .errors import error_body
 

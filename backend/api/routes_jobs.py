@@ -13,8 +13,8 @@ from fastapi.responses import FileResponse
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
-from ..jobs import Job, decode_png
-from ..jobs.images import IMAGE_ID, MAX_IMAGE_BYTES
+from ..jobs.images import IMAGE_ID, MAX_IMAGE_BYTES, decode_png
+from ..jobs.record import Job
 from ..spec import JobSpec
 from .auth import HTTP_AUTH
 from .errors import ApiError

@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import hashlib
 import io
-import os
 import re
-import tempfile
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
+
+from .atomic import atomic_write
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 MAX_IMAGE_BYTES = 64 * 1024 * 1024
@@ -77,14 +77,7 @@ class ImageStore:
         decode_png(data, id)
         path = self._path(id)
         if not path.exists():
-            fd, tmp = tempfile.mkstemp(dir=self.root, suffix=".part")
-            try:
-                with os.fdopen(fd, "wb") as f:
-                    f.write(data)
-                os.replace(tmp, path)
-            except BaseException:
-                Path(tmp).unlink(missing_ok=True)
-                raise
+            atomic_write(path, data)
         return id
 
     def get(self, id: str) -> bytes | None:

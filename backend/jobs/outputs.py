@@ -11,8 +11,6 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +20,7 @@ from PIL.PngImagePlugin import PngInfo
 
 from ..spec import ControlNetUnit, Img2ImgStage, InpaintStage, JobSpec
 from ..version import PROTOCOL, __version__
+from .atomic import atomic_write
 
 SAMPLER_NAMES = {
     "euler_a": "Euler a",
@@ -117,19 +116,6 @@ def build_record(job_id: str, spec: JobSpec, input_hashes: dict[str, str], info:
     }
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def encode_png(image: np.ndarray, text: dict[str, str] | None = None, compress_level: int = 4) -> bytes:
     """H x W x 3 uint8 -> PNG bytes, with ``text`` as iTXt chunks (UTF-8, so any prompt survives)."""
     if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
@@ -154,7 +140,7 @@ def write_results(directory: Path, stem: str, images: list[np.ndarray], paramete
     for n, image in enumerate(images):
         data = encode_png(image, {"parameters": parameters, "scenecast": record_text})
         path = directory / f"{stem}-{n}.png"
-        _atomic_write(path, data)
+        atomic_write(path, data)
         results.append({"index": n, "path": str(path), "width": int(image.shape[1]), "height": int(image.shape[0]),
                         "sha256": hashlib.sha256(data).hexdigest()})
     full = {**record, "results": [{k: r[k] for k in ("index", "width", "height", "sha256")} | {"file": Path(r["path"]).name}
@@ -164,4 +150,4 @@ def write_results(directory: Path, stem: str, images: list[np.ndarray], paramete
 
 
 def write_json(path: Path, data: dict[str, Any]) -> None:
-    _atomic_write(path, (json.dumps(data, ensure_ascii=False, indent=2, sort_keys=True) + "\n").encode())
+    atomic_write(path, (json.dumps(data, ensure_ascii=False, indent=2, sort_keys=True) + "\n").encode())

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from backend.jobs import JobQueue
+from backend.jobs.queue import JobQueue
 from backend.jobs.outputs import build_record, parameters_text, write_results
 from backend.models import ModelManager
 from backend.pipelines import run_job
