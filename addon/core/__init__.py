@@ -6,11 +6,15 @@ into the plain arrays these modules take; nothing here imports ``bpy``.
 
 Modules, one job each:
 
-- ``conventions``  — depth / normal control-image conventions, defined once.
-- ``edges``        — geometric edges (silhouettes, creases) and a numpy Canny.
-- ``segmentation`` — the ADE20K palette and object-id → segmentation image.
-- ``png``          — PNG encode/decode with text chunks (zlib only).
-- ``websocket``    — a minimal RFC 6455 client.
-- ``client``       — the protocol-1 backend client.
-- ``jobspec``      — building protocol-1 job specs from UI values and presets.
+- ``conventions``     — depth / normal control-image conventions, defined once (docs/conventions.md).
+- ``bounds``          — scene bounding boxes clipped to the view frustum, for the depth range.
+- ``edges``           — geometric edges (silhouettes, depth jumps, creases) and a numpy Canny.
+- ``segmentation``    — the ADE20K palette and object ids → segmentation image.
+- ``png``             — PNG encode/decode with text chunks (zlib only).
+- ``errors``          — ``ScenecastError`` and its kinds: a message and a fix for the user.
+- ``websocket``       — a minimal RFC 6455 client.
+- ``client``          — the protocol-1 backend client.
+- ``jobspec``         — protocol-1 job specs from UI values and presets.
+- ``backend_process`` — finding, starting and stopping a local backend.
+- ``remote_job``      — one job from prepared inputs to result files.
 """
