@@ -247,7 +247,13 @@ class BackendClient:
                     continue
                 if message.kind != "text":
                     continue  # a stray binary frame: previews' PNGs are read right after their event
-                data = json.loads(message.data)
+                try:
+                    data = json.loads(message.data)
+                except ValueError:
+                    raise BackendError(
+                        f"the event stream of job {job_id} sent something that is not JSON: {message.data[:80]!r}",
+                        "update the backend, or report a bug",
+                    ) from None
                 image = None
                 if data.get("type") == "preview":
                     while True:
@@ -303,7 +309,12 @@ class BackendClient:
             nonlocal cancelled
             if cancel_event is not None and cancel_event.is_set() and not cancelled:
                 cancelled = True
-                self.cancel(job_id)
+                try:
+                    self.cancel(job_id)
+                except AuthError:
+                    raise
+                except BackendError:
+                    pass  # e.g. the job finished just now: its terminal state is read below
             if deadline is not None and time.monotonic() > deadline:
                 raise WaitTimeout(
                     f"job {job_id} did not finish within {timeout:g} s",

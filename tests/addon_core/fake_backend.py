@@ -223,6 +223,8 @@ class Handler(BaseHTTPRequestHandler):
             job = self._job(parts[2])
             if job is None:
                 return
+            if job.status in TERMINAL:
+                return self._error(409, "job_finished", f"job {job.id} is already {job.status}", None)
             job.cancel_requested.set()
             return self._json(200, {"id": job.id, "status": job.status})
         self._error(404, "not_found", f"no route {self.path}", None)

@@ -131,6 +131,18 @@ def test_wait_cancels_on_the_server_when_asked(backend):
         raise_for_job(final)
 
 
+def test_cancel_racing_the_end_of_the_job_returns_its_final_state(backend):
+    client = BackendClient(backend.url)
+    job_id = client.submit(spec(), {"depth": PNG})
+    client.wait(job_id, timeout=10)
+    cancel = threading.Event()
+    cancel.set()  # the user pressed cancel as the job finished: the server answers 409
+    assert client.wait(job_id, cancel_event=cancel, timeout=10)["status"] == "done"
+    with pytest.raises(BackendError) as err:
+        client.cancel(job_id)
+    assert err.value.status == 409
+
+
 def test_wait_timeout_leaves_the_job_running(backend):
     client = BackendClient(backend.url)
     job_id = client.submit(spec("slow"), {"depth": PNG})
