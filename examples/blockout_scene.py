@@ -6,7 +6,8 @@ object gets a Scenecast segmentation class (ADE20K names) when the add-on is reg
 segmentation image has meaningful colours.
 
     import blockout_scene
-    scene = blockout_scene.build()          # into a new scene called "Blockout"
+    scene = blockout_scene.build()                            # a new scene called "Blockout"
+    scene = blockout_scene.build(scene=bpy.context.scene)     # into the current (empty) scene
 """
 
 from __future__ import annotations
@@ -57,9 +58,15 @@ def _add(primitive: str, location: tuple[float, float, float]) -> bpy.types.Obje
     return obj
 
 
-def build(name: str = "Blockout", resolution: tuple[int, int] = (512, 512)) -> bpy.types.Scene:
-    """A new scene ``name`` holding the street, camera and sun; made the window's scene when there is one."""
-    scene = bpy.data.scenes.new(name)
+def build(
+    name: str = "Blockout", resolution: tuple[int, int] = (512, 512), scene: bpy.types.Scene | None = None
+) -> bpy.types.Scene:
+    """The street, camera and sun in ``scene`` (default: a new scene ``name``, made the window's scene
+    when there is a window)."""
+    if scene is None:
+        scene = bpy.data.scenes.new(name)
+    else:
+        scene.name = name
     for obj_name, primitive, location, scale, rot_z, klass in OBJECTS:
         obj = _add(primitive, location)
         obj.name = obj.data.name = obj_name
@@ -88,6 +95,6 @@ def build(name: str = "Blockout", resolution: tuple[int, int] = (512, 512)) -> b
     scene.render.resolution_x, scene.render.resolution_y = resolution
     scene.render.resolution_percentage = 100
     window = getattr(bpy.context, "window", None)
-    if window is not None:
+    if window is not None and window.scene != scene:
         window.scene = scene
     return scene

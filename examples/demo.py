@@ -91,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
     steps = args.steps or (10 if tiny else 20)
     print(f"model {model}, {size}×{size}, {steps} steps" + (" (smaller: builtin:tiny makes noise anyway)" if tiny else ""))
 
-    scene = blockout_scene.build("Blockout", resolution=(size, size))
+    scene = blockout_scene.build("Blockout", resolution=(size, size), scene=bpy.context.scene)
     print(f"built the blockout scene: {len(scene.objects)} objects, camera {scene.camera.name}")
 
     passes = api.extract_passes(scene, resolution=(size, size))
