@@ -26,12 +26,10 @@ Every array returned has row 0 at the **top** of the image (OpenEXR stores the t
 
 from __future__ import annotations
 
-import math
 import os
 import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 
 import bpy
@@ -39,24 +37,21 @@ import numpy as np
 
 from ..core.conventions import normals_world_to_camera
 from . import exr
-from .scene_state import pass_flag_paths, preserved_scene_state
+from .render_setup import (  # noqa: F401  (constants re-exported: they document the clay shading)
+    CLAY_LIGHT_CAMERA,
+    CLAY_OFFSET,
+    CLAY_SCALE,
+    PassError,
+    clay_material,
+    configure_render,
+    freestyle_lines,
+    render_result_image,
+    render_slot,
+)
+from .scene_state import preserved_scene_state
 
-#: Name of the temporary clay material (removed after each extraction).
-CLAY_MATERIAL_NAME = "Scenecast Clay (temporary)"
-#: Name of the Render Result slot our renders go to, so the user's last render stays in its slot.
-RENDER_SLOT_NAME = "Scenecast"
-#: Clay shading: a "half-Lambert" light from the upper left, near the viewer, in camera space:
-#: clay = CLAY_OFFSET + CLAY_SCALE · (n·l), 0.1 (facing away) … 0.95 (facing the light). No clamp
-#: kink, so a smooth surface gives Canny no terminator line; neighbouring faces still differ.
-CLAY_LIGHT_CAMERA = (-0.35, 0.45, 0.82)
-CLAY_OFFSET, CLAY_SCALE = 0.525, 0.425
 #: Largest number of objects that can get a unique object index (``Object.pass_index`` is a short).
 MAX_OBJECTS = 32767
-#: Names of the temporary Freestyle line set and line style (removed after each extraction).
-LINESET_NAME = "Scenecast Lines (temporary)"
-#: Freestyle's crease threshold is the dihedral angle between faces: 140° = a 40° turn of the normal,
-#: the same crease as ``core.edges.DEFAULT_CREASE_ANGLE_DEG``.
-FREESTYLE_CREASE_DIHEDRAL_DEG = 140.0
 #: Object types that can show up in a render, so get an object id.
 RENDERABLE_TYPES = frozenset({"MESH", "CURVE", "SURFACE", "META", "FONT", "CURVES", "POINTCLOUD", "VOLUME"})
 #: The passes' channel names, by pass: Blender 5.0 renamed "IndexOB" to "Object Index".
@@ -90,10 +85,6 @@ class RawPasses:
         return self.object_id >= 0
 
 
-class PassError(RuntimeError):
-    """Extraction cannot run as asked (the message says what to change)."""
-
-
 def render_passes(
     scene: bpy.types.Scene,
     camera: bpy.types.Object,
@@ -124,19 +115,19 @@ def render_passes(
     view_layer = view_layer or _view_layer_of(scene)
 
     timings: dict[str, float] = {}
-    with preserved_scene_state(scene, view_layer), _render_slot(), _clay_material() as clay_mat, ExitStack() as temp:
+    with preserved_scene_state(scene, view_layer), render_slot(), clay_material() as clay_mat, ExitStack() as temp:
         t0 = time.perf_counter()
         if frame is not None and frame != scene.frame_current:
             scene.frame_set(frame)
         scene.camera = camera
-        _configure_render(scene, view_layer, width, height)
+        configure_render(scene, view_layer, width, height)
         objects = _assign_object_indices(scene, view_layer)
         color_image = None
         if color:
             color_image = _render_color(scene, view_layer, color_samples)
         view_layer.material_override = clay_mat
         if freestyle:
-            temp.enter_context(_freestyle_lines(scene, view_layer))
+            temp.enter_context(freestyle_lines(scene, view_layer))
         for path in ("use_pass_z", "use_pass_normal", "use_pass_object_index"):
             setattr(view_layer, path, True)
         timings["setup"] = time.perf_counter() - t0
@@ -158,48 +149,6 @@ def _view_layer_of(scene: bpy.types.Scene) -> bpy.types.ViewLayer:
     if getattr(bpy.context, "scene", None) == scene and context_layer is not None:
         return context_layer
     return scene.view_layers[0]
-
-
-def _configure_render(scene: bpy.types.Scene, view_layer: bpy.types.ViewLayer, width: int, height: int) -> None:
-    render = scene.render
-    try:
-        render.engine = "CYCLES"  # type: ignore[assignment]  # Cycles registers its engine id at runtime
-    except TypeError:
-        raise PassError("passes are rendered with Cycles: enable the Cycles add-on in Preferences › Add-ons") from None
-    render.resolution_x, render.resolution_y, render.resolution_percentage = width, height, 100
-    render.use_border = False
-    render.film_transparent = True
-    render.use_compositing = False  # the user's compositor never runs, so its nodes are never touched
-    render.use_sequencer = False
-    render.use_motion_blur = False
-    render.use_freestyle = False
-    render.use_single_layer = True
-    render.use_multiview = False
-    render.use_stamp = False
-    cycles = scene.cycles
-    cycles.device = "CPU"
-    cycles.samples = 1
-    cycles.use_adaptive_sampling = False
-    cycles.use_denoising = False
-    cycles.time_limit = 0.0
-    cycles.use_layer_samples = "USE"
-    view_layer.samples = 0
-    view_layer.use_freestyle = False
-    for path in pass_flag_paths(view_layer):
-        owner = view_layer.cycles if path.startswith("cycles.") else view_layer
-        setattr(owner, path.rpartition(".")[2], False)
-    view_layer.use_pass_combined = True
-    settings = render.image_settings
-    if hasattr(settings, "media_type"):  # Blender 5.0: the file format list depends on it
-        settings.media_type = "MULTI_LAYER_IMAGE"
-    settings.file_format = "OPEN_EXR_MULTILAYER"
-    settings.color_depth = "32"
-    settings.exr_codec = "NONE"  # fastest to write and read back; the file lives in RAM
-    settings.use_preview = False
-    scene.view_settings.view_transform = "Standard"
-    scene.view_settings.look = "None"
-    scene.view_settings.exposure = 0.0
-    scene.view_settings.gamma = 1.0
 
 
 def _assign_object_indices(scene: bpy.types.Scene, view_layer: bpy.types.ViewLayer) -> dict[int, str]:
@@ -244,7 +193,7 @@ def _render_to_channels(
         t0 = time.perf_counter()
         bpy.ops.render.render(write_still=False, layer=view_layer.name, scene=scene.name)
         t1 = time.perf_counter()
-        result = _render_result_image()
+        result = render_result_image()
         if result is None:
             raise PassError("Blender produced no render result; is the scene's camera in the view layer?")
         result.save_render(path, scene=scene)
@@ -309,96 +258,3 @@ def _temp_exr_path() -> str:
     return path
 
 
-def _render_result_image() -> bpy.types.Image | None:
-    for image in bpy.data.images:
-        if image.type == "RENDER_RESULT":
-            return image
-    return None
-
-
-@contextmanager
-def _render_slot() -> Iterator[None]:
-    """Render into a slot of our own, so the user's last render stays in its Render Result slot."""
-    image = _render_result_image()
-    if image is None:  # no render yet: nothing to protect
-        yield
-        return
-    slots = image.render_slots
-    previous = slots.active_index
-    ours = next((i for i, slot in enumerate(slots) if slot.name == RENDER_SLOT_NAME), None)
-    if ours is None:
-        slots.new(name=RENDER_SLOT_NAME)
-        ours = len(slots) - 1
-    slots.active_index = ours
-    try:
-        yield
-    finally:
-        slots.active_index = previous
-
-
-@contextmanager
-def _clay_material() -> Iterator[bpy.types.Material]:
-    """A temporary emission "clay" (see ``CLAY_LIGHT_CAMERA``), removed afterwards."""
-    mat = bpy.data.materials.new(CLAY_MATERIAL_NAME)
-    try:
-        _build_clay_nodes(mat)
-        yield mat
-    finally:
-        bpy.data.materials.remove(mat, do_unlink=True)
-
-
-def _build_clay_nodes(mat: bpy.types.Material) -> None:
-    if bpy.app.version < (5, 0, 0):  # 5.0 materials always use nodes (use_nodes is deprecated)
-        mat.use_nodes = True
-    nodes, links = mat.node_tree.nodes, mat.node_tree.links
-    nodes.clear()
-    geometry = nodes.new("ShaderNodeNewGeometry")
-    to_camera = nodes.new("ShaderNodeVectorTransform")
-    to_camera.vector_type, to_camera.convert_from, to_camera.convert_to = "NORMAL", "WORLD", "CAMERA"
-    light = np.asarray(CLAY_LIGHT_CAMERA, dtype=np.float64)
-    light /= np.linalg.norm(light)
-    dot = nodes.new("ShaderNodeVectorMath")
-    dot.operation = "DOT_PRODUCT"
-    # Cycles' camera space looks down +z with y up (Blender's looks down -z): flip z of the light.
-    dot.inputs[1].default_value = (float(light[0]), float(light[1]), float(-light[2]))
-    shade = nodes.new("ShaderNodeMath")
-    shade.operation = "MULTIPLY_ADD"
-    shade.use_clamp = True
-    shade.inputs[1].default_value = CLAY_SCALE
-    shade.inputs[2].default_value = CLAY_OFFSET
-    emission = nodes.new("ShaderNodeEmission")
-    emission.inputs["Strength"].default_value = 1.0
-    output = nodes.new("ShaderNodeOutputMaterial")
-    links.new(geometry.outputs["Normal"], to_camera.inputs["Vector"])
-    links.new(to_camera.outputs["Vector"], dot.inputs[0])
-    links.new(dot.outputs["Value"], shade.inputs[0])
-    links.new(shade.outputs["Value"], emission.inputs["Color"])
-    links.new(emission.outputs["Emission"], output.inputs["Surface"])
-
-
-@contextmanager
-def _freestyle_lines(scene: bpy.types.Scene, view_layer: bpy.types.ViewLayer) -> Iterator[None]:
-    """Freestyle on, as a render pass, with one temporary white 1 px line set (the user's ones off)."""
-    settings = view_layer.freestyle_settings
-    style = bpy.data.linestyles.new(LINESET_NAME)
-    lineset = None
-    try:
-        style.color, style.alpha, style.thickness = (1.0, 1.0, 1.0), 1.0, 1.0
-        for existing in settings.linesets:
-            existing.show_render = False  # scene_state puts these flags back
-        lineset = settings.linesets.new(LINESET_NAME)
-        lineset.linestyle = style
-        lineset.select_by_visibility, lineset.visibility = True, "VISIBLE"
-        lineset.select_by_edge_types = True
-        lineset.select_silhouette = lineset.select_border = lineset.select_crease = True
-        settings.mode = "EDITOR"
-        settings.as_render_pass = True
-        settings.use_culling = False
-        settings.crease_angle = math.radians(FREESTYLE_CREASE_DIHEDRAL_DEG)
-        scene.render.use_freestyle = view_layer.use_freestyle = True
-        scene.render.line_thickness_mode, scene.render.line_thickness = "ABSOLUTE", 1.0
-        yield
-    finally:
-        if lineset is not None:
-            settings.linesets.remove(lineset)
-        bpy.data.linestyles.remove(style)

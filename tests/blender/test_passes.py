@@ -31,7 +31,7 @@ def test_depth_of_perpendicular_plane_is_planar_everywhere(empty_scene, sc_modul
     raw = passes.render_passes(empty_scene, cam, (W, H))
     assert raw.depth.shape == (H, W) and raw.depth.dtype == np.float32
     # Radial distance would be 4/cos(angle): 4.28 in the corners at 50 mm. Planar is 4 everywhere.
-    np.testing.assert_allclose(raw.depth, 4.0, rtol=1e-4)
+    np.testing.assert_allclose(raw.depth, 4.0, rtol=1e-5)
     assert list(raw.objects.values()) == ["Plane"]
     assert (raw.object_id == next(iter(raw.objects))).all()
 
@@ -104,8 +104,9 @@ def test_sphere_normals_match_analytic_camera_space_normals(empty_scene, sc_modu
     assert (hit != raw.mask).sum() <= 0.05 * both.sum()
     cos = np.clip((expected[both] * raw.normal[both]).sum(-1), -1, 1)
     errors = np.degrees(np.arccos(cos))
-    assert errors.mean() < 1.0, errors.mean()
-    assert np.median(errors) < 0.7
+    # Measured: mean 0.08°, median 0.06° (the smooth-shaded 96×48 mesh vs the true sphere).
+    assert errors.mean() < 0.3, errors.mean()
+    assert np.median(errors) < 0.2
     np.testing.assert_allclose(np.linalg.norm(raw.normal[both], axis=-1), 1.0, atol=1e-4)
     # Depth on the 96×48-segment mesh vs the true sphere: chords sit up to ~0.4 % inside it.
     np.testing.assert_allclose(raw.depth[both], -(rays * t[..., None])[both][:, 2], rtol=5e-3)
