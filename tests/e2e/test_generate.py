@@ -8,6 +8,7 @@ import threading
 import urllib.request
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from e2e_support import ADDON_MODULE, BackendServer, backend_python, free_port, healthy, scene_state
@@ -138,3 +139,80 @@ def test_cancel_mid_job_cancels_on_the_server(api, backend, scene):
     with urllib.request.urlopen(f"{backend.url}/v1/jobs/{job_id}") as response:
         assert json.loads(response.read())["status"] == "cancelled"
     assert scene_state(scene) == before
+
+
+def test_the_ui_worker_path_leaves_the_main_thread_free_and_shows_previews(scenecast, backend, scene, prefs):
+    """What the modal operator does, driven by hand (bpy as a module has no event loop for the modal):
+    the job runs in the worker thread while the main thread keeps using bpy; previews and results are
+    brought to bpy on the main thread."""
+    import importlib
+
+    job_runner = importlib.import_module(ADDON_MODULE + ".ui.job_runner")
+    operators = importlib.import_module(ADDON_MODULE + ".ui.operators")
+    png = importlib.import_module(ADDON_MODULE + ".core.png")
+    api = importlib.import_module(ADDON_MODULE + ".api")
+    request = api.prepare(scene, prompt="x", server=backend.url, units=UNITS[:1], preview_every=1,
+                          **{**TINY, "steps": 4})
+    job = job_runner.start(request)
+    assert job_runner.active() is job
+    with pytest.raises(RuntimeError, match="already running"):
+        job_runner.start(request)
+    main_thread_work = 0
+    previews = 0
+    outcome = None
+    while outcome is None:
+        for message in job.drain():
+            if message.kind == "event" and message.event.type == "preview":
+                preview = png.decode_png(message.event.image)
+                image = operators.update_preview(preview)
+                previews += 1
+            elif message.kind == "done":
+                outcome = message.outcome
+            elif message.kind == "error":
+                raise message.error
+        bpy.data.meshes.remove(bpy.data.meshes.new("main thread stays usable"))  # bpy on the main thread
+        main_thread_work += 1
+        job.thread.join(0.05)
+    job_runner.finish(job)
+    assert job_runner.active() is None
+    assert previews >= 1 and image.name == operators.PREVIEW_IMAGE
+    # The preview image holds the last preview's pixels (Blender's rows run bottom-up, floats).
+    h, w = preview.shape[:2]
+    assert tuple(image.size) == (w, h)
+    pixels = np.empty(w * h * 4, dtype=np.float32)
+    image.pixels.foreach_get(pixels)
+    shown = np.rint(pixels.reshape(h, w, 4)[::-1, :, :3] * 255).astype(np.uint8)
+    assert np.array_equal(shown, preview[..., :3])
+    assert main_thread_work > 3
+    images = api.load_results(outcome)
+    assert len(images) == 1 and os.path.isfile(bpy.path.abspath(images[0].filepath))
+
+
+def test_a_backend_speaking_another_protocol_is_refused_with_the_fix(api, scene, tmp_path):
+    """A stand-in for a newer backend: a plain HTTP server whose /v1/health says protocol 99."""
+    import http.server
+    import json
+
+    class Health(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802 - http.server's naming
+            body = json.dumps({"status": "ok", "version": "9.0.0", "protocol": 99}).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Health)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        client = _errors(api)
+        with pytest.raises(client.ProtocolMismatch) as info:
+            api.generate(scene, prompt="x", server=f"http://127.0.0.1:{server.server_port}", units=UNITS, **TINY)
+        assert "protocol 99" in info.value.message and "update the Scenecast add-on" in info.value.fix
+    finally:
+        server.shutdown()
+    assert not (tmp_path / "results").exists()
