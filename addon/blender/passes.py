@@ -99,13 +99,14 @@ def render_passes(
 ) -> RawPasses:
     """Render depth, normal and object-id passes (and clay/colour when asked) from ``camera``.
 
-    ``freestyle``: also draw Freestyle lines (silhouettes, borders, creases; 1 px) into ``lines``,
-    (H, W) float32 coverage 0..1. It is slow (Freestyle's Python stroke pipeline: seconds, not
-    tenths) and replaces the view layer's own line sets for this render only.
+    ``resolution`` is (width, height) in pixels. ``frame`` defaults to the current frame.
+    ``clay``: keep the clay shading of the same render. ``color``: a second render with the user's
+    materials at ``color_samples`` samples. ``freestyle``: also draw Freestyle lines (silhouettes,
+    borders, creases; 1 px) into ``lines``, (H, W) float32 coverage 0..1 — slower (Freestyle's
+    Python stroke pipeline) and with the view layer's own line sets off for this render only.
 
-    ``resolution`` is (width, height) in pixels. ``frame`` defaults to the current frame. The
-    scene's settings, object pass indices and Render Result slot are restored afterwards, also on
-    failure (``scene_state.preserved_scene_state``).
+    The scene's settings, object pass indices and Render Result slot are restored afterwards, also
+    on failure (``scene_state.preserved_scene_state``).
     """
     if camera is None or camera.type != "CAMERA":
         raise PassError("no camera: set the scene camera or pass camera=<a camera object>")
