@@ -20,7 +20,14 @@ import numpy as np
 
 from ..core import edges as core_edges
 from ..core import segmentation as core_segmentation
-from ..core.conventions import DEFAULT_DEPTH_MAPPING, DepthRange, depth_range_from_bounds, depth_to_control, normals_to_control
+from ..core.conventions import (
+    DEFAULT_DEPTH_MAPPING,
+    DEPTH_MAPPINGS,
+    DepthRange,
+    depth_range_from_bounds,
+    depth_to_control,
+    normals_to_control,
+)
 from .passes import PassError, RawPasses, render_passes
 
 #: Edge sources ``extract_passes`` accepts.
@@ -77,14 +84,18 @@ def extract_passes(
     ``resolution``: (width, height); default the scene's resolution × percentage. ``depth_range``:
     the job's near/far; default ``scene_depth_range`` for this camera and frame. ``frame``: default
     the current frame. ``edges``: "geometric" (silhouettes and creases from the passes, the default),
-    "canny" (Canny on the clay render) or "freestyle" (Blender's Freestyle lines; seconds per
-    frame). ``classes``: object name → segmentation class, overriding each object's
+    "canny" (Canny on the clay render) or "freestyle" (Blender's Freestyle lines, slower: its
+    stroke pipeline runs in Python). ``classes``: object name → segmentation class, overriding each object's
     ``scenecast_class`` property (see ``object_classes``). ``clay``/``color``: also return
     the clay render / a colour render of ``color_samples`` samples (img2img sources). The scene is
     left exactly as it was, also on failure.
     """
     if edges not in EDGE_MODES:
         raise ValueError(f"unknown edges mode {edges!r}; use one of {', '.join(EDGE_MODES)}")
+    if depth_mapping not in DEPTH_MAPPINGS:
+        raise ValueError(f"unknown depth mapping {depth_mapping!r}; use one of {', '.join(DEPTH_MAPPINGS)}")
+    by_name = object_classes(scene, classes)
+    _check_classes(by_name)  # before rendering: a typo should not cost a render
     camera = camera or scene.camera
     if camera is None:
         raise PassError("the scene has no camera: add one and make it active, or pass camera=")
@@ -99,7 +110,7 @@ def extract_passes(
         color_samples=color_samples, freestyle=edges == "freestyle",
     )
     t2 = time.perf_counter()
-    ids = _classes_by_id(raw, object_classes(scene, classes))
+    ids = {i: by_name[name] for i, name in raw.objects.items() if name in by_name}
     control = {
         "depth": depth_to_control(raw.depth, depth_range, depth_mapping),
         "normal": normals_to_control(raw.normal, raw.mask),
@@ -231,13 +242,9 @@ def _edges(raw: RawPasses, mode: str) -> np.ndarray:
     return core_edges.geometric_edges(raw.depth, raw.normal, raw.object_id)
 
 
-def _classes_by_id(raw: RawPasses, by_name: Mapping[str, str]) -> dict[int, str]:
-    ids: dict[int, str] = {}
-    for object_id, name in raw.objects.items():
-        if name in by_name:
-            try:
-                core_segmentation.ade20k_index(by_name[name])
-            except ValueError as exc:
-                raise ValueError(f"object {name!r}: segmentation class {by_name[name]!r} is unknown ({exc})") from None
-            ids[object_id] = by_name[name]
-    return ids
+def _check_classes(by_name: Mapping[str, str]) -> None:
+    for name, cls in by_name.items():
+        try:
+            core_segmentation.ade20k_index(cls)
+        except ValueError as exc:
+            raise ValueError(f"object {name!r}: segmentation class {cls!r} is unknown ({exc})") from None

@@ -157,11 +157,16 @@ def test_object_ids_map_to_names_and_classes_to_ade20k_colours(empty_scene, sc_m
     assert (seg[ids == -1] == 0).all()
 
 
-def test_unknown_class_names_the_object(empty_scene, sc_module):
+def test_unknown_class_names_the_object_before_rendering(empty_scene, sc_module, monkeypatch):
     extract = sc_module("blender.extract")
     cam = add_camera(empty_scene)
     add_sphere(empty_scene, name="Blob", location=(0, 0, -5))["scenecast_class"] = "treee"
-    with pytest.raises(ValueError, match="Blob.*treee"):
+
+    def no_render(*args, **kwargs):
+        raise AssertionError("rendered before checking the classes")
+
+    monkeypatch.setattr(extract, "render_passes", no_render)
+    with pytest.raises(ValueError, match="Blob.*treee.*did you mean 'tree'"):
         extract.extract_passes(empty_scene, cam, (16, 16))
 
 

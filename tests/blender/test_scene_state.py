@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import glob
 import os
-import tempfile
 
 import bpy
 import pytest
@@ -75,18 +73,25 @@ def material_fingerprint() -> dict:
     return out
 
 
-def temp_exrs() -> set[str]:
-    return set(glob.glob("/dev/shm/scenecast-passes-*")) | set(
-        glob.glob(os.path.join(tempfile.gettempdir(), "scenecast-passes-*"))
-    )
+def record_temp_exrs(passes_module, monkeypatch) -> list[str]:
+    """The EXR paths this process's extraction creates (other processes may use /dev/shm too)."""
+    made: list[str] = []
+    original = passes_module._temp_exr_path
+
+    def recording() -> str:
+        made.append(original())
+        return made[-1]
+
+    monkeypatch.setattr(passes_module, "_temp_exr_path", recording)
+    return made
 
 
-def test_extraction_restores_every_setting(empty_scene, sc_module):
+def test_extraction_restores_every_setting(empty_scene, sc_module, monkeypatch):
     scene_state, extract = sc_module("blender.scene_state"), sc_module("blender.extract")
     objs = user_scene(empty_scene)
     view_layer = empty_scene.view_layers[0]
     before = scene_state.capture_state(empty_scene, view_layer)
-    materials, exrs = material_fingerprint(), temp_exrs()
+    materials, exrs = material_fingerprint(), record_temp_exrs(sc_module("blender.passes"), monkeypatch)
     images = {i.name for i in bpy.data.images if i.type != "RENDER_RESULT"}
 
     passes = extract.extract_passes(empty_scene, objs["camera"], (48, 32), frame=3, clay=True)
@@ -101,7 +106,8 @@ def test_extraction_restores_every_setting(empty_scene, sc_module):
         (0.1, 0.2, 0.3, 1.0)
     )
     assert {i.name for i in bpy.data.images if i.type != "RENDER_RESULT"} == images
-    assert temp_exrs() == exrs
+    assert len(exrs) == 1 and not os.path.exists(exrs[0])
+    assert exrs[0].startswith("/dev/shm/") or not os.path.isdir("/dev/shm")  # in RAM where there is RAM disk
 
 
 def test_state_is_restored_when_reading_passes_fails(empty_scene, sc_module, monkeypatch):
@@ -109,7 +115,7 @@ def test_state_is_restored_when_reading_passes_fails(empty_scene, sc_module, mon
     objs = user_scene(empty_scene)
     view_layer = empty_scene.view_layers[0]
     before = scene_state.capture_state(empty_scene, view_layer)
-    materials, exrs = material_fingerprint(), temp_exrs()
+    materials, exrs = material_fingerprint(), record_temp_exrs(sc_module("blender.passes"), monkeypatch)
 
     def broken_reader(path):
         assert os.path.exists(path)  # Blender did write the file: we are past the render
@@ -121,7 +127,7 @@ def test_state_is_restored_when_reading_passes_fails(empty_scene, sc_module, mon
 
     assert scene_state.capture_state(empty_scene, view_layer) == before
     assert material_fingerprint() == materials  # the clay material is gone again
-    assert temp_exrs() == exrs  # and the EXR file was deleted
+    assert len(exrs) == 1 and not os.path.exists(exrs[0])  # and the EXR file was deleted
 
 
 def test_state_is_restored_when_conversion_fails(empty_scene, sc_module, monkeypatch):
