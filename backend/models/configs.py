@@ -75,7 +75,7 @@ _CONTROLNET_KEYS = ("attention_head_dim", "block_out_channels", "cross_attention
                     "transformer_layers_per_block", "use_linear_projection")
 
 
-def _controlnet_of(unet: dict) -> dict:
+def controlnet_config_of(unet: dict) -> dict:
     """A ControlNet is the UNet's encoder half plus an 8x conditioning embedding."""
     cfg = {k: unet[k] for k in _CONTROLNET_KEYS if k in unet}
     return {"_class_name": "ControlNetModel", **cfg, "conditioning_embedding_out_channels": [16, 32, 96, 256],
@@ -83,10 +83,10 @@ def _controlnet_of(unet: dict) -> dict:
 
 
 FAMILY_CONFIGS: dict[str, dict[str, dict]] = {
-    "sd15": {"unet/config.json": SD15_UNET, "controlnet/config.json": _controlnet_of(SD15_UNET),
+    "sd15": {"unet/config.json": SD15_UNET, "controlnet/config.json": controlnet_config_of(SD15_UNET),
              "vae/config.json": SD15_VAE, "text_encoder/config.json": CLIP_L,
              "scheduler/scheduler_config.json": SD15_SCHEDULER},
-    "sdxl": {"unet/config.json": SDXL_UNET, "controlnet/config.json": _controlnet_of(SDXL_UNET),
+    "sdxl": {"unet/config.json": SDXL_UNET, "controlnet/config.json": controlnet_config_of(SDXL_UNET),
              "vae/config.json": SDXL_VAE, "text_encoder/config.json": CLIP_L,
              "text_encoder_2/config.json": OPENCLIP_BIGG, "scheduler/scheduler_config.json": SDXL_SCHEDULER},
 }

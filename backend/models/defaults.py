@@ -6,7 +6,6 @@ Documented in docs/models.md; keep the two in step.
 from __future__ import annotations
 
 from .errors import UnsupportedModel
-from .tiny import TINY_CONTROLNET_PREFIX, TINY_ID
 
 DEFAULT_CONTROLNETS: dict[str, dict[str, str]] = {
     "sd15": {
@@ -26,9 +25,11 @@ DEFAULT_CONTROLNETS: dict[str, dict[str, str]] = {
 
 
 def default_controlnet(base_id: str, family: str, unit_type: str) -> str:
-    """The ControlNet id for a unit of ``unit_type`` on a base model; builtin:tiny gets its tiny ones."""
-    if base_id == TINY_ID:
-        return TINY_CONTROLNET_PREFIX + unit_type
+    """The ControlNet id for a unit of ``unit_type`` on a base model; builtins get their own."""
+    from .builtins import DEFAULT_CONTROLNET  # noqa: PLC0415 - builds torch modules
+
+    if base_id in DEFAULT_CONTROLNET:
+        return DEFAULT_CONTROLNET[base_id](unit_type)
     table = DEFAULT_CONTROLNETS.get(family, {})
     if unit_type not in table:
         known = ", ".join(sorted(table)) or "none"

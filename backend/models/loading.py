@@ -24,7 +24,7 @@ from .components import BaseComponents
 from .configs import config_folder
 from .errors import ModelNotFound, UnsupportedModel
 from .sources import BASE_COMPONENTS, family_of_config, Located, check_weights, classify_single_file, hub_snapshot
-from .tiny import TINY_CONTROLNET_PREFIX, build_tiny_base, build_tiny_controlnet
+from .builtins import BASES, CONTROLNETS
 
 log = logging.getLogger("scenecast.models")
 DownloadCallback = Callable[[str, int, int | None], None]  # (model id, done bytes, total bytes)
@@ -144,7 +144,7 @@ def load_single_file(path: Path, model_id: str, dtype: torch.dtype, configs: dic
 def load_base(loc: Located, dtype: torch.dtype, configs: dict[str, Path],
               on_download: DownloadCallback | None = None) -> BaseComponents:
     if loc.source == "builtin":
-        base = build_tiny_base()
+        base = BASES[loc.id]()
         base.vae_decode_dtype = dtype
         return base
     if loc.source == "single_file":
@@ -156,7 +156,7 @@ def load_base(loc: Located, dtype: torch.dtype, configs: dict[str, Path],
 def load_controlnet(loc: Located, dtype: torch.dtype, configs: dict[str, Path],
                     on_download: DownloadCallback | None = None) -> ControlNetModel:
     if loc.source == "builtin":
-        return build_tiny_controlnet(loc.id.removeprefix(TINY_CONTROLNET_PREFIX))
+        return CONTROLNETS[loc.id]()
     if loc.source == "single_file":
         kind, family, _ = classify_single_file(loc.path)
         if kind != "controlnet":

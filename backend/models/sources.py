@@ -146,11 +146,11 @@ def classify_single_file(path: Path) -> tuple[Kind, str, bool]:
 
 def locate(model_id: str, kind: Kind) -> Located:
     """Find ``model_id`` and check that it is safe; raise a :class:`ModelError` naming the fix."""
-    from .tiny import CONTROLNET_TYPES, TINY_CONTROLNET_PREFIX, TINY_ID  # noqa: PLC0415 - torch-heavy
+    from .builtins import BASES, CONTROLNETS  # noqa: PLC0415 - torch-heavy
 
     mid = model_id.strip()
     if mid.startswith("builtin:"):
-        valid = {"base": {TINY_ID}, "controlnet": {TINY_CONTROLNET_PREFIX + t for t in CONTROLNET_TYPES}, "lora": set()}
+        valid = {"base": set(BASES), "controlnet": set(CONTROLNETS), "lora": set()}
         if mid in valid[kind]:
             return Located(mid, "builtin", None, True)
         raise ModelNotFound(f"there is no builtin {kind} called {mid!r}",

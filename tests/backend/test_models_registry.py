@@ -173,3 +173,13 @@ def test_family_and_default_controlnet_without_loading(hf_cache: Path, tiny_fold
 
         default_controlnet("org/some-sdxl", "sdxl", "normal")
     assert "model" in err.value.fix
+
+
+def test_full_size_random_builtin_is_known_without_building_it() -> None:
+    manager = ModelManager(device="cpu")
+    manager.check("builtin:sd15-random")
+    manager.check("builtin:sd15-random-controlnet", "controlnet")
+    assert manager.default_controlnet("builtin:sd15-random", "normal") == "builtin:sd15-random-controlnet"
+    assert manager.cache.keys() == []
+    with pytest.raises(ModelNotFound, match="builtin:tiny"):
+        manager.check("builtin:sd15-randomm")

@@ -1,0 +1,50 @@
+"""Models built in code, by id: ``builtin:tiny`` (noise, for tests and install checks) and
+``builtin:sd15-random`` (the real SD1.5 architecture with random weights, ~1.2 B parameters with its
+ControlNet, for benchmarks that must measure real-size compute without downloading anything)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import partial
+
+import torch
+from diffusers import AutoencoderKL, ControlNetModel, UNet2DConditionModel
+from transformers import CLIPTextConfig, CLIPTextModel
+
+from .components import BaseComponents
+from .configs import CLIP_L, SD15_SCHEDULER, SD15_UNET, SD15_VAE, controlnet_config_of
+from .tiny import CONTROLNET_TYPES, TINY_CONTROLNET_PREFIX, TINY_ID, build_tiny_base, build_tiny_controlnet
+from .tokenizers import clip_bpe_vocab, make_tokenizer
+
+SD15_RANDOM_ID = "builtin:sd15-random"
+SD15_RANDOM_CONTROLNET_ID = "builtin:sd15-random-controlnet"
+
+
+def _cfg(d: dict) -> dict:
+    return {k: v for k, v in d.items() if not k.startswith("_") and k not in ("architectures", "model_type")}
+
+
+def build_sd15_random() -> BaseComponents:
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        unet = UNet2DConditionModel(**_cfg(SD15_UNET))
+        vae = AutoencoderKL(**_cfg(SD15_VAE))
+        text = CLIPTextModel(CLIPTextConfig(**_cfg(CLIP_L)))
+    return BaseComponents(id=SD15_RANDOM_ID, family="sd15", source="builtin", unet=unet.eval(), vae=vae.eval(),
+                          text_encoders=[text.eval()], tokenizers=[make_tokenizer(*clip_bpe_vocab())],
+                          scheduler_config=dict(SD15_SCHEDULER), vae_decode_dtype=torch.float32)
+
+
+def build_sd15_random_controlnet() -> ControlNetModel:
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(1)
+        return ControlNetModel(**_cfg(controlnet_config_of(SD15_UNET))).eval()
+
+
+BASES: dict[str, Callable[[], BaseComponents]] = {TINY_ID: build_tiny_base, SD15_RANDOM_ID: build_sd15_random}
+CONTROLNETS: dict[str, Callable[[], ControlNetModel]] = {
+    **{TINY_CONTROLNET_PREFIX + t: partial(build_tiny_controlnet, t) for t in CONTROLNET_TYPES},
+    SD15_RANDOM_CONTROLNET_ID: build_sd15_random_controlnet,
+}
+DEFAULT_CONTROLNET = {TINY_ID: lambda unit_type: TINY_CONTROLNET_PREFIX + unit_type,
+                      SD15_RANDOM_ID: lambda unit_type: SD15_RANDOM_CONTROLNET_ID}
