@@ -145,8 +145,8 @@ class JobQueue:
                 if not job.terminal:
                     job.cancel_requested.set()
         if dequeued:
-            job.end("cancelled")
             self._retire(job)
+            job.end("cancelled")
             log.info("job %s cancelled while queued", job.id)
         return job
 
@@ -163,54 +163,50 @@ class JobQueue:
                 job.status = "running"
                 job.started = time.time()
             try:
-                self._run(job)
-            except BaseException:  # never let a job end the worker; _run already reports
+                status, fields = self._run(job)
+            except BaseException:  # never let a job end the worker
                 log.exception("job %s: unexpected error in the worker", job.id)
-                if not job.terminal:
-                    job.end("failed", error={"code": "internal", "message": "the worker failed", "fix": None})
-            finally:
-                with self._lock:
-                    self._running = None
-                self._retire(job)
+                job.error = {"code": "internal", "message": "the worker failed", "fix": "see the server log"}
+                status, fields = "failed", {"error": job.error}
+            # Free the worker slot and file the job under finished before anyone hears it ended, so
+            # that whoever waits on the terminal event sees the queue in its new state.
+            with self._lock:
+                self._running = None
+            self._retire(job)
+            job.end(status, **fields)
 
-    def _run(self, job: Job) -> None:
+    def _run(self, job: Job) -> tuple[str, dict[str, Any]]:
+        """Run one job; return its terminal status and the terminal event's fields."""
         job.events.append("started")
         log.info("job %s started", job.id)
         try:
             result = self._runner(job.spec, job.images, self._models, JobProgress(job))
         except JobCancelled:
             log.info("job %s cancelled at stage %s step %s", job.id, job.stage, job.step)
-            job.end("cancelled")
-            return
+            return "cancelled", {}
         except ModelError as exc:
             log.warning("job %s failed: %s", job.id, exc.message)
             job.error = {"code": getattr(exc, "code", "model_error"), "message": exc.message, "fix": exc.fix}
-            job.end("failed", error=job.error)
-            return
+            return "failed", {"error": job.error}
         except Exception as exc:
             log.exception("job %s failed in the pipeline", job.id)
             job.error = {"code": "pipeline_error", "message": f"{type(exc).__name__}: {exc}",
                          "fix": "the server log has the traceback; check the spec's images and models"}
-            job.end("failed", error=job.error)
-            return
+            return "failed", {"error": job.error}
         if job.cancel_requested.is_set():
-            job.end("cancelled")
-            return
+            return "cancelled", {}
         try:
             record = build_record(job.id, job.spec, job.input_hashes, result.info, self.device())
-            job.record = record
             directory, stem = self._place(job)
-            job.results = write_results(directory, stem, result.images,
-                                        parameters_text(job.spec, result.info), record)
+            results = write_results(directory, stem, result.images, parameters_text(job.spec, result.info), record)
         except Exception as exc:
             log.exception("job %s: writing results failed", job.id)
             job.error = {"code": "output_error", "message": f"could not write the results: {exc}",
                          "fix": f"check that {self.out_dir} is writable and has space"}
-            job.end("failed", error=job.error)
-            return
+            return "failed", {"error": job.error}
+        job.record, job.results = record, results
         log.info("job %s done in %.2f s", job.id, time.time() - (job.started or job.created))
-        job.status = "done"
-        job.end("done", results=job.public_results())
+        return "done", {"results": job.public_results()}
 
     def device(self) -> dict[str, Any]:
         if self._device is None:

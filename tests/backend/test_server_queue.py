@@ -1,0 +1,109 @@
+"""The jobs layer under the server: event replay semantics, bounded retention, shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+
+import numpy as np
+import pytest
+
+from backend.jobs.events import EventLog
+from backend.jobs.queue import JobQueue, UnknownJob
+from backend.models import ModelManager
+from backend.pipelines import run_job
+from backend.spec import JobSpec
+
+
+def test_replay_keeps_every_event_but_only_the_latest_preview():
+    log = EventLog()
+    log.append("queued", position=0)
+    log.append("preview", png=b"one", step=1)
+    log.append("step", step=1)
+    log.append("preview", png=b"two", step=2)
+    log.append("step", step=2)
+    replay = log.replay()
+    assert [(e.seq, e.type) for e in replay] == [(1, "queued"), (3, "step"), (4, "preview"), (5, "step")]
+    assert replay[2].png == b"two"
+
+
+def test_a_subscriber_sees_each_event_once_across_replay_and_live():
+    log = EventLog()
+    seen: list[int] = []
+    stop = threading.Event()
+
+    def publisher():
+        for i in range(2000):
+            log.append("step", step=i)
+        log.append("done")
+        stop.set()
+
+    t = threading.Thread(target=publisher)
+    t.start()
+    replay = log.subscribe(lambda e: seen.append(e.seq))  # races with the publisher on purpose
+    t.join()
+    all_seqs = [e.seq for e in replay] + seen
+    assert all_seqs == list(range(1, 2002))
+
+
+def test_events_cross_to_an_asyncio_loop_in_order():
+    log = EventLog()
+
+    async def consume():
+        loop = asyncio.get_running_loop()
+        inbox: asyncio.Queue = asyncio.Queue()
+        log.subscribe(lambda e: loop.call_soon_threadsafe(inbox.put_nowait, e))
+        threading.Thread(target=lambda: [log.append("step", step=i) for i in range(100)] + [log.append("done")]).start()
+        got = []
+        while not got or not got[-1].terminal:
+            got.append(await asyncio.wait_for(inbox.get(), 10))
+        return [e.seq for e in got]
+
+    assert asyncio.run(consume()) == list(range(1, 102))
+
+
+def test_a_failing_subscriber_does_not_break_the_publisher():
+    log = EventLog()
+
+    def broken(_):
+        raise RuntimeError("loop closed")
+
+    log.subscribe(broken)
+    log.append("step", step=1)
+    assert log.append("done").seq == 2
+
+
+@pytest.fixture
+def spec():
+    return JobSpec.model_validate({"model": "builtin:tiny", "prompt": "p", "width": 64, "height": 64, "steps": 2,
+                                   "stages": [{"type": "generate"}]})
+
+
+def test_finished_jobs_are_kept_up_to_a_bound(tmp_path, spec):
+    queue = JobQueue(run_job, ModelManager(device="cpu"), tmp_path, keep_finished=2)
+    queue.start()
+    try:
+        jobs = [queue.submit(spec, {}, {}) for _ in range(3)]
+        assert all(job.finished.wait(60) for job in jobs)
+        assert [job.status for job in jobs] == ["done"] * 3
+        with pytest.raises(UnknownJob):
+            queue.get(jobs[0].id)
+        assert queue.get(jobs[2].id) is jobs[2]
+        assert jobs[0].images == {}  # inputs are freed when a job ends
+    finally:
+        queue.stop()
+
+
+def test_stop_cancels_queued_and_running_jobs(tmp_path, spec):
+    queue = JobQueue(run_job, ModelManager(device="cpu"), tmp_path)
+    queue.start()
+    long = spec.model_copy(update={"steps": 150})
+    running, waiting = queue.submit(long, {}, {}), queue.submit(long, {}, {})
+    while running.status != "running" or running.step is None:
+        running.events.replay()  # spin until the first step
+        if running.finished.wait(0.01):
+            break
+    queue.stop()
+    assert running.finished.wait(30) and waiting.finished.is_set()
+    assert running.status == "cancelled" and waiting.status == "cancelled"
+    assert np.all([e.type != "done" for e in running.events.replay()])
