@@ -9,6 +9,7 @@ The ``scenecast`` fixture is the installed module ``bl_ext.user_default.scenecas
 
 from __future__ import annotations
 
+import atexit
 import importlib
 import os
 import shutil
@@ -29,6 +30,7 @@ _USER_BASE = Path(os.environ.get("BLENDER_USER_RESOURCES") or ROOT / ".cache" / 
 _USER_BASE.mkdir(parents=True, exist_ok=True)
 _USER_DIR = Path(tempfile.mkdtemp(prefix="session-", dir=_USER_BASE))
 os.environ["BLENDER_USER_RESOURCES"] = str(_USER_DIR)
+atexit.register(shutil.rmtree, _USER_DIR, ignore_errors=True)  # also when a fixture failed
 
 import bpy  # noqa: E402  (after the environment is set)
 
@@ -77,7 +79,6 @@ def scenecast(extension_zip: Path) -> Iterator[ModuleType]:
     import addon_utils
 
     addon_utils.disable(EXTENSION_MODULE)
-    shutil.rmtree(_USER_DIR, ignore_errors=True)
 
 
 @pytest.fixture
