@@ -126,3 +126,22 @@ def test_runs_at_512(manager, images) -> None:  # noqa: ANN001
     s = spec(width=512, height=512, steps=2,
              stages=[{"type": "generate", "controlnets": [{"image": "depth", "type": "depth"}]}])
     assert run_job(s, big, manager, RecordingProgress()).images[0].shape == (512, 512, 3)
+
+
+def test_previews_use_taesd_when_it_is_in_the_cache(tmp_path, monkeypatch, images) -> None:  # noqa: ANN001
+    """With madebyollin/taesd installed, previews are decoded at full size instead of the 1/8 approximation."""
+    import torch
+    from diffusers import AutoencoderTiny
+
+    from _tiny import install_in_hf_cache
+    from backend.models import ModelManager
+
+    torch.manual_seed(0)
+    src = tmp_path / "taesd"
+    AutoencoderTiny(encoder_block_out_channels=(8, 8, 8, 8), decoder_block_out_channels=(8, 8, 8, 8),
+                    num_encoder_blocks=(1, 1, 1, 1), num_decoder_blocks=(1, 1, 1, 1)).save_pretrained(src)
+    install_in_hf_cache(tmp_path / "hub", "madebyollin/taesd", src)
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
+    prog = RecordingProgress()
+    run_job(spec(steps=4, preview_every=2), images, ModelManager(device="cpu"), prog)
+    assert [img.shape for _, img in prog.previews] == [(SIZE, SIZE, 3)]
