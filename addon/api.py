@@ -36,6 +36,7 @@ __all__ = [
     "load_results",
     "output_dir",
     "prepare",
+    "run_job",
 ]
 
 #: ControlNet unit types made from the scene, which are also the image keys they travel under.

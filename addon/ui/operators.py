@@ -92,7 +92,7 @@ class SCENECAST_OT_generate(bpy.types.Operator):
             request = api.prepare(_scene(context))
             outcome = api.run_job(request, on_event=on_event)
             images = api.load_results(outcome)
-        except (ScenecastError, ValueError, backend_process.BackendProcessError) as exc:
+        except (ScenecastError, ValueError, RuntimeError, OSError, backend_process.BackendProcessError) as exc:
             self.report({"ERROR"}, error_text(exc))
             return {"CANCELLED"}
         for note in outcome.notes:
@@ -104,7 +104,7 @@ class SCENECAST_OT_generate(bpy.types.Operator):
         try:
             request = api.prepare(_scene(context))
             self._job = job_runner.start(request)
-        except (ScenecastError, ValueError, RuntimeError, backend_process.BackendProcessError) as exc:
+        except (ScenecastError, ValueError, RuntimeError, OSError, backend_process.BackendProcessError) as exc:
             self.report({"ERROR"}, error_text(exc))
             return {"CANCELLED"}
         wm = context.window_manager
@@ -129,7 +129,12 @@ class SCENECAST_OT_generate(bpy.types.Operator):
                 self._on_event(context, message.event)
             elif message.kind == "done" and message.outcome is not None:
                 outcome = message.outcome
-                images = api.load_results(outcome)
+                try:
+                    images = api.load_results(outcome)
+                except (RuntimeError, OSError) as exc:  # a result file Blender cannot read
+                    self.report({"ERROR"}, f"{exc}. Fix: the files are in {os.path.dirname(outcome.files[0])}")
+                    self._finish(context, f"failed: {exc}")
+                    return {"CANCELLED"}
                 for note in outcome.notes:
                     self.report({"WARNING"}, note)
                 if images:
