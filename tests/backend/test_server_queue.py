@@ -107,3 +107,37 @@ def test_stop_cancels_queued_and_running_jobs(tmp_path, spec):
     assert running.finished.wait(30) and waiting.finished.is_set()
     assert running.status == "cancelled" and waiting.status == "cancelled"
     assert np.all([e.type != "done" for e in running.events.replay()])
+
+
+def test_an_exception_in_the_pipeline_fails_only_that_job(tmp_path, spec):
+    def runner(s, images, models, progress):  # the real pipeline, except for jobs named "boom"
+        if s.name == "boom":
+            raise RuntimeError("out of cheese")
+        return run_job(s, images, models, progress)
+
+    queue = JobQueue(runner, ModelManager(device="cpu"), tmp_path)
+    queue.start()
+    try:
+        bad = queue.submit(spec.model_copy(update={"name": "boom"}), {}, {})
+        good = queue.submit(spec, {}, {})
+        assert bad.finished.wait(60) and good.finished.wait(60)
+        assert bad.status == "failed" and good.status == "done"
+        last = bad.events.replay()[-1]
+        assert last.type == "failed" and last.data["error"]["code"] == "pipeline_error"
+        assert "out of cheese" in last.data["error"]["message"] and last.data["error"]["fix"]
+    finally:
+        queue.stop()
+
+
+def test_unwritable_output_fails_the_job_with_a_fix(tmp_path, spec):
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("")
+    queue = JobQueue(run_job, ModelManager(device="cpu"), blocker)
+    queue.start()
+    try:
+        job = queue.submit(spec, {}, {})
+        assert job.finished.wait(60) and job.status == "failed"
+        assert job.error["code"] == "output_error" and str(blocker) in job.error["fix"]
+        assert job.results == [] and job.record is None
+    finally:
+        queue.stop()
