@@ -77,6 +77,10 @@ def missing_hub_model(repo_id: str) -> ModelNotFound:
 
 def check_weights(folder: Path, components: tuple[str, ...], what: str) -> None:
     """Every component folder must hold .safetensors weights; .bin-only components are refused."""
+    missing = [c for c in ("unet", "vae", "text_encoder") if c in components and not (folder / c).is_dir()]
+    if missing:
+        raise ModelNotFound(f"{what} is incomplete: no {', '.join(missing)} folder in {folder}",
+                            "download the whole model again (e.g. `hf download <org/name>`)")
     for comp in components:
         sub = folder / comp if comp else folder
         if not sub.is_dir():
