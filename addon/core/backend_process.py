@@ -292,19 +292,20 @@ def ensure_backend(
             "start the backend on that machine, or set the backend URL to http://127.0.0.1:<port>",
         )
     with _lock:
+        backend = _started.get(_key(url))
         if probe_health(url, token) is not None:
-            backend = _started.get(_key(url))
             return backend if backend is not None and backend.running() else None
-        exe = resolve_python(python, backend_dir)
-        backend = LocalBackend(
-            python=exe,
-            port=url_port(url),
-            backend_dir=resolve_backend_dir(backend_dir, exe),
-            log_path=log_path or default_log_path(),
-            token=token,
-        )
-        backend.start()
-        _started[_key(url)] = backend
+        if backend is None or not backend.running():  # else another caller started it: wait for it too
+            exe = resolve_python(python, backend_dir)
+            backend = LocalBackend(
+                python=exe,
+                port=url_port(url),
+                backend_dir=resolve_backend_dir(backend_dir, exe),
+                log_path=log_path or default_log_path(),
+                token=token,
+            )
+            backend.start()
+            _started[_key(url)] = backend
     backend.wait_healthy(timeout, cancel)
     return backend
 

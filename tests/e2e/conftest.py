@@ -50,6 +50,7 @@ def prefs(scenecast: ModuleType) -> Iterator:
     names = ("server_url", "token", "backend_python", "backend_dir", "auto_start", "output_dir", "default_model")
     saved = {n: getattr(p, n) for n in names}
     yield p
+    p = bpy.context.preferences.addons[ADDON_MODULE].preferences  # anew: a test may re-enable the add-on
     for n, v in saved.items():
         setattr(p, n, v)
 
