@@ -112,3 +112,32 @@ def test_sd2_single_file_is_refused_with_a_reason(tmp_path: Path) -> None:
                "model.diffusion_model.input_blocks.0.0.weight": torch.zeros(4, 4, 3, 3)}, str(path))
     with pytest.raises(UnsupportedModel, match="2.x"):
         ModelManager(device="cpu").check(str(path))
+
+
+def test_real_sd15_checkpoint_layout_converts_with_the_shipped_configs() -> None:
+    """A full-size SD1.5 checkpoint's key layout (made on the meta device: no memory) converts back into
+    exactly the parameters of models built from the shipped configs. Spot-checks keys every real
+    SD1.5 .safetensors has, so the layout is the real one and not just our exporter's inverse."""
+    from accelerate import init_empty_weights
+    from diffusers.loaders.single_file_utils import convert_ldm_unet_checkpoint, convert_ldm_vae_checkpoint
+
+    from _ldm import unet_to_ldm, vae_to_ldm
+    from backend.models.builtins import build_sd15_random
+    from backend.models.configs import SD15_UNET, SD15_VAE
+
+    with init_empty_weights():
+        base = build_sd15_random()
+    ckpt = {**unet_to_ldm(base.unet), **vae_to_ldm(base.vae)}
+    for key in ["model.diffusion_model.input_blocks.1.1.transformer_blocks.0.attn1.to_q.weight",
+                "model.diffusion_model.input_blocks.9.0.op.weight", "model.diffusion_model.middle_block.1.proj_in.weight",
+                "model.diffusion_model.output_blocks.2.1.conv.weight", "model.diffusion_model.output_blocks.5.2.conv.weight",
+                "model.diffusion_model.output_blocks.11.1.proj_out.weight", "model.diffusion_model.out.2.weight",
+                "first_stage_model.decoder.up.3.upsample.conv.weight", "first_stage_model.encoder.mid.attn_1.q.weight",
+                "first_stage_model.encoder.down.1.block.0.nin_shortcut.weight"]:
+        assert key in ckpt, key
+    assert tuple(ckpt["first_stage_model.encoder.mid.attn_1.q.weight"].shape) == (512, 512, 1, 1)
+    unet = convert_ldm_unet_checkpoint(ckpt, dict(SD15_UNET))
+    vae = convert_ldm_vae_checkpoint(ckpt, dict(SD15_VAE))
+    assert set(unet) == set(base.unet.state_dict())
+    assert set(vae) == set(base.vae.state_dict())
+    assert tuple(vae["encoder.mid_block.attentions.0.to_q.weight"].shape) == (512, 512)
