@@ -101,14 +101,16 @@ def load_diffusers_folder(folder: Path, model_id: str, source: str, dtype: torch
     tokenizers = [CLIPTokenizer.from_pretrained(folder / "tokenizer")]
     if (folder / "text_encoder_2").is_dir():
         encoders.append(CLIPTextModelWithProjection.from_pretrained(
-            folder / "text_encoder_2", torch_dtype=dtype, use_safetensors=True, variant=_variant(folder / "text_encoder_2")))
+            folder / "text_encoder_2", torch_dtype=dtype, use_safetensors=True,
+            variant=_variant(folder / "text_encoder_2")))
         tokenizers.append(CLIPTokenizer.from_pretrained(folder / "tokenizer_2"))
     index = json.loads((folder / "model_index.json").read_text()) if (folder / "model_index.json").is_file() else {}
     sched = json.loads((folder / "scheduler" / "scheduler_config.json").read_text())
+    zeros = bool(index.get("force_zeros_for_empty_prompt", family == "sdxl"))
     return BaseComponents(
         id=model_id, family=family, source=source, unet=unet.eval(), vae=vae.eval(),
         text_encoders=[e.eval() for e in encoders], tokenizers=tokenizers, scheduler_config=sched,
-        vae_decode_dtype=vae.dtype, force_zeros_for_empty_prompt=bool(index.get("force_zeros_for_empty_prompt", family == "sdxl")),
+        vae_decode_dtype=vae.dtype, force_zeros_for_empty_prompt=zeros,
     )
 
 
@@ -126,7 +128,8 @@ def load_single_file(path: Path, model_id: str, dtype: torch.dtype, configs: dic
     vae = _fp16_fix_vae(dtype) if family == "sdxl" else None
     if vae is None:
         vae = AutoencoderKL.from_single_file(ckpt, subfolder="vae", torch_dtype=_vae_dtype(vae_cfg, dtype), **kw)
-    encoders = [create_diffusers_clip_model_from_ldm(CLIPTextModel, ckpt, subfolder="text_encoder", torch_dtype=dtype, **kw)]
+    encoders = [create_diffusers_clip_model_from_ldm(CLIPTextModel, ckpt, subfolder="text_encoder",
+                                                     torch_dtype=dtype, **kw)]
     tokenizers = [CLIPTokenizer.from_pretrained(cfg / "tokenizer")]
     if family == "sdxl":
         encoders.append(create_diffusers_clip_model_from_ldm(

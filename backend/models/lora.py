@@ -50,9 +50,11 @@ def applied_loras(base: BaseComponents, loras: Sequence[tuple[str, Path, float]]
                 weights.append(weight)
             for p in te_prefixes:
                 idx = prefixes.index(p)
-                mixin.load_lora_into_text_encoder(state, alphas, base.text_encoders[idx], prefix=p, adapter_name=adapter)
+                mixin.load_lora_into_text_encoder(state, alphas, base.text_encoders[idx], prefix=p,
+                                                  adapter_name=adapter)
                 encoder_adapters.setdefault(idx, []).append((adapter, weight))
-            log.info("applied LoRA %s (weight %g) to %s", name, weight, ", ".join(["unet"] * bool(unet_keys) + te_prefixes))
+            parts = ["unet"] * bool(unet_keys) + te_prefixes
+            log.info("applied LoRA %s (weight %g) to %s", name, weight, ", ".join(parts))
         if names:
             base.unet.set_adapters(names, weights)
         for idx, pairs in encoder_adapters.items():

@@ -23,7 +23,8 @@ from .device import choose_device
 from .errors import ModelNotFound, UnsafeCheckpoint
 from .loading import DownloadCallback, download, load_base, load_controlnet
 from .lora import applied_loras
-from .sources import PICKLE_EXTS, classify_single_file, family_of_config, folder_kind, hub_cache, hub_snapshot, locate, refuse_pickle
+from .sources import (PICKLE_EXTS, classify_single_file, family_of_config, folder_kind, hub_cache, hub_snapshot,
+                      locate, refuse_pickle)
 from .tiny import CONTROLNET_TYPES, TINY_CONTROLNET_PREFIX, TINY_ID
 
 log = logging.getLogger("scenecast.models")
@@ -53,7 +54,7 @@ class ModelManager:
                  *, channels_last: bool = False, attention: str = "sdpa", compile: bool = False,
                  single_file_configs: dict[str, str | Path] | None = None) -> None:
         self.plan = choose_device(device, dtype)
-        budget = int(memory_budget_gb * 1e9) if memory_budget_gb is not None else _default_budget_bytes(self.plan.device)
+        budget = _default_budget_bytes(self.plan.device) if memory_budget_gb is None else int(memory_budget_gb * 1e9)
         self.cache = ModelCache(budget)
         self.channels_last = channels_last
         self.attention = attention

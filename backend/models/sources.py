@@ -52,7 +52,7 @@ def hub_snapshot(repo_id: str) -> Path | None:
         snap = repo / "snapshots" / ref.read_text().strip()
         if snap.is_dir():
             return snap
-    snaps = sorted((repo / "snapshots").glob("*"), key=lambda p: p.stat().st_mtime) if (repo / "snapshots").is_dir() else []
+    snaps = sorted((repo / "snapshots").glob("*"), key=lambda p: p.stat().st_mtime)
     return snaps[-1] if snaps else None
 
 
@@ -70,7 +70,8 @@ def refuse_pickle(what: str) -> UnsafeCheckpoint:
 
 def missing_hub_model(repo_id: str) -> ModelNotFound:
     return ModelNotFound(
-        f"model {repo_id!r} is not in the Hugging Face cache ({hub_cache()}) and HF_HUB_OFFLINE=1 forbids downloading it",
+        f"model {repo_id!r} is not in the Hugging Face cache ({hub_cache()}) "
+        "and HF_HUB_OFFLINE=1 forbids downloading it",
         f"download it once with `hf download {repo_id}` (or unset HF_HUB_OFFLINE so the backend fetches it)",
     )
 
@@ -89,7 +90,8 @@ def check_weights(folder: Path, components: tuple[str, ...], what: str) -> None:
         if any(n.endswith(".safetensors") or n.endswith(".safetensors.index.json") for n in names):
             continue
         if any(n.endswith(PICKLE_EXTS) for n in names):
-            raise refuse_pickle(f"{what} ({comp or 'weights'}: {', '.join(n for n in names if n.endswith(PICKLE_EXTS))})")
+            pickles = ", ".join(n for n in names if n.endswith(PICKLE_EXTS))
+            raise refuse_pickle(f"{what} ({comp or 'weights'}: {pickles})")
         raise ModelNotFound(f"{what} has no weights for {comp or 'the model'} in {sub}",
                             "download the model completely (or re-save it with diffusers' save_pretrained)")
 
@@ -165,7 +167,8 @@ def locate(model_id: str, kind: Kind) -> Located:
     if _looks_like_path(mid) or path.exists():
         if path.is_file():
             if not path.name.lower().endswith(".safetensors"):
-                raise ModelNotFound(f"{mid} is not a .safetensors file", "point at a .safetensors checkpoint or a diffusers folder")
+                raise ModelNotFound(f"{mid} is not a .safetensors file",
+                                    "point at a .safetensors checkpoint or a diffusers folder")
             return Located(mid, "single_file", path.resolve(), True)
         if path.is_dir():
             if kind == "lora":

@@ -24,7 +24,7 @@ MAX_LENGTH = 77
 @lru_cache(maxsize=1)
 def bytes_to_unicode() -> dict[int, str]:
     """GPT-2/CLIP's reversible map from bytes to printable unicode characters."""
-    bs = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
+    bs = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1), *range(ord("®"), ord("ÿ") + 1)]
     cs = bs[:]
     n = 0
     for b in range(256):
@@ -56,7 +56,8 @@ def clip_bpe_vocab() -> tuple[dict[str, int], list[str]]:
 
 
 def make_tokenizer(vocab: dict[str, int], merges: list[str], pad_token: str = EOS) -> CLIPTokenizer:
-    return CLIPTokenizer(vocab=dict(vocab), merges=[tuple(m.split()) for m in merges], pad_token=pad_token, model_max_length=MAX_LENGTH)
+    pairs = [tuple(m.split()) for m in merges]
+    return CLIPTokenizer(vocab=dict(vocab), merges=pairs, pad_token=pad_token, model_max_length=MAX_LENGTH)
 
 
 def write_tokenizer_files(folder: Path, vocab: dict[str, int], merges: list[str], pad_token: str = EOS) -> None:

@@ -32,8 +32,11 @@ class ControlUnit:
         return self.weight > 0 and not (i / n < self.start or (i + 1) / n > self.end)
 
 
+Residuals = tuple[list[torch.Tensor] | None, torch.Tensor | None]
+
+
 def residuals(units: list[ControlUnit], i: int, n: int, x: torch.Tensor, t: torch.Tensor, embeds: torch.Tensor,
-              added: dict[str, torch.Tensor] | None, cfg: bool) -> tuple[list[torch.Tensor] | None, torch.Tensor | None]:
+              added: dict[str, torch.Tensor] | None, cfg: bool) -> Residuals:
     """Sum of the active units' down-block and mid-block residuals for model input ``x`` (CFG-batched)."""
     down_total: list[torch.Tensor] | None = None
     mid_total: torch.Tensor | None = None

@@ -48,7 +48,8 @@ def denoise(base: BaseComponents, scheduler, timesteps: torch.Tensor, latents: t
         unet_in = x
         if inpaint is not None and inpaint.masked_latents is not None:
             b = x.shape[0]
-            unet_in = torch.cat([x, inpaint.mask.expand(b, -1, -1, -1), inpaint.masked_latents.expand(b, -1, -1, -1)], 1)
+            extra = [inpaint.mask.expand(b, -1, -1, -1), inpaint.masked_latents.expand(b, -1, -1, -1)]
+            unet_in = torch.cat([x, *extra], dim=1)
         pred = unet(unet_in.to(dtype), t, encoder_hidden_states=cond.embeds, added_cond_kwargs=cond.added,
                     down_block_additional_residuals=down, mid_block_additional_residual=mid, return_dict=False)[0]
         pred = pred.float()

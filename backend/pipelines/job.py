@@ -51,7 +51,8 @@ def _units(stage: Any, base: Any, models: ModelManager, images: Mapping[str, np.
         if resized:
             notes.append(f"control image {u.image!r} resized from {images[u.image].shape[1]}x{images[u.image].shape[0]}"
                          f" to {p.width}x{p.height}")
-        units.append(ControlUnit(net, model_id, to_control(img, models.device, net.dtype), u.weight, u.start, u.end, u.mode))
+        cond = to_control(img, models.device, net.dtype)
+        units.append(ControlUnit(net, model_id, cond, u.weight, u.start, u.end, u.mode))
         described.append({"image": u.image, "type": u.type, "model": model_id, "weight": u.weight,
                           "start": u.start, "end": u.end, "mode": u.mode})
     return units, described
@@ -81,9 +82,9 @@ def run_job(spec: JobSpec, images: Mapping[str, np.ndarray], models: ModelManage
                 notes.append(f"mask resized to {p.width}x{p.height}")
         loras = [(ref.name, ref.weight) for ref in spec.resolved(stage, "loras")]
         with models.loras(base, loras, on_download=progress.download) as lora_info:
+            taesd = models.previewer(base.family) if spec.preview_every else None
             ctx = StageContext(index=index, type=stage.type, base=base, params=p, units=units, progress=progress,
-                               preview_every=spec.preview_every, taesd=models.previewer(base.family) if spec.preview_every else None,
-                               source=source, mask=mask, notes=notes)
+                               preview_every=spec.preview_every, taesd=taesd, source=source, mask=mask, notes=notes)
             with torch.inference_mode():
                 previous = STAGES[stage.type](ctx)
         record = {"index": index, "type": stage.type, "model": base.id, "family": base.family,

@@ -87,7 +87,8 @@ class StageContext:
         def on_step(step: int, total: int, current: torch.Tensor, x0: torch.Tensor | None) -> None:
             self.progress.step(step, total)
             if self.preview_every and step % self.preview_every == 0 and step < total:
-                self.progress.preview(step, preview.render(x0 if x0 is not None else current, self.base.family, self.taesd))
+                shown = x0 if x0 is not None else current
+                self.progress.preview(step, preview.render(shown, self.base.family, self.taesd))
 
         return denoise(self.base, sched, timesteps, latents, cond, p.guidance, self.units, generator,
                        self.progress.cancelled, on_step, inpaint)
