@@ -97,7 +97,11 @@ def choose_model(client: BackendClient, requested: str | None, default: str) -> 
     return default, None
 
 
-def ensure_server(req: JobRequest, cancel: threading.Event | None = None) -> tuple[BackendClient, str | None]:
+def ensure_server(
+    req: JobRequest,
+    cancel: threading.Event | None = None,
+    on_status: Callable[[str], None] | None = None,
+) -> tuple[BackendClient, str | None]:
     """A client whose server answered /v1/health; starts the local backend first when allowed.
 
     Returns the client and a note when a backend was started. Raises the client's errors (with their
@@ -116,6 +120,8 @@ def ensure_server(req: JobRequest, cancel: threading.Event | None = None) -> tup
                     " Preferences › Add-ons › Scenecast › Start Local Backend Automatically",
                 ) from exc
             raise
+    if on_status is not None:
+        on_status(f"starting the local backend on {req.server}…")
     try:
         backend = backend_process.ensure_backend(
             req.server, python=req.backend_python, backend_dir=req.backend_dir, token=req.token,
@@ -132,6 +138,7 @@ def run_job(
     req: JobRequest,
     on_event: Callable[[Any], None] | None = None,
     cancel: threading.Event | None = None,
+    on_status: Callable[[str], None] | None = None,
 ) -> JobOutcome:
     """Run ``req`` to completion and write its results into ``req.output_dir``; see the module doc.
 
@@ -139,12 +146,14 @@ def run_job(
     the client's :class:`ScenecastError`s for anything before submission. No file is left half-written.
     """
     notes: list[str] = []
-    client, note = ensure_server(req, cancel)
+    client, note = ensure_server(req, cancel, on_status)
     if note:
         notes.append(note)
     model, note = choose_model(client, req.model, req.default_model)
     if note:
         notes.append(note)
+    if on_status is not None:
+        on_status(f"submitting to {req.server} ({model})")
     spec = build_job_spec(model=model, units=req.units, **req.params)
     if cancel is not None and cancel.is_set():
         raise JobFailed("cancelled before the job was submitted", None, status="cancelled")

@@ -17,8 +17,9 @@ from ..core.remote_job import JobOutcome, JobRequest, run_job
 
 @dataclass
 class Message:
-    kind: str  # "event" | "done" | "error"
+    kind: str  # "event" | "status" | "done" | "error"
     event: Any = None
+    text: str = ""
     outcome: JobOutcome | None = None
     error: BaseException | None = None
 
@@ -36,8 +37,12 @@ class RunningJob:
 
     def _work(self) -> None:
         try:
-            outcome = run_job(self.request, on_event=lambda e: self.messages.put(Message("event", event=e)),
-                              cancel=self.cancel)
+            outcome = run_job(
+                self.request,
+                on_event=lambda e: self.messages.put(Message("event", event=e)),
+                cancel=self.cancel,
+                on_status=lambda text: self.messages.put(Message("status", text=text)),
+            )
         except BaseException as exc:  # reported on the main thread, never lost in the worker
             self.messages.put(Message("error", error=exc))
         else:

@@ -90,7 +90,7 @@ class SCENECAST_OT_generate(bpy.types.Operator):
 
         try:
             request = api.prepare(_scene(context))
-            outcome = api.run_job(request, on_event=on_event)
+            outcome = api.run_job(request, on_event=on_event, on_status=lambda text: print(f"Scenecast: {text}"))
             images = api.load_results(outcome)
         except (ScenecastError, ValueError, RuntimeError, OSError, backend_process.BackendProcessError) as exc:
             self.report({"ERROR"}, error_text(exc))
@@ -127,6 +127,8 @@ class SCENECAST_OT_generate(bpy.types.Operator):
         for message in job.drain():
             if message.kind == "event":
                 self._on_event(context, message.event)
+            elif message.kind == "status":
+                _set_status(context, message.text)
             elif message.kind == "done" and message.outcome is not None:
                 outcome = message.outcome
                 try:

@@ -159,6 +159,7 @@ def test_the_ui_worker_path_leaves_the_main_thread_free_and_shows_previews(scene
         job_runner.start(request)
     main_thread_work = 0
     previews = 0
+    statuses: list[str] = []
     outcome = None
     while outcome is None:
         for message in job.drain():
@@ -166,6 +167,8 @@ def test_the_ui_worker_path_leaves_the_main_thread_free_and_shows_previews(scene
                 preview = png.decode_png(message.event.image)
                 image = operators.update_preview(preview)
                 previews += 1
+            elif message.kind == "status":
+                statuses.append(message.text)
             elif message.kind == "done":
                 outcome = message.outcome
             elif message.kind == "error":
@@ -184,6 +187,7 @@ def test_the_ui_worker_path_leaves_the_main_thread_free_and_shows_previews(scene
     shown = np.rint(pixels.reshape(h, w, 4)[::-1, :, :3] * 255).astype(np.uint8)
     assert np.array_equal(shown, preview[..., :3])
     assert main_thread_work > 3
+    assert statuses == [f"submitting to {backend.url} (builtin:tiny)"]
     images = api.load_results(outcome)
     assert len(images) == 1 and os.path.isfile(bpy.path.abspath(images[0].filepath))
 
