@@ -113,3 +113,31 @@ def test_vae_is_upcast_where_fp16_would_overflow() -> None:
     assert _vae_dtype({"force_upcast": True}, torch.float16) == torch.float32
     assert _vae_dtype({"force_upcast": True}, torch.bfloat16) == torch.bfloat16
     assert _vae_dtype({}, torch.float16) == torch.float16
+
+
+@pytest.mark.parametrize("negative", ["", "blurry"])
+def test_sdxl_matches_stock_sdxl_controlnet_pipeline(tiny_sdxl: Path, negative: str) -> None:
+    """Two encoders' penultimate states, pooled embeddings, time ids and the zero negative for an empty
+    negative prompt: our path must give diffusers' SDXL ControlNet pipeline's pixels (to rounding)."""
+    from diffusers import StableDiffusionXLControlNetPipeline
+
+    from backend.pipelines.schedulers import make_scheduler
+
+    manager = ModelManager(device="cpu")
+    base = manager.base(str(tiny_sdxl))
+    cn_id = str(tiny_sdxl.parent / "tiny-sdxl-controlnet")
+    net = manager.controlnet(cn_id)
+    control = np.random.default_rng(1).integers(0, 256, (64, 64, 3), dtype=np.uint8)
+    spec = job(str(tiny_sdxl), [{"type": "generate", "controlnets": [{"image": "c", "model": cn_id, "weight": 0.7}]}],
+               negative_prompt=negative, guidance=5.0, scheduler="euler")
+    ours = run_job(spec, {"c": control}, manager, RecordingProgress()).images[0]
+    pipe = StableDiffusionXLControlNetPipeline(
+        vae=base.vae, text_encoder=base.text_encoders[0], text_encoder_2=base.text_encoders[1],
+        tokenizer=base.tokenizers[0], tokenizer_2=base.tokenizers[1], unet=base.unet, controlnet=net,
+        scheduler=make_scheduler("euler", base.scheduler_config), force_zeros_for_empty_prompt=True,
+        add_watermarker=False)
+    pipe.set_progress_bar_config(disable=True)
+    stock = pipe("a tower", negative_prompt=negative or None, image=torch.from_numpy(control).permute(2, 0, 1)[None] / 255.0,
+                 height=64, width=64, num_inference_steps=3, guidance_scale=5.0, controlnet_conditioning_scale=0.7,
+                 generator=torch.Generator().manual_seed(1), output_type="np").images[0]
+    assert np.abs(ours.astype(int) - (stock * 255).round().astype(int)).max() <= 1
