@@ -177,6 +177,11 @@ def load_results(outcome: JobOutcome) -> list[bpy.types.Image]:
     images = []
     for i, path in enumerate(outcome.files):
         image = bpy.data.images.load(path, check_existing=True)
+        if bpy.data.filepath:  # relative to the .blend when it is saved: the project folder can move
+            try:
+                image.filepath = bpy.path.relpath(path)
+            except ValueError:  # another drive (Windows): keep it absolute
+                pass
         image["scenecast_job"] = outcome.job_id
         image["scenecast_model"] = outcome.model
         image["scenecast_index"] = i

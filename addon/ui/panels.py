@@ -122,4 +122,23 @@ class SCENECAST_PT_backend(_Sidebar, bpy.types.Panel):
         row.operator("scenecast.open_backend_log", icon="TEXT", text="Log")
 
 
-classes = (SCENECAST_UL_units, SCENECAST_PT_main, SCENECAST_PT_units, SCENECAST_PT_passes, SCENECAST_PT_backend)
+class SCENECAST_PT_object(bpy.types.Panel):
+    """Properties › Object › Scenecast: the object's class in the segmentation image."""
+
+    bl_label = "Scenecast"
+    bl_space_type = "PROPERTIES"
+    bl_region_type = "WINDOW"
+    bl_context = "object"
+    bl_options = {"DEFAULT_CLOSED"}
+
+    @classmethod
+    def poll(cls, context: bpy.types.Context) -> bool:
+        return context.object is not None and hasattr(context.object, "scenecast")
+
+    def draw(self, context: bpy.types.Context) -> None:
+        layout = self.layout
+        layout.use_property_split = True
+        layout.prop(context.object.scenecast, "segment_class")  # type: ignore[attr-defined]
+
+
+classes = (SCENECAST_UL_units, SCENECAST_PT_object, SCENECAST_PT_main, SCENECAST_PT_units, SCENECAST_PT_passes, SCENECAST_PT_backend)

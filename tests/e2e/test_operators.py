@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import importlib
+import os
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -45,3 +47,17 @@ def test_start_backend_with_a_wrong_python_names_the_preference(scenecast, prefs
     prefs.backend_python = str(tmp_path / "no-such-python")
     with pytest.raises(RuntimeError, match="Backend Python"):
         bpy.ops.scenecast.start_backend()
+
+
+def test_results_of_a_saved_blend_go_next_to_it_with_relative_paths(api, backend, scene, prefs, tmp_path):
+    """Runs last in this process: it saves the session's .blend (bpy.data.filepath stays set)."""
+    prefs.output_dir = ""
+    blend = tmp_path / "project" / "shot.blend"
+    blend.parent.mkdir()
+    bpy.ops.wm.save_as_mainfile(filepath=str(blend), check_existing=False)
+    assert api.output_dir() == str(blend.parent / "scenecast")
+    images = api.generate(scene, prompt="x", server=backend.url, units=[{"type": "depth"}],
+                          model="builtin:tiny", width=64, height=64, steps=1)
+    assert images[0].filepath.startswith("//scenecast" + os.sep)
+    assert Path(bpy.path.abspath(images[0].filepath)).parent == blend.parent / "scenecast"
+    assert Path(bpy.path.abspath(images[0].filepath)).is_file()
