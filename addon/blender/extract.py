@@ -19,6 +19,7 @@ import bpy
 import numpy as np
 
 from ..core import edges as core_edges
+from ..core.bounds import visible_box_depths
 from ..core import segmentation as core_segmentation
 from ..core.conventions import (
     DEFAULT_DEPTH_MAPPING,
@@ -214,7 +215,7 @@ def _visible_corners(scene: bpy.types.Scene, view_layer: bpy.types.ViewLayer | N
 def _corner_depths_in_view(
     scene: bpy.types.Scene, camera: bpy.types.Object, corners: np.ndarray, resolution: tuple[int, int]
 ) -> np.ndarray:
-    """Planar depths (−z in camera space) of the corners of boxes that overlap the view frustum."""
+    """Planar depths (−z in camera space) of the boxes' surfaces inside the view frustum."""
     if corners.size == 0:
         return np.zeros(0)
     depsgraph = bpy.context.evaluated_depsgraph_get()
@@ -222,14 +223,9 @@ def _corner_depths_in_view(
     projection = np.array(
         camera.calc_matrix_camera(depsgraph, x=int(resolution[0]), y=int(resolution[1])), dtype=np.float64
     )
-    cam = corners @ world_to_cam.T  # (N, 8, 4)
-    clip = cam @ projection.T
-    x, y, z, w = clip[..., 0], clip[..., 1], clip[..., 2], clip[..., 3]
-    outside = [x > w, x < -w, y > w, y < -w, z < -w, z > w]  # all 8 corners beyond one plane: culled
-    culled = np.zeros(corners.shape[0], dtype=bool)
-    for plane in outside:
-        culled |= plane.all(axis=1)
-    return -cam[~culled][..., 2].ravel()
+    # Clip each box to the view: a large ground plane's far corners say nothing about how near the
+    # floor at the bottom of the frame is.
+    return visible_box_depths(corners @ world_to_cam.T, projection)
 
 
 def _edges(raw: RawPasses, mode: str) -> np.ndarray:

@@ -225,3 +225,18 @@ def test_one_depth_range_over_an_animation_and_frames_render_their_own_pose(empt
     assert last.raw["depth"][16, 16] == pytest.approx(14.0, rel=2e-3)
     assert first.control["depth"][16, 16, 0] > last.control["depth"][16, 16, 0] > 0
     assert first.depth_range == last.depth_range == rng
+
+
+def test_depth_range_follows_the_visible_ground_not_its_far_corners(empty_scene, sc_module):
+    """A 200-unit ground plane under a camera 2 units up: the floor at the bottom of the frame is a few
+    units away, so `near` must be too — its bounding box corners (≈100 units off) would wash it out."""
+    extract = sc_module("blender.extract")
+    cam = add_camera(empty_scene, location=(0, 0, 2), rotation=(math.radians(60), 0, 0))
+    add_plane(empty_scene, name="Ground", size=200)
+    passes = extract.extract_passes(empty_scene, cam, (W, H))
+    depth = passes.raw["depth"]
+    nearest = float(np.min(depth[np.isfinite(depth)]))
+    assert passes.depth_range.near <= nearest < passes.depth_range.near * 1.5
+    column = passes.control["depth"][:, W // 2, 0].astype(int)
+    assert column[-1] > 200, "the nearest floor is bright"
+    assert (np.diff(column[column > 0]) >= 0).all(), "the floor darkens steadily towards the horizon"
