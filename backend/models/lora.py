@@ -37,23 +37,19 @@ def applied_loras(base: BaseComponents, loras: Sequence[tuple[str, Path, float]]
     try:
         for i, (name, path, weight) in enumerate(loras):
             adapter = f"scenecast_{i}"
-            raw = load_file(str(path))
-            state, alphas = mixin.lora_state_dict(raw, unet_config=base.unet.config)
-            unet_keys = [k for k in state if k.startswith("unet.")]
-            te_prefixes = [p for p in prefixes if any(k.startswith(p + ".") for k in state)]
-            if not unet_keys and not te_prefixes:
-                raise UnsupportedModel(f"LoRA {name!r} has no layers this {base.family} model can take",
-                                       f"use a LoRA trained for {base.family}")
-            if unet_keys:
-                base.unet.load_lora_adapter(state, prefix="unet", network_alphas=alphas, adapter_name=adapter)
+            try:
+                parts = _inject(base, mixin, prefixes, name, path, adapter)
+            except UnsupportedModel:
+                raise
+            except (ValueError, RuntimeError, KeyError, TypeError) as exc:
+                raise UnsupportedModel(f"LoRA {name!r} does not fit {base.id} ({base.family}): {exc}",
+                                       f"use a LoRA trained for {base.family} models") from exc
+            if "unet" in parts:
                 names.append(adapter)
                 weights.append(weight)
-            for p in te_prefixes:
-                idx = prefixes.index(p)
-                mixin.load_lora_into_text_encoder(state, alphas, base.text_encoders[idx], prefix=p,
-                                                  adapter_name=adapter)
-                encoder_adapters.setdefault(idx, []).append((adapter, weight))
-            parts = ["unet"] * bool(unet_keys) + te_prefixes
+            for p in parts:
+                if p != "unet":
+                    encoder_adapters.setdefault(prefixes.index(p), []).append((adapter, weight))
             log.info("applied LoRA %s (weight %g) to %s", name, weight, ", ".join(parts))
         if names:
             base.unet.set_adapters(names, weights)
@@ -66,3 +62,19 @@ def applied_loras(base: BaseComponents, loras: Sequence[tuple[str, Path, float]]
         for enc in base.text_encoders:
             if getattr(enc, "peft_config", None) is not None:
                 _remove_text_encoder_monkey_patch(enc)
+
+
+def _inject(base: BaseComponents, mixin: type, prefixes: list[str], name: str, path: Path, adapter: str) -> list[str]:
+    """Load one LoRA file into the UNet / text encoders as peft adapter ``adapter``; returns where it went."""
+    state, alphas = mixin.lora_state_dict(load_file(str(path)), unet_config=base.unet.config)
+    unet_keys = [k for k in state if k.startswith("unet.")]
+    te_prefixes = [p for p in prefixes if any(k.startswith(p + ".") for k in state)]
+    if not unet_keys and not te_prefixes:
+        raise UnsupportedModel(f"LoRA {name!r} has no layers this {base.family} model can take",
+                               f"use a LoRA trained for {base.family}")
+    if unet_keys:
+        base.unet.load_lora_adapter(state, prefix="unet", network_alphas=alphas, adapter_name=adapter)
+    for p in te_prefixes:
+        mixin.load_lora_into_text_encoder(state, alphas, base.text_encoders[prefixes.index(p)], prefix=p,
+                                          adapter_name=adapter)
+    return ["unet"] * bool(unet_keys) + te_prefixes

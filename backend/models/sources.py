@@ -125,13 +125,24 @@ def header_keys(path: Path) -> list[str]:
         return list(f.keys())
 
 
+def _lora_family(path: Path, keys: list[str]) -> str:
+    """SDXL LoRAs train a second text encoder, or their cross-attention keys read 2048-wide text."""
+    if any("text_encoder_2" in k or "lora_te2" in k for k in keys):
+        return "sdxl"
+    cross = [k for k in keys if ("attn2.to_k" in k or "attn2_to_k" in k) and ("lora_A" in k or "lora_down" in k)]
+    if cross:
+        with safe_open(str(path), framework="pt") as f:
+            if f.get_slice(cross[0]).get_shape()[-1] == 2048:
+                return "sdxl"
+    return "sd15"
+
+
 def classify_single_file(path: Path) -> tuple[Kind, str, bool]:
     """(kind, family, inpainting) from a .safetensors header alone — no tensor is read."""
     keys = header_keys(path)
     keyset = set(keys)
     if any(".lora_" in k or "lora_down" in k or "lora_A" in k for k in keys[:200]):
-        family = "sdxl" if any("text_encoder_2" in k or "lora_te2" in k for k in keys) else "sd15"
-        return "lora", family, False
+        return "lora", _lora_family(path, keys), False
     if any(k.startswith(("control_model.", "input_hint_block.", "controlnet_cond_embedding.")) for k in keys):
         family = "sdxl" if any("label_emb" in k or k.startswith("add_embedding.") for k in keys) else "sd15"
         return "controlnet", family, False

@@ -78,3 +78,35 @@ def test_lora_by_installed_name_and_two_at_once(tmp_path: Path, monkeypatch: pyt
     both = job(manager, [{"name": "a"}, {"name": "b", "weight": 0.8}])
     assert not np.array_equal(one, both)
     assert np.array_equal(one, job(manager, [{"name": "a"}]))
+
+
+def test_a_lora_for_another_architecture_is_a_clear_error_and_leaves_the_model_clean(tmp_path: Path) -> None:
+    """A LoRA whose layers do not fit (here: wider cross-attention, as an SDXL LoRA on SD1.5) fails with
+    a fix, and the base model is exactly as before."""
+    import torch
+    from safetensors.torch import load_file
+
+    from backend.models import UnsupportedModel
+
+    good = load_file(str(make_lora(tmp_path / "good.safetensors", text=False)))
+    bad = {k: (torch.zeros(v.shape[0], 64) if ("attn2.to_k" in k and "lora_A" in k) else v) for k, v in good.items()}
+    save_file(bad, str(tmp_path / "bad.safetensors"))
+    manager = ModelManager(device="cpu")
+    before = job(manager, [])
+    with pytest.raises(UnsupportedModel) as err:
+        job(manager, [{"name": str(tmp_path / "bad.safetensors")}])
+    assert "does not fit" in err.value.message and err.value.fix
+    assert lora_modules(manager.base("builtin:tiny").unet) == []
+    assert np.array_equal(before, job(manager, []))
+
+
+@pytest.mark.parametrize(("width", "family"), [(768, "sd15"), (2048, "sdxl")])
+def test_lora_family_is_read_from_the_header(tmp_path: Path, width: int, family: str) -> None:
+    import torch
+
+    from backend.models.sources import classify_single_file
+
+    path = tmp_path / "l.safetensors"
+    key = "unet.down_blocks.1.attentions.0.transformer_blocks.0.attn2.to_k.lora_A.weight"
+    save_file({key: torch.zeros(4, width)}, str(path))
+    assert classify_single_file(path) == ("lora", family, False)
