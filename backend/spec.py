@@ -45,7 +45,8 @@ class ControlNetUnit(_Strict):
     end: float = Field(default=1.0, ge=0.0, le=1.0, description="fraction of the steps where it stops")
     mode: Literal["balanced", "prompt", "control"] = Field(
         default="balanced",
-        description="balanced: both CFG branches see the control; prompt: control weakened towards the end;"
+        description="balanced: both CFG branches see the control; prompt: the prompt matters more"
+        " (A1111's 'My prompt is more important': shallower residuals scaled down, 0.825 per level);"
         " control: only the conditional branch sees it (guess mode)",
     )
 
