@@ -11,6 +11,7 @@ import ipaddress
 import json
 import logging
 import os
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -45,6 +46,18 @@ def is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+class RedactToken(logging.Filter):
+    """Blank ``token=...`` in log lines: uvicorn logs WebSocket paths with their query string."""
+
+    PATTERN = re.compile(r"([?&]token=)[^&\s\"]+")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if "token=" in message:
+            record.msg, record.args = self.PATTERN.sub(r"\1<redacted>", message), ()
+        return True
 
 
 # -- spec files ---------------------------------------------------------------------------------------
@@ -125,7 +138,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
              " (token required)" if token else "", out)
     config = uvicorn.Config(create_app(state), host=args.host, port=args.port, log_level=args.log_level,
                             access_log=args.log_level == "debug", ws="websockets-sansio")
-    uvicorn.Server(config).run()
+    server = uvicorn.Server(config)  # Config has set up uvicorn's loggers by now
+    for name in ("uvicorn.error", "uvicorn.access"):
+        logging.getLogger(name).addFilter(RedactToken())
+    server.run()
     return 0
 
 

@@ -51,3 +51,10 @@ def test_serving_off_loopback_without_a_token_is_refused(host):
                           env=env, capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2
     assert "refusing to listen" in proc.stderr and "--token" in proc.stderr
+
+
+def test_the_token_never_reaches_the_log(server):
+    job_id = server.submit_ok(tiny_spec(steps=1))
+    assert server.events(job_id, query_token=True)[-1][0]["type"] == "done"
+    log = server.log.read_text(errors="replace")
+    assert "token=<redacted>" in log and server.token not in log
