@@ -20,6 +20,7 @@ from .. import api
 from ..blender.image_pixels import image_from_array, set_pixels, show_in_image_editors
 from ..core import backend_process, png
 from ..core.errors import ScenecastError
+from ..core.remote_job import JobFailed
 from . import job_runner, preferences
 
 if TYPE_CHECKING:  # the stubs' name for {"FINISHED", "CANCELLED", ...}
@@ -39,6 +40,10 @@ def error_text(exc: BaseException) -> str:
     if isinstance(exc, backend_process.BackendProcessError):
         return f"{exc.message}. Fix: {exc.fix}"
     return str(exc)
+
+
+def _was_cancelled(exc: BaseException) -> bool:
+    return isinstance(exc, JobFailed) and exc.status == "cancelled"
 
 
 def _scene(context: bpy.types.Context) -> bpy.types.Scene:
@@ -93,7 +98,7 @@ class SCENECAST_OT_generate(bpy.types.Operator):
             outcome = api.run_job(request, on_event=on_event, on_status=lambda text: print(f"Scenecast: {text}"))
             images = api.load_results(outcome)
         except (ScenecastError, ValueError, RuntimeError, OSError, backend_process.BackendProcessError) as exc:
-            self.report({"ERROR"}, error_text(exc))
+            self.report({"WARNING"} if _was_cancelled(exc) else {"ERROR"}, error_text(exc))
             return {"CANCELLED"}
         for note in outcome.notes:
             self.report({"WARNING"}, note)
@@ -145,8 +150,12 @@ class SCENECAST_OT_generate(bpy.types.Operator):
                 self._finish(context, f"done: {len(images)} image(s), job {outcome.job_id}")
                 return {"FINISHED"}
             elif message.kind == "error" and message.error is not None:
-                self.report({"ERROR"}, error_text(message.error))
-                self._finish(context, f"failed: {error_text(message.error)}")
+                if _was_cancelled(message.error):
+                    self.report({"WARNING"}, "Scenecast: job cancelled")
+                    self._finish(context, "cancelled")
+                else:
+                    self.report({"ERROR"}, error_text(message.error))
+                    self._finish(context, f"failed: {error_text(message.error)}")
                 return {"CANCELLED"}
         if not job.alive() and job.messages.empty():  # the worker ended without a word: never expected
             self._finish(context, "failed: the job's worker stopped")
