@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import hashlib
+import importlib
+import json
 import os
 import threading
 import urllib.request
@@ -11,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from e2e_support import ADDON_MODULE, BackendServer, backend_python, free_port, healthy, scene_state
+from e2e_support import ADDON_MODULE, backend_python, free_port, healthy, scene_state
 
 bpy = pytest.importorskip("bpy")
 
@@ -20,9 +22,9 @@ UNITS = [{"type": "depth", "weight": 1.0, "start": 0.0, "end": 1.0},
          {"type": "edges", "weight": 0.6, "start": 0.0, "end": 0.8}]
 
 
-def _errors(api):
-    client = __import__(ADDON_MODULE + ".core.client", fromlist=["x"])
-    return client
+def addon_module(name: str):
+    """A module of the installed add-on, e.g. ``addon_module("core.errors")``."""
+    return importlib.import_module(f"{ADDON_MODULE}.{name}")
 
 
 def test_generate_returns_saved_images_with_the_backends_metadata(api, backend, scene, tmp_path):
@@ -36,12 +38,10 @@ def test_generate_returns_saved_images_with_the_backends_metadata(api, backend, 
     assert path.is_file() and path.parent == tmp_path / "results"
     assert tuple(image.size) == (64, 64)
     data = path.read_bytes()
-    png = __import__(ADDON_MODULE + ".core.png", fromlist=["x"])
+    png = addon_module("core.png")
     # The exact bytes the backend served: same hash as the job status reports, text chunks intact.
     job_id = image["scenecast_job"]
     with urllib.request.urlopen(f"{backend.url}/v1/jobs/{job_id}") as response:
-        import json
-
         status = json.loads(response.read())
     assert status["status"] == "done"
     assert hashlib.sha256(data).hexdigest() == status["results"][0]["sha256"]
@@ -74,8 +74,8 @@ def test_no_backend_and_no_auto_start_says_how_to_fix_it(api, scene, prefs):
     prefs.auto_start = False
     url = f"http://127.0.0.1:{free_port()}"
     before = scene_state(scene)
-    client = _errors(api)
-    with pytest.raises(client.ScenecastError) as info:
+    errors = addon_module("core.errors")
+    with pytest.raises(errors.ScenecastError) as info:
         api.generate(scene, prompt="x", server=url, units=UNITS, **TINY)
     assert url in info.value.message
     assert "Start Local Backend Automatically" in info.value.fix and "python -m backend serve" in info.value.fix
@@ -92,7 +92,7 @@ def test_auto_start_runs_the_local_backend_and_unregister_stops_it(api, scene, p
     prefs.server_url, prefs.auto_start, prefs.backend_python = url, True, backend_python()
     images = api.generate(scene, prompt="a lamp post", units=UNITS[:1], **TINY)
     assert len(images) == 1 and healthy(url)
-    backend_process = __import__(ADDON_MODULE + ".core.backend_process", fromlist=["x"])
+    backend_process = addon_module("core.backend_process")
     started = backend_process.started_backend(url)
     assert started is not None and started.running()
     # Disabling the add-on (as on quit) stops the backend it started.
@@ -134,8 +134,6 @@ def test_cancel_mid_job_cancels_on_the_server(api, backend, scene):
                      cancel=cancel, **{**TINY, "steps": 150, "width": 128, "height": 128}, timeout=60)
     assert info.value.status == "cancelled"
     job_id = info.value.job_id
-    import json
-
     with urllib.request.urlopen(f"{backend.url}/v1/jobs/{job_id}") as response:
         assert json.loads(response.read())["status"] == "cancelled"
     assert scene_state(scene) == before
@@ -145,12 +143,10 @@ def test_the_ui_worker_path_leaves_the_main_thread_free_and_shows_previews(scene
     """What the modal operator does, driven by hand (bpy as a module has no event loop for the modal):
     the job runs in the worker thread while the main thread keeps using bpy; previews and results are
     brought to bpy on the main thread."""
-    import importlib
-
-    job_runner = importlib.import_module(ADDON_MODULE + ".ui.job_runner")
-    operators = importlib.import_module(ADDON_MODULE + ".ui.operators")
-    png = importlib.import_module(ADDON_MODULE + ".core.png")
-    api = importlib.import_module(ADDON_MODULE + ".api")
+    job_runner = addon_module("ui.job_runner")
+    operators = addon_module("ui.operators")
+    png = addon_module("core.png")
+    api = addon_module("api")
     request = api.prepare(scene, prompt="x", server=backend.url, units=UNITS[:1], preview_every=1,
                           **{**TINY, "steps": 4})
     job = job_runner.start(request)
@@ -195,7 +191,6 @@ def test_the_ui_worker_path_leaves_the_main_thread_free_and_shows_previews(scene
 def test_a_backend_speaking_another_protocol_is_refused_with_the_fix(api, scene, tmp_path):
     """A stand-in for a newer backend: a plain HTTP server whose /v1/health says protocol 99."""
     import http.server
-    import json
 
     class Health(http.server.BaseHTTPRequestHandler):
         def do_GET(self):  # noqa: N802 - http.server's naming
@@ -213,8 +208,8 @@ def test_a_backend_speaking_another_protocol_is_refused_with_the_fix(api, scene,
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
-        client = _errors(api)
-        with pytest.raises(client.ProtocolMismatch) as info:
+        errors = addon_module("core.errors")
+        with pytest.raises(errors.ProtocolMismatch) as info:
             api.generate(scene, prompt="x", server=f"http://127.0.0.1:{server.server_port}", units=UNITS, **TINY)
         assert "protocol 99" in info.value.message and "update the Scenecast add-on" in info.value.fix
     finally:
