@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import socket
 import statistics
 import subprocess
 import sys
@@ -21,7 +22,12 @@ import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "tests" / "backend"))
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def imports_floor() -> float:
@@ -31,8 +37,6 @@ def imports_floor() -> float:
 
 
 def server_to_healthy() -> float:
-    from _server import free_port
-
     port = free_port()
     data = tempfile.mkdtemp(prefix="scenecast-cold-")
     env = dict(os.environ, HF_HUB_OFFLINE="1", SCENECAST_DATA=data)

@@ -20,6 +20,7 @@ import io
 import json
 import os
 import platform
+import socket
 import statistics
 import subprocess
 import sys
@@ -32,8 +33,13 @@ import numpy as np
 from PIL import Image
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "tests" / "backend"))
 
 
 def control_images(size: int) -> dict[str, bytes]:
@@ -69,7 +75,7 @@ def main() -> None:
 
     import torch
 
-    from _server import free_port, multipart
+    from backend.cli_remote import encode_multipart
     from backend.jobs.images import decode_png
     from backend.models import ModelManager
     from backend.pipelines import run_job
@@ -97,7 +103,7 @@ def main() -> None:
 
     def via_server() -> float:
         t0 = time.perf_counter()
-        body, ctype = multipart(spec_dict, pngs)
+        body, ctype = encode_multipart({"spec": json.dumps(spec_dict)}, pngs)
         req = urllib.request.Request(url + "/v1/jobs", data=body, method="POST", headers={"Content-Type": ctype})
         job_id = json.loads(urllib.request.urlopen(req).read())["id"]
         with connect(f"ws://127.0.0.1:{port}/v1/jobs/{job_id}/events") as ws:
