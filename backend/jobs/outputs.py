@@ -139,7 +139,7 @@ def write_results(directory: Path, stem: str, images: list[np.ndarray], paramete
     The JSON file holds the record plus each result's sha256; the PNGs embed the record without them.
     """
     directory.mkdir(parents=True, exist_ok=True)
-    record_text = json.dumps(record, ensure_ascii=False, sort_keys=True)
+    record_text = json.dumps(record, ensure_ascii=False, sort_keys=True, default=str)
     results = []
     for n, image in enumerate(images):
         data = encode_png(image, {"parameters": parameters, "scenecast": record_text})
@@ -154,4 +154,4 @@ def write_results(directory: Path, stem: str, images: list[np.ndarray], paramete
 
 
 def write_json(path: Path, data: dict[str, Any]) -> None:
-    atomic_write(path, (json.dumps(data, ensure_ascii=False, indent=2, sort_keys=True) + "\n").encode())
+    atomic_write(path, (json.dumps(data, ensure_ascii=False, indent=2, sort_keys=True, default=str) + "\n").encode())
