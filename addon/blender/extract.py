@@ -194,14 +194,19 @@ def scene_depth_range(
         ) from None
 
 
+def _depsgraph(scene: bpy.types.Scene, view_layer: bpy.types.ViewLayer | None) -> bpy.types.Depsgraph:
+    """The evaluated depsgraph of ``scene`` (the context's when it is the context scene)."""
+    if bpy.context.scene == scene and (view_layer is None or view_layer == getattr(bpy.context, "view_layer", None)):
+        return bpy.context.evaluated_depsgraph_get()
+    layer = view_layer or scene.view_layers[0]
+    if layer.depsgraph is None:
+        layer.update()  # a scene never shown in a window (bpy.data.scenes.new in a script) has none yet
+    return layer.depsgraph
+
+
 def _visible_corners(scene: bpy.types.Scene, view_layer: bpy.types.ViewLayer | None) -> np.ndarray:
     """(N, 8, 4) homogeneous world-space bounding-box corners of every rendered object instance."""
-    if view_layer is None or view_layer == getattr(bpy.context, "view_layer", None):
-        depsgraph = bpy.context.evaluated_depsgraph_get() if bpy.context.scene == scene else None
-    else:
-        depsgraph = None
-    if depsgraph is None:
-        depsgraph = (view_layer or scene.view_layers[0]).depsgraph
+    depsgraph = _depsgraph(scene, view_layer)
     boxes = []
     for instance in depsgraph.object_instances:
         obj = instance.object
@@ -218,7 +223,7 @@ def _corner_depths_in_view(
     """Planar depths (−z in camera space) of the boxes' surfaces inside the view frustum."""
     if corners.size == 0:
         return np.zeros(0)
-    depsgraph = bpy.context.evaluated_depsgraph_get()
+    depsgraph = _depsgraph(scene, None)
     world_to_cam = np.linalg.inv(np.array(camera.matrix_world, dtype=np.float64))
     projection = np.array(
         camera.calc_matrix_camera(depsgraph, x=int(resolution[0]), y=int(resolution[1])), dtype=np.float64

@@ -240,3 +240,17 @@ def test_depth_range_follows_the_visible_ground_not_its_far_corners(empty_scene,
     column = passes.control["depth"][:, W // 2, 0].astype(int)
     assert column[-1] > 200, "the nearest floor is bright"
     assert (np.diff(column[column > 0]) >= 0).all(), "the floor darkens steadily towards the horizon"
+
+
+def test_extracts_from_a_scene_that_is_not_the_context_scene(empty_scene, sc_module):
+    """Batch scripts build scenes with bpy.data.scenes.new() and never make them current."""
+    import bpy
+
+    extract = sc_module("blender.extract")
+    other = bpy.data.scenes.new("Other")
+    assert bpy.context.scene != other
+    cam = add_camera(other)
+    add_cube(other, location=(0, 0, -5))
+    passes = extract.extract_passes(other, cam, (W, H))
+    assert passes.depth_range.near <= 4.0 <= passes.depth_range.far
+    assert passes.raw["depth"][H // 2, W // 2] == pytest.approx(4.0, abs=1e-3)
