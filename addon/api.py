@@ -22,7 +22,6 @@ import bpy
 
 from .blender.extract import Passes
 from .blender.extract import extract_passes as _extract_passes
-from .core import png
 from .core.conventions import DepthRange
 from .core.remote_job import JobFailed, JobOutcome, JobRequest, run_job
 from .ui import preferences
@@ -137,9 +136,9 @@ def prepare(
                 f"unknown ControlNet unit type {unit.get('type')!r}: use one of {', '.join(CONTROL_TYPES)}"
             )
     passes = extract_passes(scene, camera, (width, height))
-    # Every control image under its conventional key (presets name them so); the job sends only the
-    # ones its spec refers to.
-    images = {name: png.encode_png(arr) for name, arr in passes.control.items()}
+    # Every control image under its conventional key (presets name them so); the worker half encodes
+    # and sends only the ones the spec refers to.
+    images = dict(passes.control)
     # With a preset, the scene's steps/guidance/negative prompt do not override the preset's own;
     # arguments given to this call always do.
     scene_values = None if preset else s

@@ -4,8 +4,9 @@
 
 Runs in Blender's Python environment (numpy < 2, no PIL) with the add-on's own bpy-free client, the
 way the add-on does it: encode the four control images (depth, normal, edges, segmentation) with
-``core.png``, submit them as one multipart job, follow the WebSocket events to ``done``, download the
-result and decode it. The backend is a real ``python -m backend serve`` process from the backend's
+``core.png.control_png``, submit them as one multipart job, follow the WebSocket events to ``done``,
+download the result and write its bytes to a file (the add-on then hands that file to Blender's own
+PNG loader, so no Python decode sits on this path). The backend is a real ``python -m backend serve`` process from the backend's
 venv, on ``builtin:tiny`` with one step. Baseline, same run: the job itself — the seconds the
 backend's stages report in the job's record. Overhead = client wall time − job seconds.
 Prints ``RATIO roundtrip_overhead_ms_vs_30 <overhead/30 ms>`` (target < 1).
@@ -17,6 +18,7 @@ import argparse
 import os
 import socket
 import statistics
+import struct
 import subprocess
 import sys
 import tempfile
@@ -30,7 +32,7 @@ sys.path.insert(0, str(ROOT))
 
 from addon.core import conventions, edges, segmentation  # noqa: E402
 from addon.core.client import BackendClient  # noqa: E402
-from addon.core.png import decode_png, encode_png  # noqa: E402
+from addon.core.png import control_png  # noqa: E402
 
 BACKEND_PYTHON = os.environ.get("SCENECAST_BACKEND_PYTHON", str(ROOT / ".venv" / "bin" / "python"))
 
@@ -70,17 +72,20 @@ def start_backend(port: int, data: str) -> subprocess.Popen:
                              "--out", data], cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
-def one_trip(client: BackendClient, images: dict[str, np.ndarray], size: int) -> tuple[float, float]:
+def one_trip(client: BackendClient, images: dict[str, np.ndarray], size: int, out: Path) -> tuple[float, float]:
     t0 = time.perf_counter()
-    pngs = {key: encode_png(img) for key, img in images.items()}
+    pngs = {key: control_png(img) for key, img in images.items()}
     spec = {"model": "builtin:tiny", "prompt": "a rock on a floor", "seed": 1, "steps": 1, "guidance": 7.5,
             "width": size, "height": size,
             "stages": [{"type": "generate", "controlnets": [{"image": key, "type": key} for key in images]}]}
     job = client.submit(spec, pngs)
     status = client.wait(job)
-    result = decode_png(client.result(job, 0))
+    result = client.result(job, 0)
+    tmp = out.with_suffix(".tmp")
+    tmp.write_bytes(result)
+    os.replace(tmp, out)
     wall = time.perf_counter() - t0
-    assert result.shape[:2] == (size, size), result.shape
+    assert struct.unpack(">II", result[16:24]) == (size, size), "the result is not a size x size PNG"
     job_seconds = sum(stage["seconds"] for stage in client.record(job)["resolved"]["stages"])
     assert status["status"] == "done", status
     return wall, job_seconds
@@ -106,8 +111,9 @@ def main() -> None:
                     if time.time() > deadline or server.poll() is not None:
                         raise SystemExit("the backend did not become healthy")
                     time.sleep(0.1)
-            one_trip(client, images, args.size)  # warm-up: model build, first allocation
-            trips = [one_trip(client, images, args.size) for _ in range(args.repeat)]
+            out = Path(data) / "result.png"
+            one_trip(client, images, args.size, out)  # warm-up: model build, first allocation
+            trips = [one_trip(client, images, args.size, out) for _ in range(args.repeat)]
         finally:
             server.terminate()
             server.wait(10)

@@ -153,6 +153,21 @@ def _chunks(data: bytes) -> Iterator[tuple[bytes, bytes]]:
     raise ValueError("PNG truncated: no IEND chunk")
 
 
+def control_png(image: np.ndarray | bytes) -> bytes:
+    """A control image as PNG for the hot path to the backend (PNG bytes pass through unchanged).
+
+    Depth and edge images are grey in three equal channels: they go as 8-bit grey, a third of the
+    bytes. Rows use the Up filter and zlib level 1: flat control images shrink nearly as well as with
+    adaptive filtering, at about half the encoding time.
+    """
+    if isinstance(image, (bytes, bytearray)):
+        return bytes(image)
+    a = np.asarray(image)
+    if a.ndim == 3 and a.shape[2] == 3 and (a[..., 0] == a[..., 1]).all() and (a[..., 0] == a[..., 2]).all():
+        a = a[..., 0]
+    return encode_png(a, compress_level=1, filters="up")
+
+
 def decode_png(data: bytes) -> np.ndarray:
     """An image from PNG bytes: (H, W) grey, (H, W, 2|3|4); uint8, or uint16 for 16-bit files.
 

@@ -23,6 +23,7 @@ from . import errors
 from .client import BackendClient
 from .errors import BackendUnavailable, ScenecastError
 from .jobspec import build_job_spec, image_keys
+from .png import control_png
 
 #: The model used when the default one cannot be had offline: tiny random weights, noise, but fast.
 OFFLINE_MODEL = "builtin:tiny"
@@ -48,7 +49,7 @@ class JobRequest:
     server: str
     params: dict[str, Any]  # build_job_spec keyword arguments, except model/units
     units: list[dict[str, Any]]  # {image: key, type, weight, start, end, mode}
-    images: dict[str, bytes]  # key -> PNG bytes
+    images: dict[str, Any]  # key -> H x W x 3 uint8 control image (encoded off the main thread) or PNG bytes
     output_dir: str
     name: str = "scenecast"
     model: str | None = None  # explicit choice (argument or scene); None: the default, maybe offline
@@ -164,7 +165,7 @@ def run_job(
             f"the job needs images the add-on did not make: {', '.join(missing)}",
             f"use units and presets whose images are among: {', '.join(sorted(req.images))}",
         )
-    job_id = client.submit(spec, {k: v for k, v in req.images.items() if k in needed})
+    job_id = client.submit(spec, {k: control_png(v) for k, v in req.images.items() if k in needed})
     try:
         final = client.wait(job_id, on_event=on_event, cancel_event=cancel, timeout=req.timeout)
     except BackendUnavailable as exc:

@@ -162,3 +162,24 @@ Image.fromarray(base[..., 0] > 127).save(d + "/pil1.png")
     assert wide.dtype == np.uint16 and np.array_equal(wide, base[..., 0].astype(np.uint16) * 257)
     bits = decode_png((tmp_path / "pil1.png").read_bytes())
     assert np.array_equal(bits, np.where(base[..., 0] > 127, 255, 0))
+
+
+def test_control_png_sends_grey_control_images_as_one_channel_exactly():
+    from addon.core.png import control_png, decode_png, encode_png
+
+    ramp = np.tile(np.arange(256, dtype=np.uint8), (64, 1))
+    grey3 = np.repeat(ramp[:, :, None], 3, axis=2)
+    data = control_png(grey3)
+    assert len(data) < len(encode_png(grey3, compress_level=1, filters="up"))
+    assert decode_png(data).shape == (64, 256)  # one channel on the wire
+    np.testing.assert_array_equal(decode_png(data), ramp)
+
+
+def test_control_png_keeps_colour_images_and_passes_png_bytes_through():
+    from addon.core.png import control_png, decode_png
+
+    rng = np.random.default_rng(3)
+    colour = rng.integers(0, 256, (32, 48, 3), dtype=np.uint8)
+    np.testing.assert_array_equal(decode_png(control_png(colour)), colour)
+    already = control_png(colour)
+    assert control_png(already) == already
