@@ -30,7 +30,7 @@ VARIANTS = {  # name -> ModelManager keyword arguments
     "fp32": {},
     "channels_last": {"channels_last": True},
     "bf16": {"dtype": "bfloat16"},
-    "compile": {"channels_last": True, "compile": True},
+    "compile": {"compile": True},
 }
 PROMPT = "a stone house on a hill, overcast light"
 
