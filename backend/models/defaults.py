@@ -7,6 +7,12 @@ from __future__ import annotations
 
 from .errors import UnsupportedModel
 
+#: The base models a user most likely wants, listed by /v1/models even before they are installed.
+KNOWN_BASES: dict[str, str] = {
+    "stable-diffusion-v1-5/stable-diffusion-v1-5": "sd15",
+    "stabilityai/stable-diffusion-xl-base-1.0": "sdxl",
+}
+
 DEFAULT_CONTROLNETS: dict[str, dict[str, str]] = {
     "sd15": {
         "depth": "lllyasviel/control_v11f1p_sd15_depth",

@@ -18,7 +18,7 @@ from diffusers.models.attention_processor import AttnProcessor2_0
 
 from .cache import ModelCache
 from .components import BaseComponents, module_bytes
-from .defaults import DEFAULT_CONTROLNETS, default_controlnet
+from .defaults import DEFAULT_CONTROLNETS, KNOWN_BASES, default_controlnet
 from .device import choose_device
 from .errors import ModelNotFound, UnsafeCheckpoint
 from .loading import DownloadCallback, download, load_base, load_controlnet
@@ -117,6 +117,10 @@ class ModelManager:
             if entry["id"] not in seen:
                 out.append(entry)
                 seen.add(entry["id"])
+        for bid, family in KNOWN_BASES.items():
+            if bid not in seen:
+                out.append({"id": bid, "kind": "base", "family": family, "source": "hub", "installed": False})
+                seen.add(bid)
         for family, table in DEFAULT_CONTROLNETS.items():
             for cid in sorted(set(table.values())):
                 if cid not in seen:

@@ -44,6 +44,10 @@ def test_lists_builtins_hub_models_and_default_controlnets(hf_cache: Path) -> No
     assert models["scenecast-test/tiny-controlnet"]["family"] == "sd15"
     assert models["lllyasviel/control_v11f1p_sd15_depth"]["installed"] is False
     assert models["diffusers/controlnet-depth-sdxl-1.0"]["family"] == "sdxl"
+    # The usual base models are offered before they are installed, so a user sees what to fetch.
+    assert models["stabilityai/stable-diffusion-xl-base-1.0"] == {
+        "id": "stabilityai/stable-diffusion-xl-base-1.0", "kind": "base", "family": "sdxl", "source": "hub",
+        "installed": False}
 
 
 def test_hub_model_from_the_cache_runs_and_matches_builtin(hf_cache: Path) -> None:
