@@ -201,6 +201,9 @@ def _depsgraph(scene: bpy.types.Scene, view_layer: bpy.types.ViewLayer | None) -
     layer = view_layer or scene.view_layers[0]
     if layer.depsgraph is None:
         layer.update()  # a scene never shown in a window (bpy.data.scenes.new in a script) has none yet
+    if layer.depsgraph is None:
+        raise PassError(f"Blender could not evaluate view layer {layer.name!r} of scene {scene.name!r}:"
+                        " make the scene current (context.window.scene = scene) and extract again")
     return layer.depsgraph
 
 
