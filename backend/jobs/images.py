@@ -54,7 +54,12 @@ def decode_png(data: bytes, key: str) -> np.ndarray:
                 arr = np.asarray(im, dtype=np.float64)
                 arr = np.clip(arr / 257.0 if arr.max() > 255 else arr, 0, 255).astype(np.uint8)
                 return np.ascontiguousarray(np.repeat(arr[:, :, None], 3, axis=2))
-            return np.array(im.convert("RGB"), dtype=np.uint8)  # a writable copy: torch.from_numpy needs one
+            # One writable copy (torch.from_numpy needs one); grey control images arrive as one channel.
+            if im.mode == "RGB":
+                return np.array(im, dtype=np.uint8)
+            if im.mode == "L":
+                return np.repeat(np.asarray(im, dtype=np.uint8)[:, :, None], 3, axis=2)
+            return np.array(im.convert("RGB"), dtype=np.uint8)
     except ImageError:
         raise
     except Exception as exc:  # PIL raises many types for corrupt data
