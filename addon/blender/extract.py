@@ -28,6 +28,7 @@ from ..core.conventions import (
     depth_range_from_bounds,
     depth_to_control,
     normals_to_control,
+    widen_to_cover,
 )
 from .passes import PassError, RawPasses, render_passes
 
@@ -102,6 +103,7 @@ def extract_passes(
         raise PassError("the scene has no camera: add one and make it active, or pass camera=")
     size = resolution or scene_resolution(scene)
     t0 = time.perf_counter()
+    computed = depth_range is None
     if depth_range is None:
         frames = None if frame is None else [frame]
         depth_range = scene_depth_range(scene, [camera], size, frames, view_layer=view_layer)
@@ -110,6 +112,8 @@ def extract_passes(
         scene, camera, size, frame=frame, view_layer=view_layer, clay=clay or edges == "canny", color=color,
         color_samples=color_samples, freestyle=edges == "freestyle",
     )
+    if computed:  # the render may show what the viewport bounds missed (objects hidden only in the viewport)
+        depth_range = widen_to_cover(depth_range, raw.depth)
     t2 = time.perf_counter()
     ids = {i: by_name[name] for i, name in raw.objects.items() if name in by_name}
     control = {

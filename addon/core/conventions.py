@@ -100,6 +100,23 @@ def depth_range_from_bounds(
     return DepthRange(near, far)
 
 
+def widen_to_cover(rng: DepthRange, depth: np.ndarray, margin: float = DEFAULT_DEPTH_MARGIN) -> DepthRange:
+    """``rng`` grown (never shrunk) to hold every finite depth of a rendered pass, with ``margin``.
+
+    Bounds come from the objects Blender's viewport evaluates; a render can show more (objects hidden
+    in the viewport only, render-time instances). Widening keeps those surfaces from clipping to
+    black or white. Only for a range the job computed itself from one view: a range the user or a
+    multi-view job fixed is never touched.
+    """
+    d = np.asarray(depth, dtype=np.float64)
+    d = d[np.isfinite(d) & (d > 0.0)]
+    if d.size == 0:
+        return rng
+    near = min(rng.near, float(d.min()) * (1.0 - margin))
+    far = max(rng.far, float(d.max()) * (1.0 + margin))
+    return rng if (near, far) == (rng.near, rng.far) else DepthRange(near, far)
+
+
 def depth_to_control(
     depth: np.ndarray, rng: DepthRange, mapping: str = DEFAULT_DEPTH_MAPPING
 ) -> np.ndarray:

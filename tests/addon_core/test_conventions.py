@@ -112,3 +112,15 @@ def test_normals_world_to_camera_uses_inverse_rotation_and_removes_scale():
 def test_flip_rows():
     a = np.arange(6).reshape(3, 2)
     assert cv.flip_rows(a).tolist() == [[4, 5], [2, 3], [0, 1]]
+
+
+def test_widen_to_cover_grows_a_range_to_what_was_rendered_and_never_shrinks_it():
+    from addon.core.conventions import DepthRange, widen_to_cover
+
+    rng = DepthRange(4.0, 6.0)
+    depth = np.array([[5.0, np.inf], [20.0, np.nan]], dtype=np.float32)
+    wide = widen_to_cover(rng, depth, margin=0.0)
+    assert (wide.near, wide.far) == (4.0, 20.0)
+    inside = np.array([[4.5, 5.5]], dtype=np.float32)
+    assert widen_to_cover(rng, inside) is rng
+    assert widen_to_cover(rng, np.full((2, 2), np.inf, np.float32)) is rng

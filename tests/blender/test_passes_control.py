@@ -254,3 +254,16 @@ def test_extracts_from_a_scene_that_is_not_the_context_scene(empty_scene, sc_mod
     passes = extract.extract_passes(other, cam, (W, H))
     assert passes.depth_range.near <= 4.0 <= passes.depth_range.far
     assert passes.raw["depth"][H // 2, W // 2] == pytest.approx(4.0, abs=1e-3)
+
+
+def test_an_object_hidden_only_in_the_viewport_still_gets_depth(empty_scene, sc_module):
+    """Cycles renders it, so the control depth must not clip it to black like the background."""
+    extract = sc_module("blender.extract")
+    cam = add_camera(empty_scene)
+    add_cube(empty_scene, size=1.0, location=(0, 0, -5))
+    back = add_plane(empty_scene, name="Back", size=40, location=(0, 0, -20))
+    back.hide_set(True)
+    passes = extract.extract_passes(empty_scene, cam, (W, H))
+    assert passes.raw["depth"][2, 2] == pytest.approx(20.0, abs=1e-3)
+    assert passes.depth_range.far >= 20.0
+    assert passes.control["depth"][2, 2, 0] > 0
