@@ -308,13 +308,15 @@ class BackendClient:
         def check() -> None:
             nonlocal cancelled
             if cancel_event is not None and cancel_event.is_set() and not cancelled:
-                cancelled = True
                 try:
                     self.cancel(job_id)
+                    cancelled = True
                 except AuthError:
                     raise
                 except BackendError:
-                    pass  # e.g. the job finished just now: its terminal state is read below
+                    cancelled = True  # e.g. the job finished just now: its terminal state is read below
+                except BackendUnavailable:
+                    pass  # busy or unreachable for a moment: asked again on the next check
             if deadline is not None and time.monotonic() > deadline:
                 raise WaitTimeout(
                     f"job {job_id} did not finish within {timeout:g} s",

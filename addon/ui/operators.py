@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import threading
+import zlib
 from typing import TYPE_CHECKING, Any
 
 import bpy
@@ -120,6 +121,18 @@ class SCENECAST_OT_generate(bpy.types.Operator):
         return {"RUNNING_MODAL"}
 
     def modal(self, context: bpy.types.Context, event: bpy.types.Event) -> set[Result]:
+        # Blender drops a modal handler that raises without calling cancel(): the timer, progress and
+        # status would stay and the server job would run on. So every failure ends here, cleanly.
+        try:
+            return self._modal(context, event)
+        except Exception as exc:  # noqa: BLE001
+            if self._job is not None:
+                self._job.cancel.set()
+            self.report({"ERROR"}, f"Scenecast: {exc}. The job was cancelled; generate again")
+            self._finish(context, f"failed: {exc}")
+            return {"CANCELLED"}
+
+    def _modal(self, context: bpy.types.Context, event: bpy.types.Event) -> set[Result]:
         job = self._job
         if job is None:
             return {"CANCELLED"}
@@ -176,11 +189,11 @@ class SCENECAST_OT_generate(bpy.types.Operator):
             size = f"{done / 1e6:.0f}/{total / 1e6:.0f} MB" if total else f"{done / 1e6:.0f} MB"
             _set_status(context, f"downloading {data.get('model')}: {size}")
         elif event.type == "stage":
-            _set_status(context, f"stage {data.get('index', 0) + 1}: {data.get('stage')}")
+            _set_status(context, f"stage {int(data.get('index') or 0) + 1}: {data.get('stage')}")
         elif event.type == "preview" and event.image:
             try:
                 update_preview(png.decode_png(event.image))
-            except ValueError as exc:  # a bad preview is not worth stopping the job for
+            except (ValueError, zlib.error) as exc:  # a bad preview is not worth stopping the job for
                 print(f"Scenecast: preview skipped: {exc}")
 
     def _finish(self, context: bpy.types.Context, status: str) -> None:

@@ -131,6 +131,26 @@ def test_wait_cancels_on_the_server_when_asked(backend):
         raise_for_job(final)
 
 
+def test_a_cancel_that_could_not_reach_the_backend_is_sent_again(backend):
+    from addon.core.errors import BackendUnavailable
+
+    client = BackendClient(backend.url)
+    job_id = client.submit(spec("slow"), {"depth": PNG})
+    real_cancel, calls = client.cancel, []
+
+    def flaky_cancel(jid):
+        calls.append(jid)
+        if len(calls) == 1:
+            raise BackendUnavailable("timed out", "try again")
+        return real_cancel(jid)
+
+    client.cancel = flaky_cancel
+    cancel = threading.Event()
+    cancel.set()
+    assert client.wait(job_id, cancel_event=cancel, timeout=10)["status"] == "cancelled"
+    assert len(calls) >= 2
+
+
 def test_cancel_racing_the_end_of_the_job_returns_its_final_state(backend):
     client = BackendClient(backend.url)
     job_id = client.submit(spec(), {"depth": PNG})
