@@ -48,6 +48,7 @@ def configure_render(scene: bpy.types.Scene, view_layer: bpy.types.ViewLayer, wi
     except TypeError:
         raise PassError("passes are rendered with Cycles: enable the Cycles add-on in Preferences › Add-ons") from None
     render.resolution_x, render.resolution_y, render.resolution_percentage = width, height, 100
+    render.pixel_aspect_x = render.pixel_aspect_y = 1.0  # square pixels: passes line up with the W×H result
     render.use_border = False
     render.film_transparent = True
     render.use_compositing = False  # the user's compositor never runs, so its nodes are never touched
@@ -161,7 +162,10 @@ def freestyle_lines(scene: bpy.types.Scene, view_layer: bpy.types.ViewLayer) -> 
         for existing in settings.linesets:
             existing.show_render = False  # scene_state puts these flags back
         lineset = settings.linesets.new(LINESET_NAME)
+        made_for_it = lineset.linestyle  # a new line set brings a line style of its own: not left behind
         lineset.linestyle = style
+        if made_for_it is not None and made_for_it != style and made_for_it.users == 0:
+            bpy.data.linestyles.remove(made_for_it)
         lineset.select_by_visibility, lineset.visibility = True, "VISIBLE"
         lineset.select_by_edge_types = True
         lineset.select_silhouette = lineset.select_border = lineset.select_crease = True

@@ -35,6 +35,8 @@ SCENE_ATTRIBUTES: tuple[str, ...] = (
     "render.resolution_x",
     "render.resolution_y",
     "render.resolution_percentage",
+    "render.pixel_aspect_x",
+    "render.pixel_aspect_y",
     "render.use_border",
     "render.use_crop_to_border",
     "render.film_transparent",

@@ -215,6 +215,7 @@ def test_freestyle_extraction_restores_the_users_line_sets(empty_scene, sc_modul
     empty_scene.render.line_thickness = 3.0
     before = scene_state.capture_state(empty_scene, view_layer)
     assert before["view_layer.linesets"][0][1] is True
+    styles_before = {style.name for style in bpy.data.linestyles}
 
     passes = extract.extract_passes(empty_scene, objs["camera"], (32, 24), edges="freestyle")
     assert passes.control["edges"].max() == 255
@@ -223,4 +224,5 @@ def test_freestyle_extraction_restores_the_users_line_sets(empty_scene, sc_modul
     assert [ls.name for ls in settings.linesets] == [name for name, _ in before["view_layer.linesets"]]
     styles = [style.name for style in bpy.data.linestyles]
     assert "UserInk" in styles and not [name for name in styles if "Scenecast" in name]
+    assert set(styles) == styles_before, "no orphan line style is left behind"
     assert settings.linesets[0].linestyle == user_style
