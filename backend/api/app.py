@@ -22,6 +22,7 @@ from ..version import PROTOCOL, __version__
 from . import routes_events, routes_images, routes_info, routes_jobs
 from .auth import require_token
 from .errors import install_error_handlers
+from .origin import LoopbackOnlyMiddleware
 
 
 @dataclass
@@ -46,6 +47,7 @@ def create_app(state: ServerState) -> FastAPI:
                   description=f"Protocol {PROTOCOL}; see docs/protocol.md.",
                   openapi_url=None, docs_url=None, redoc_url=None)
     app.state.scenecast = state
+    app.add_middleware(LoopbackOnlyMiddleware, token_of=lambda: state.token)
     install_error_handlers(app)
     for module in (routes_info, routes_images, routes_jobs, routes_events):
         app.include_router(module.router)

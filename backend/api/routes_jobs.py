@@ -39,7 +39,7 @@ def parse_spec(text: str | bytes) -> JobSpec:
     """JSON text -> JobSpec. Bad JSON is a 400; a ValidationError becomes a 422 in errors.py."""
     try:
         data = json.loads(text)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
         raise ApiError(400, "invalid_json", f"the spec is not valid JSON: {exc}", "send the job spec as a JSON object")
     if not isinstance(data, dict):
         raise ApiError(422, "invalid_spec", "the spec must be a JSON object", "see docs/spec.md")

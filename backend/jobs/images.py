@@ -52,7 +52,7 @@ def decode_png(data: bytes, key: str) -> np.ndarray:
             if im.mode in ("I;16", "I;16B", "I"):
                 # 16-bit grey (a depth map): scale to 8 bits rather than clip.
                 arr = np.asarray(im, dtype=np.float64)
-                arr = np.clip(arr / 257.0 if arr.max() > 255 else arr, 0, 255).astype(np.uint8)
+                arr = np.clip(np.round(arr / 257.0), 0, 255).astype(np.uint8)  # by the format, never by the values
                 return np.ascontiguousarray(np.repeat(arr[:, :, None], 3, axis=2))
             # One writable copy (torch.from_numpy needs one); grey control images arrive as one channel.
             if im.mode == "RGB":

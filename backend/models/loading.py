@@ -39,6 +39,19 @@ def _variant(folder: Path) -> str | None:
     return "fp16" if any(".fp16." in n for n in names) else None
 
 
+# Hub repos also hold single-file checkpoints at their root (SD1.5: v1-5-pruned*.safetensors, 4–8 GB
+# each; SDXL: sd_xl_base_1.0*.safetensors) that the diffusers layout does not use: fetch only the
+# components' folders (base models) or the root config + weights (ControlNets).
+HUB_IGNORE = ["safety_checker/*", "vae_1_0/*", "*.ckpt", "*.bin", "*.pt", "*.pth", "*.onnx", "*.msgpack", "*.h5"]
+
+
+def hub_patterns(fp16: bool) -> list[str]:
+    variant = ".fp16" if fp16 else ""
+    return ["model_index.json", "config.json", "*/*.json", "*/*.txt",
+            f"diffusion_pytorch_model{variant}.safetensors",
+            f"*/diffusion_pytorch_model{variant}.safetensors", f"*/model{variant}.safetensors"]
+
+
 def download(repo_id: str, fp16: bool, on_progress: DownloadCallback | None) -> Path:
     """Fetch a diffusers repo into the HF cache (safetensors and configs only), reporting bytes."""
 
@@ -49,12 +62,9 @@ def download(repo_id: str, fp16: bool, on_progress: DownloadCallback | None) -> 
                 on_progress(repo_id, int(self.n), int(self.total) if self.total else None)
             return out
 
-    weights = ["*.fp16.safetensors"] if fp16 else ["*.safetensors"]
-    ignore = [] if fp16 else ["*.fp16.safetensors"]
     log.info("downloading %s into the Hugging Face cache", repo_id)
     try:
-        path = snapshot_download(repo_id, allow_patterns=["*.json", "*.txt", *weights],
-                                 ignore_patterns=[*ignore, "*.ckpt", "*.bin", "*.pt", "*.pth", "*ema*"],
+        path = snapshot_download(repo_id, allow_patterns=hub_patterns(fp16), ignore_patterns=HUB_IGNORE,
                                  tqdm_class=_Report)
     except Exception as exc:  # noqa: BLE001 - any hub failure becomes one actionable error
         raise ModelNotFound(f"could not download {repo_id!r}: {exc}",

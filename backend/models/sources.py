@@ -16,7 +16,7 @@ from typing import Literal
 
 from safetensors import safe_open
 
-from .errors import ModelNotFound, UnsafeCheckpoint, UnsupportedModel
+from .errors import ModelError, ModelNotFound, UnsafeCheckpoint, UnsupportedModel
 
 Kind = Literal["base", "controlnet", "lora"]
 PICKLE_EXTS = (".ckpt", ".pt", ".pth", ".bin", ".pkl")
@@ -138,6 +138,18 @@ def _lora_family(path: Path, keys: list[str]) -> str:
 
 
 def classify_single_file(path: Path) -> tuple[Kind, str, bool]:
+    """(kind, family, inpainting) of a single .safetensors file; an unreadable file is a ModelError."""
+    try:
+        return _classify_single_file(path)
+    except ModelError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - truncated files, bad headers, missing tensors
+        raise UnsupportedModel(f"{path.name} cannot be read as a safetensors model ({exc})",
+                               "check that the file downloaded completely and is an SD1.5/SDXL checkpoint,"
+                               " ControlNet or LoRA") from exc
+
+
+def _classify_single_file(path: Path) -> tuple[Kind, str, bool]:
     """(kind, family, inpainting) from a .safetensors header alone — no tensor is read."""
     keys = header_keys(path)
     keyset = set(keys)
@@ -174,7 +186,10 @@ def locate(model_id: str, kind: Kind) -> Located:
                             f"builtin {kind}s: {', '.join(sorted(valid[kind])) or 'none'}")
     if mid.lower().endswith(PICKLE_EXTS):
         raise refuse_pickle(mid)
-    path = Path(mid).expanduser()
+    try:
+        path = Path(mid).expanduser()
+    except RuntimeError as exc:  # "~someone/…" for a user that does not exist
+        raise ModelNotFound(f"{mid!r} is not a usable path ({exc})", "give an absolute path or a hub id") from exc
     if _looks_like_path(mid) or path.exists():
         if path.is_file():
             if not path.name.lower().endswith(".safetensors"):

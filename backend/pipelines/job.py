@@ -18,7 +18,7 @@ from ..models import ModelManager, UnsupportedModel
 from ..spec import Img2ImgStage, InpaintStage, JobSpec
 from .control import ControlUnit
 from .images import fit, to_control, to_mask
-from .interface import JobResult, Progress
+from .interface import JobCancelled, JobResult, Progress
 from .stages import STAGES, StageContext, StageParams
 
 log = logging.getLogger("scenecast.pipelines")
@@ -63,6 +63,8 @@ def run_job(spec: JobSpec, images: Mapping[str, np.ndarray], models: ModelManage
     info: dict[str, Any] = {"device": models.plan.label, "dtype": models.plan.dtype_name, "stages": []}
     previous: np.ndarray | None = None
     for index, stage in enumerate(spec.stages):
+        if progress.cancelled():  # before loading models for it, which can take minutes
+            raise JobCancelled()
         started = time.perf_counter()
         p = _params(spec, stage)
         notes: list[str] = []

@@ -59,7 +59,7 @@ class StageContext:
         p = self.params
         sched = make_scheduler(p.scheduler, self.base.scheduler_config)
         sched.set_timesteps(p.steps, device=self.device)
-        run = max(1, min(p.steps, int(round(p.steps * strength))))
+        run = max(1, min(p.steps, int(p.steps * strength)))  # floored, as diffusers and A1111 do
         begin = (p.steps - run) * sched.order
         if hasattr(sched, "set_begin_index"):
             sched.set_begin_index(begin)
