@@ -181,6 +181,8 @@ def load_results(outcome: JobOutcome) -> list[bpy.types.Image]:
                 image.filepath = bpy.path.relpath(path)
             except ValueError:  # another drive (Windows): keep it absolute
                 pass
+        if path.startswith(tempfile.gettempdir() + os.sep):
+            image.pack()  # an unsaved .blend's results live in a temp folder: keep them in the file
         image["scenecast_job"] = outcome.job_id
         image["scenecast_model"] = outcome.model
         image["scenecast_index"] = i

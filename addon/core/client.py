@@ -231,7 +231,12 @@ class BackendClient:
         try:
             return WebSocket.connect(self.events_url(job_id), headers=headers, timeout=self.timeout)
         except HandshakeError as exc:
+            if not exc.status:  # no HTTP answer at all: timed out or dropped, as if nothing answered
+                raise BackendUnavailable(f"the backend at {self.url} did not complete the event stream's"
+                                         f" handshake ({exc.message})", START_BACKEND_FIX) from exc
             raise _http_error(exc.status, exc.body, f"events of job {job_id}") from exc
+        except OSError as exc:  # reset or broken pipe mid-handshake
+            raise BackendUnavailable(f"the connection to {self.url} broke ({exc})", START_BACKEND_FIX) from exc
         except WebSocketError as exc:
             raise BackendUnavailable(f"no Scenecast backend answers at {self.url} ({exc.message})", START_BACKEND_FIX) from exc
 

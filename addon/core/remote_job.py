@@ -174,6 +174,13 @@ def run_job(
             "look at the backend log or console, restart the backend and generate again",
             job_id=job_id,
         ) from exc
+    except (KeyboardInterrupt, Exception) as exc:
+        if not isinstance(exc, errors.WaitTimeout):  # a timeout leaves the job running, as documented
+            try:  # interrupted (Ctrl-C in `blender -b`, a failing callback): free the GPU too
+                client.cancel(job_id)
+            except Exception:  # noqa: BLE001 - best effort; the original error is what matters
+                pass
+        raise
     state = final.get("status")
     if state == "cancelled":
         raise JobFailed(f"job {job_id} was cancelled", None, status="cancelled", job_id=job_id)

@@ -262,3 +262,27 @@ def test_multipart_body_is_binary_safe():
     assert blob in body
     with pytest.raises(ScenecastError):
         encode_multipart(b"{}", {'bad"key': b""})
+
+
+def test_an_event_stream_dropped_during_the_handshake_reads_as_an_unreachable_backend():
+    """So wait() falls back to polling instead of failing a job that is still running."""
+    import socket as socketlib
+
+    from addon.core.errors import BackendUnavailable
+
+    server = socketlib.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(1)
+
+    def accept_and_drop():
+        conn, _ = server.accept()
+        conn.recv(4096)
+        conn.close()
+
+    thread = threading.Thread(target=accept_and_drop, daemon=True)
+    thread.start()
+    client = BackendClient(f"http://127.0.0.1:{server.getsockname()[1]}", timeout=5)
+    with pytest.raises(BackendUnavailable) as info:
+        client._connect_events("job1")
+    assert info.value.fix
+    server.close()
