@@ -29,6 +29,7 @@ def register() -> None:
 
 def unregister() -> None:
     job_runner.cancel_active()
+    operators.forget_start()
     backend_process.stop_started()
     properties.unregister_properties()
     for cls in reversed(CLASSES):

@@ -330,9 +330,21 @@ class SCENECAST_OT_start_backend(bpy.types.Operator):
                     area.tag_redraw()
             return None
 
+        _starting["poll"] = poll
         bpy.app.timers.register(poll, first_interval=0.25)
         self.report({"INFO"}, f"Starting the local backend (log: {prefs.log_path})")
         return {"FINISHED"}
+
+
+def forget_start() -> None:
+    """On unregister: drop the start's poll timer and let a start in flight finish, so that
+    ``backend_process.stop_started`` sees (and stops) the backend it launches."""
+    poll = _starting.pop("poll", None)
+    if poll is not None and bpy.app.timers.is_registered(poll):
+        bpy.app.timers.unregister(poll)
+    thread = _starting.pop("thread", None)
+    if thread is not None:
+        thread.join(timeout=90)
 
 
 class SCENECAST_OT_stop_backend(bpy.types.Operator):
