@@ -44,10 +44,21 @@ async def job_events(ws: WebSocket, job_id: str) -> None:
         return
     await ws.accept()
     loop = asyncio.get_running_loop()
-    inbox: asyncio.Queue[Event] = asyncio.Queue()
+    inbox: asyncio.Queue[Event | None] = asyncio.Queue()
+    pending_preview: list[Event] = []  # at most one: a slow client skips previews, never other events
+
+    def put(event: Event) -> None:  # runs on the event loop
+        if event.type == "preview":
+            if pending_preview:
+                pending_preview[0] = event  # the one still waiting is stale: replace it in place
+                return
+            pending_preview.append(event)
+            inbox.put_nowait(None)  # its place in the order
+        else:
+            inbox.put_nowait(event)
 
     def deliver(event: Event) -> None:  # runs on the worker thread
-        loop.call_soon_threadsafe(inbox.put_nowait, event)
+        loop.call_soon_threadsafe(put, event)
 
     replay = job.events.subscribe(deliver)
     try:
@@ -55,7 +66,8 @@ async def job_events(ws: WebSocket, job_id: str) -> None:
             await _send(ws, event)
         last = replay[-1] if replay else None
         while last is None or not last.terminal:
-            last = await inbox.get()
+            item = await inbox.get()
+            last = item if item is not None else pending_preview.pop()
             await _send(ws, last)
         await ws.close(code=1000)
     except WebSocketDisconnect:
