@@ -53,6 +53,9 @@ async def _read_multipart(request: Request) -> tuple[JobSpec, dict[str, bytes]]:
         if spec_part is None:
             raise ApiError(400, "missing_spec", "the multipart request has no part named 'spec'",
                            "add a part 'spec' holding the job spec as JSON")
+        if isinstance(spec_part, UploadFile) and (spec_part.size or 0) > MAX_SPEC_BYTES:
+            raise ApiError(413, "spec_too_large", f"the spec part is {spec_part.size} bytes, more than {MAX_SPEC_BYTES}",
+                           "send images as their own parts, not inside the spec")
         spec = parse_spec(await spec_part.read() if isinstance(spec_part, UploadFile) else spec_part)
         parts: dict[str, bytes] = {}
         for key, value in form.multi_items():
@@ -61,6 +64,9 @@ async def _read_multipart(request: Request) -> tuple[JobSpec, dict[str, bytes]]:
             if not isinstance(value, UploadFile):
                 raise ApiError(400, "bad_image", f"part '{key}' arrived as a text field, not a file",
                                f"send '{key}' as a file part (with a filename and Content-Type: image/png)")
+            if (value.size or 0) > MAX_IMAGE_BYTES:  # checked before reading it into memory
+                raise ApiError(413, "image_too_large", f"image part '{key}' is {value.size} bytes, more than"
+                               f" {MAX_IMAGE_BYTES}", "send control images as PNGs at the job's width and height")
             parts[key] = await value.read()
         return spec, parts
     finally:

@@ -209,8 +209,8 @@ class JobQueue:
         return "done", {"results": job.public_results()}
 
     def device(self) -> dict[str, Any]:
-        if self._device is None:
-            self._device = dict(self._models.describe())
+        if self._device is None:  # what never changes; what is cached does, so it is not recorded
+            self._device = {k: v for k, v in self._models.describe().items() if k != "cached"}
         return self._device
 
     def _retire(self, job: Job) -> None:

@@ -107,3 +107,12 @@ def test_a_job_failing_in_the_pipeline_becomes_a_failed_event_and_the_server_liv
     # ... and the next job runs normally.
     assert server.wait(server.submit_ok(tiny_spec(steps=2)))["status"] == "done"
     assert server.json("GET", "/v1/health")[0] == 200
+
+
+def test_an_oversized_image_part_is_413_before_it_is_read(server):
+    from backend.jobs.images import MAX_IMAGE_BYTES
+
+    huge = b"\x89PNG\r\n\x1a\n" + bytes(MAX_IMAGE_BYTES)
+    status, err = error_of(server.submit(tiny_spec(), {"depth": huge, "edges": gradient_png(64, 1)}))
+    assert status == 413 and err["code"] == "image_too_large" and "depth" in err["message"]
+    assert server.healthy()
