@@ -168,6 +168,7 @@ def prepare(
         backend_dir=prefs.backend_dir,
         log_path=prefs.log_path,
         timeout=timeout,
+        offline=not getattr(bpy.app, "online_access", True),
     )
 
 

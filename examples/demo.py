@@ -62,6 +62,10 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     api = importlib.import_module(ADDON_MODULE + ".api")
     print(f"installed the extension from {zip_path.name} as {ADDON_MODULE}")
+    if os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("0", "false", "no", "off"):
+        # Asked to go online: grant Blender's "Allow Online Access", which headless Blender starts without
+        # and which the add-on respects (the backend may then download the default model).
+        bpy.context.preferences.system.use_online_access = True
 
     prefs = bpy.context.preferences.addons[ADDON_MODULE].preferences
     prefs.output_dir = str(out / "results")

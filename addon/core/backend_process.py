@@ -178,6 +178,7 @@ class LocalBackend:
     log_path: str = field(default_factory=default_log_path)
     token: str = ""
     host: str = "127.0.0.1"
+    offline: bool = False  # Blender's "Allow Online Access" is off: the backend must not reach the hub
     process: subprocess.Popen | None = None
 
     @property
@@ -195,6 +196,8 @@ class LocalBackend:
         if self.token:
             env["SCENECAST_TOKEN"] = self.token  # not on the command line, where `ps` shows it
         env.setdefault("PYTHONUNBUFFERED", "1")
+        if self.offline:
+            env["HF_HUB_OFFLINE"] = "1"
         os.makedirs(os.path.dirname(self.log_path) or ".", exist_ok=True)
         with open(self.log_path, "ab") as log:
             log.write(f"\n=== {time.strftime('%Y-%m-%d %H:%M:%S')} scenecast starts: {' '.join(self.command())}"
@@ -280,6 +283,7 @@ def ensure_backend(
     log_path: str = "",
     timeout: float = DEFAULT_START_TIMEOUT,
     cancel: threading.Event | None = None,
+    offline: bool = False,
 ) -> LocalBackend | None:
     """Make sure something answers at the local ``url``; start a backend if nothing does.
 
@@ -303,6 +307,7 @@ def ensure_backend(
                 backend_dir=resolve_backend_dir(backend_dir, exe),
                 log_path=log_path or default_log_path(),
                 token=token,
+                offline=offline,
             )
             backend.start()
             _started[_key(url)] = backend

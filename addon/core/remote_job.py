@@ -61,6 +61,7 @@ class JobRequest:
     log_path: str = ""
     timeout: float | None = None
     start_timeout: float = backend_process.DEFAULT_START_TIMEOUT
+    offline: bool = False  # Blender's "Allow Online Access" is off: nothing may download
 
 
 @dataclass
@@ -77,7 +78,8 @@ def offline() -> bool:
     return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
 
 
-def choose_model(client: BackendClient, requested: str | None, default: str) -> tuple[str, str | None]:
+def choose_model(client: BackendClient, requested: str | None, default: str,
+                 no_network: bool = False) -> tuple[str, str | None]:
     """The model to run and, when it is not the one asked for, a note saying why.
 
     An explicit ``requested`` model is always used. The default model is used when the backend has it
@@ -90,9 +92,9 @@ def choose_model(client: BackendClient, requested: str | None, default: str) -> 
     installed = {m.get("id") for m in client.models() if m.get("installed")}
     if default in installed:
         return default, None
-    if offline():
+    if offline() or no_network:
         return OFFLINE_MODEL, (
-            f"Offline (HF_HUB_OFFLINE=1) and the default model {default} is not installed on the backend:"
+            f"Offline (HF_HUB_OFFLINE=1 or Blender's online access off) and the default model {default} is not installed on the backend:"
             f" using {OFFLINE_MODEL} (random weights, noise). Install the model, or go online, for real images."
         )
     return default, None
@@ -126,7 +128,7 @@ def ensure_server(
     try:
         backend = backend_process.ensure_backend(
             req.server, python=req.backend_python, backend_dir=req.backend_dir, token=req.token,
-            log_path=req.log_path, timeout=req.start_timeout, cancel=cancel,
+            log_path=req.log_path, timeout=req.start_timeout, cancel=cancel, offline=req.offline,
         )
     except backend_process.BackendProcessError as exc:
         raise BackendUnavailable(exc.message, exc.fix) from exc
@@ -150,7 +152,7 @@ def run_job(
     client, note = ensure_server(req, cancel, on_status)
     if note:
         notes.append(note)
-    model, note = choose_model(client, req.model, req.default_model)
+    model, note = choose_model(client, req.model, req.default_model, req.offline)
     if note:
         notes.append(note)
     if on_status is not None:

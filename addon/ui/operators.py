@@ -291,6 +291,7 @@ class SCENECAST_OT_start_backend(bpy.types.Operator):
             return backend_process.ensure_backend(
                 prefs.server, python=prefs.backend_python, backend_dir=prefs.backend_dir,
                 token=prefs.token, log_path=prefs.log_path,
+                offline=not getattr(bpy.app, "online_access", True),
             )
 
         if bpy.app.background:

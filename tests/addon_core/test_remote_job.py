@@ -93,6 +93,23 @@ def test_offline_default_model_falls_back_to_builtin_tiny_and_says_so(server: st
     assert remote_job.choose_model(client, "builtin:tiny", SD15) == ("builtin:tiny", None)
     monkeypatch.setenv("HF_HUB_OFFLINE", "0")
     assert remote_job.choose_model(client, None, SD15) == (SD15, None)  # online: the backend downloads it
+    # Blender's "Allow Online Access" off counts as offline, whatever the environment says.
+    assert remote_job.choose_model(client, None, SD15, no_network=True)[0] == remote_job.OFFLINE_MODEL
+
+
+def test_a_backend_started_without_online_access_is_started_offline(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The started process gets HF_HUB_OFFLINE=1; seen through a stand-in Python that prints its env."""
+    from addon.core import backend_process
+
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    seen = tmp_path / "env.txt"
+    fake = tmp_path / "python"
+    fake.write_text(f"#!/bin/sh\necho \"$HF_HUB_OFFLINE\" > {seen}\n")
+    fake.chmod(0o755)
+    backend = backend_process.LocalBackend(python=str(fake), port=1, log_path=str(tmp_path / "log"), offline=True)
+    backend.start()
+    assert backend.process is not None and backend.process.wait(10) == 0
+    assert seen.read_text().strip() == "1"
 
 
 def test_run_job_writes_the_exact_result_bytes(server: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
