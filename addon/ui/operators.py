@@ -264,6 +264,10 @@ class SCENECAST_OT_extract_passes(bpy.types.Operator):
         except (ValueError, RuntimeError) as exc:
             self.report({"ERROR"}, f"{exc}")
             return {"CANCELLED"}
+        except OSError as exc:  # the temporary EXR could not be written or read
+            self.report({"ERROR"}, f"Scenecast: passes could not be written or read ({exc}). Fix: free disk"
+                                   " space in /dev/shm or the temp folder, or check its permissions")
+            return {"CANCELLED"}
         first = None
         for name, arr in passes.control.items():
             image = image_from_array(f"Scenecast {name}", arr, non_color=True)
