@@ -43,6 +43,7 @@ class BaseComponents:
     scheduler_config: dict[str, Any]
     vae_decode_dtype: torch.dtype  # float32 when the VAE must be upcast (SDXL's VAE overflows in fp16)
     force_zeros_for_empty_prompt: bool = False  # SDXL: an empty negative prompt is a zero embedding
+    vae_id: str | None = None  # a VAE from elsewhere (SDXL's fp16 fix); None: the model's own
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property

@@ -103,6 +103,7 @@ def load_diffusers_folder(folder: Path, model_id: str, source: str, dtype: torch
     family = _family_of(unet, model_id)
     vae_cfg = json.loads((folder / "vae" / "config.json").read_text())
     vae = _fp16_fix_vae(dtype) if family == "sdxl" else None
+    vae_id = SDXL_FP16_FIX_VAE if vae is not None else None
     if vae is None:
         kw_vae = {**kw, "torch_dtype": _vae_dtype(vae_cfg, dtype)}
         vae = AutoencoderKL.from_pretrained(folder, subfolder="vae", variant=_variant(folder / "vae"), **kw_vae)
@@ -120,7 +121,7 @@ def load_diffusers_folder(folder: Path, model_id: str, source: str, dtype: torch
     return BaseComponents(
         id=model_id, family=family, source=source, unet=unet.eval(), vae=vae.eval(),
         text_encoders=[e.eval() for e in encoders], tokenizers=tokenizers, scheduler_config=sched,
-        vae_decode_dtype=vae.dtype, force_zeros_for_empty_prompt=zeros,
+        vae_decode_dtype=vae.dtype, force_zeros_for_empty_prompt=zeros, vae_id=vae_id,
     )
 
 
@@ -136,6 +137,7 @@ def load_single_file(path: Path, model_id: str, dtype: torch.dtype, configs: dic
     unet = UNet2DConditionModel.from_single_file(ckpt, subfolder="unet", torch_dtype=dtype, **kw)
     vae_cfg = json.loads((cfg / "vae" / "config.json").read_text())
     vae = _fp16_fix_vae(dtype) if family == "sdxl" else None
+    vae_id = SDXL_FP16_FIX_VAE if vae is not None else None
     if vae is None:
         vae = AutoencoderKL.from_single_file(ckpt, subfolder="vae", torch_dtype=_vae_dtype(vae_cfg, dtype), **kw)
     encoders = [create_diffusers_clip_model_from_ldm(CLIPTextModel, ckpt, subfolder="text_encoder",
@@ -150,7 +152,7 @@ def load_single_file(path: Path, model_id: str, dtype: torch.dtype, configs: dic
     return BaseComponents(
         id=model_id, family=family, source="single_file", unet=unet.eval(), vae=vae.eval(),
         text_encoders=[e.eval() for e in encoders], tokenizers=tokenizers, scheduler_config=sched,
-        vae_decode_dtype=vae.dtype, force_zeros_for_empty_prompt=family == "sdxl",
+        vae_decode_dtype=vae.dtype, force_zeros_for_empty_prompt=family == "sdxl", vae_id=vae_id,
     )
 
 

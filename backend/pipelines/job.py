@@ -90,6 +90,7 @@ def run_job(spec: JobSpec, images: Mapping[str, np.ndarray], models: ModelManage
             with torch.inference_mode():
                 previous = STAGES[stage.type](ctx)
         record = {"index": index, "type": stage.type, "model": base.id, "family": base.family,
+                  "vae": base.vae_id or "the model's own",
                   "prompt": p.prompt, "negative_prompt": p.negative_prompt, "seed": p.seed, "steps": p.steps,
                   "steps_run": ctx.steps_run, "guidance": p.guidance, "scheduler": p.scheduler,
                   "width": p.width, "height": p.height, "controlnets": unit_info,
