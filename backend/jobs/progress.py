@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..pipelines.interface import JobCancelled
 from .outputs import encode_png
 from .record import Job
 
@@ -28,6 +29,8 @@ class JobProgress:
                                width=int(image.shape[1]), height=int(image.shape[0]))
 
     def download(self, model: str, done_bytes: int, total_bytes: int | None) -> None:
+        if self.cancelled():  # raised through the download's progress bar, so a multi-GB fetch stops too
+            raise JobCancelled()
         self.job.events.append("download", model=model, done=done_bytes, total=total_bytes)
 
     def cancelled(self) -> bool:

@@ -4,6 +4,10 @@ the server can answer a 4xx that tells the user their next step instead of a sta
 from __future__ import annotations
 
 
+class Cancelled(Exception):
+    """The job was cancelled while a model was being fetched or loaded (the pipelines' JobCancelled is one)."""
+
+
 class ModelError(Exception):
     """Base class: something about a model (or the device it runs on) stops the job."""
 

@@ -22,7 +22,7 @@ from transformers import CLIPTextModel, CLIPTextModelWithProjection, CLIPTokeniz
 
 from .components import BaseComponents
 from .configs import config_folder
-from .errors import ModelNotFound, UnsupportedModel
+from .errors import Cancelled, ModelNotFound, UnsupportedModel
 from .sources import BASE_COMPONENTS, family_of_config, Located, check_weights, classify_single_file, hub_snapshot
 from .builtins import BASES, CONTROLNETS
 
@@ -66,6 +66,8 @@ def download(repo_id: str, fp16: bool, on_progress: DownloadCallback | None) -> 
     try:
         path = snapshot_download(repo_id, allow_patterns=hub_patterns(fp16), ignore_patterns=HUB_IGNORE,
                                  tqdm_class=_Report)
+    except Cancelled:
+        raise  # the progress callback stopped the download: the job was cancelled
     except Exception as exc:  # noqa: BLE001 - any hub failure becomes one actionable error
         raise ModelNotFound(f"could not download {repo_id!r}: {exc}",
                             f"check the id and your connection, or fetch it with `hf download {repo_id}`") from exc

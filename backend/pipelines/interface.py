@@ -12,8 +12,10 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from ..models.errors import Cancelled
 
-class JobCancelled(Exception):
+
+class JobCancelled(Cancelled):
     """Raised inside the pipeline when ``Progress.cancelled()`` turned true."""
 
 

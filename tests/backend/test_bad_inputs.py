@@ -53,3 +53,21 @@ def test_hub_downloads_skip_the_root_single_file_checkpoints() -> None:
                   "diffusion_pytorch_model.bin", "images/input.png"]
     got = set(filter_repo_objects(controlnet, allow_patterns=hub_patterns(True), ignore_patterns=HUB_IGNORE))
     assert got == {"config.json", "diffusion_pytorch_model.fp16.safetensors"}
+
+
+def test_a_cancel_during_a_hub_download_stops_it_as_a_cancel(monkeypatch) -> None:
+    """The job's progress callback raises inside the download; it must not turn into 'model not found'."""
+    from backend.models import loading
+    from backend.pipelines.interface import JobCancelled
+
+    def fake_snapshot_download(repo_id, allow_patterns, ignore_patterns, tqdm_class):
+        bar = tqdm_class(total=100, unit="B")
+        bar.update(10)  # the hub's progress bar ticks; the job was cancelled meanwhile
+        raise AssertionError("the cancel did not stop the download")
+
+    def on_progress(model, done, total):
+        raise JobCancelled()
+
+    monkeypatch.setattr(loading, "snapshot_download", fake_snapshot_download)
+    with pytest.raises(JobCancelled):
+        loading.download("org/model", False, on_progress)
