@@ -48,7 +48,8 @@ class Passes:
 
     ``control``: "depth", "normal", "edges", "segmentation" → (H, W, 3) uint8 ControlNet images.
     ``raw``: "depth" (H, W) float32 planar scene units, inf background; "normal" (H, W, 3) float32
-    camera space; "object_id" (H, W) int32, −1 background. ``objects``: id → object name for the ids
+    camera space; "object_id" (H, W) int32, −1 background; "vector" (H, W, 4) float32 Blender's
+    Vector pass in pixels, only when asked for (``core.flow``). ``objects``: id → object name for the ids
     in the image; ``classes``: id → segmentation class used. ``clay`` (H, W) float32 0..1 and
     ``color`` (H, W, 3) uint8 sRGB when asked for.
     """
@@ -80,6 +81,7 @@ def extract_passes(
     color_samples: int = 16,
     depth_mapping: str = DEFAULT_DEPTH_MAPPING,
     view_layer: bpy.types.ViewLayer | None = None,
+    vector: bool = False,
 ) -> Passes:
     """Render ``scene`` from ``camera`` (default: the scene camera) and build the control images.
 
@@ -89,8 +91,10 @@ def extract_passes(
     "canny" (Canny on the clay render) or "freestyle" (Blender's Freestyle lines, slower: its
     stroke pipeline runs in Python). ``classes``: object name → segmentation class, overriding each object's
     ``scenecast_class`` property (see ``object_classes``). ``clay``/``color``: also return
-    the clay render / a colour render of ``color_samples`` samples (img2img sources). The scene is
-    left exactly as it was, also on failure.
+    the clay render / a colour render of ``color_samples`` samples (img2img sources). ``vector``:
+    also Blender's Vector pass in ``raw["vector"]``, (H, W, 4) float32 pixels, row 0 top, Blender's
+    channels (``core.flow.flow_to_previous`` / ``flow_to_next`` turn it into flows; docs/passes.md).
+    The scene is left exactly as it was, also on failure.
     """
     if edges not in EDGE_MODES:
         raise ValueError(f"unknown edges mode {edges!r}; use one of {', '.join(EDGE_MODES)}")
@@ -110,7 +114,7 @@ def extract_passes(
     t1 = time.perf_counter()
     raw = render_passes(
         scene, camera, size, frame=frame, view_layer=view_layer, clay=clay or edges == "canny", color=color,
-        color_samples=color_samples, freestyle=edges == "freestyle",
+        color_samples=color_samples, freestyle=edges == "freestyle", vector=vector,
     )
     if computed:  # the render may show what the viewport bounds missed (objects hidden only in the viewport)
         depth_range = widen_to_cover(depth_range, raw.depth)
@@ -123,9 +127,12 @@ def extract_passes(
         "segmentation": core_segmentation.segmentation_to_control(raw.object_id, ids),
     }
     timings = {"depth_range": t1 - t0, **raw.timings, "control": time.perf_counter() - t2}
+    raw_arrays = {"depth": raw.depth, "normal": raw.normal, "object_id": raw.object_id}
+    if raw.vector is not None:
+        raw_arrays["vector"] = raw.vector
     return Passes(
         control=control,
-        raw={"depth": raw.depth, "normal": raw.normal, "object_id": raw.object_id},
+        raw=raw_arrays,
         depth_range=depth_range,
         objects=dict(raw.objects),
         classes=ids,

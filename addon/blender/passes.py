@@ -22,6 +22,10 @@ Every array returned has row 0 at the **top** of the image (OpenEXR stores the t
 - ``clay``: (H, W) float32 grey in [0, 1], stored as-is (no transfer function), black background.
 - ``color``: (H, W, 3) uint8 sRGB (the "Standard" view transform; the scene's own view transform
   and look are not applied), world background visible.
+- ``vector``: (H, W, 4) float32, Cycles' Vector pass in pixels of this resolution, Blender's channels
+  as-is (measured with bpy 5.0.1 and 4.2, docs/passes.md): 0, 1 = position in frame t−1 minus
+  position in frame t; 2, 3 = position in t minus position in t+1; x right, y **up** (only the rows
+  are flipped to top-first, not the sign). Zero where no surface was hit. ``core.flow`` converts.
 """
 
 from __future__ import annotations
@@ -61,6 +65,7 @@ _CHANNELS = {
     "index": (("IndexOB.X", "Object Index.X"),),
     "combined": (("Combined.R",), ("Combined.G",), ("Combined.B",), ("Combined.A",)),
     "freestyle": (("Freestyle.A",),),
+    "vector": (("Vector.X",), ("Vector.Y",), ("Vector.Z",), ("Vector.W",)),
 }
 
 
@@ -76,6 +81,7 @@ class RawPasses:
     clay: np.ndarray | None = None
     color: np.ndarray | None = None
     lines: np.ndarray | None = None
+    vector: np.ndarray | None = None
     frame: int = 0
     timings: dict[str, float] = field(default_factory=dict)
 
@@ -96,6 +102,7 @@ def render_passes(
     color: bool = False,
     color_samples: int = 16,
     freestyle: bool = False,
+    vector: bool = False,
 ) -> RawPasses:
     """Render depth, normal and object-id passes (and clay/colour when asked) from ``camera``.
 
@@ -104,6 +111,8 @@ def render_passes(
     materials at ``color_samples`` samples. ``freestyle``: also draw Freestyle lines (silhouettes,
     borders, creases; 1 px) into ``lines``, (H, W) float32 coverage 0..1 — slower (Freestyle's
     Python stroke pipeline) and with the view layer's own line sets off for this render only.
+    ``vector``: also Cycles' Vector pass into ``vector`` (motion to the previous and next frame; only
+    written with motion blur off, which the render setup does for the render only).
 
     The scene's settings, object pass indices and Render Result slot are restored afterwards, also
     on failure (``scene_state.preserved_scene_state``).
@@ -131,6 +140,8 @@ def render_passes(
             temp.enter_context(freestyle_lines(scene, view_layer))
         for path in ("use_pass_z", "use_pass_normal", "use_pass_object_index"):
             setattr(view_layer, path, True)
+        if vector:
+            view_layer.use_pass_vector = True
         timings["setup"] = time.perf_counter() - t0
         channels = _render_to_channels(scene, view_layer, timings)
         t1 = time.perf_counter()
@@ -138,6 +149,9 @@ def render_passes(
         raw = _convert(channels, view_layer.name, objects, camera_matrix, clay)
         if freestyle:
             raw.lines = np.clip(_channel(channels, view_layer.name, "freestyle", 0), 0.0, 1.0).astype(np.float32)
+        if vector:
+            vectors = [_channel(channels, view_layer.name, "vector", i) for i in range(4)]
+            raw.vector = np.stack(vectors, axis=-1).astype(np.float32)
         raw.color = color_image
         raw.frame = scene.frame_current
         timings["convert"] = time.perf_counter() - t1
