@@ -1,0 +1,173 @@
+"""Rasterise a mesh's UV layout into texel samples: which triangle, and where in it, each texel lies.
+
+Texture orientation is Blender's ``Image.pixels`` one: row 0 at the **bottom** (v = 0), column 0 at
+u = 0; texel (col i, row j) has its centre at UV ((i + 0.5) / W, (j + 0.5) / H). A texel belongs to the
+layout when its *centre* lies inside a UV triangle (edges included), so a texture far larger than the
+image it is projected from still gets one sample per texel and no holes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+#: Candidate texels processed at once (bounds memory: ~60 bytes per candidate).
+_CHUNK = 1 << 22
+#: Slack on the inside test, in barycentric units: texel centres exactly on an edge count as inside.
+_EDGE_EPS = 1e-7
+
+
+@dataclass
+class TexelSamples:
+    """One sample per covered texel of a (W, H) texture; ``index`` is ``row * W + col``, row 0 bottom."""
+
+    size: tuple[int, int]
+    index: np.ndarray  # (N,) int64, increasing
+    tri: np.ndarray  # (N,) int32
+    bary: np.ndarray  # (N, 3) float32
+
+    def covered_mask(self) -> np.ndarray:
+        """(H, W) bool, row 0 at the bottom (v = 0): texels that have a sample."""
+        w, h = self.size
+        mask = np.zeros(h * w, dtype=bool)
+        mask[self.index] = True
+        return mask.reshape(h, w)
+
+    def texel_uv(self) -> np.ndarray:
+        """(N, 2) float64 UV of each sample's texel centre."""
+        w, h = self.size
+        return np.stack([(self.index % w + 0.5) / w, (self.index // w + 0.5) / h], axis=1)
+
+
+def _bbox_candidates(span: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Every integer offset (dx, dy) inside boxes of (K, 2) ``span`` (width, height): (box, dx, dy), int32."""
+    counts = (span[:, 0] * span[:, 1]).astype(np.int64)
+    owner = np.repeat(np.arange(len(span), dtype=np.int32), counts)
+    local = np.arange(int(counts.sum()), dtype=np.int32) - np.repeat((np.cumsum(counts) - counts).astype(np.int32), counts)
+    bw = span[:, 0].astype(np.int32)[owner]
+    dy = local // bw
+    dx = local - dy * bw
+    return owner, dx, dy
+
+
+def _chunks(counts: np.ndarray, limit: int = _CHUNK) -> list[np.ndarray]:
+    """Split item indices into consecutive runs whose counts sum to about ``limit`` each."""
+    cum = np.cumsum(counts)
+    bounds = np.searchsorted(cum, np.arange(limit, int(cum[-1]) if len(cum) else 0, limit), side="right")
+    edges = np.unique(np.concatenate([[0], bounds, [len(counts)]]))
+    return [np.arange(a, b) for a, b in zip(edges[:-1], edges[1:]) if b > a]
+
+
+def _barycentric_frames(corners: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per triangle (T, 3, 2): origin a, inverse edge matrix (T, 2, 2), and a validity mask (area > 0)."""
+    a = corners[:, 0]
+    m = np.stack([corners[:, 1] - a, corners[:, 2] - a], axis=2)  # columns: b - a, c - a
+    det = m[:, 0, 0] * m[:, 1, 1] - m[:, 0, 1] * m[:, 1, 0]
+    ok = np.abs(det) > 1e-12
+    safe = np.where(ok, det, 1.0)
+    inv = np.empty_like(m)
+    inv[:, 0, 0], inv[:, 0, 1] = m[:, 1, 1] / safe, -m[:, 0, 1] / safe
+    inv[:, 1, 0], inv[:, 1, 1] = -m[:, 1, 0] / safe, m[:, 0, 0] / safe
+    return a, inv, ok
+
+
+def barycentric(points: np.ndarray, a: np.ndarray, inv: np.ndarray) -> np.ndarray:
+    """(N, 3) barycentric weights of 2-D ``points`` in triangles given by origin ``a`` and inverse edge matrix."""
+    d = points - a
+    l1 = inv[:, 0, 0] * d[:, 0] + inv[:, 0, 1] * d[:, 1]
+    l2 = inv[:, 1, 0] * d[:, 0] + inv[:, 1, 1] * d[:, 1]
+    return np.stack([1.0 - l1 - l2, l1, l2], axis=1)
+
+
+def edge_coefficients(a: np.ndarray, inv: np.ndarray, origin: np.ndarray) -> np.ndarray:
+    """(T, 3, 3) float32: barycentric k at ``origin + (dx, dy)`` is ``c[k, 0] * dx + c[k, 1] * dy + c[k, 2]``.
+
+    Relative to a per-triangle ``origin`` (its bounding box corner) so float32 keeps full precision.
+    """
+    c = np.empty((len(a), 3, 3), dtype=np.float64)
+    c[:, 1, :2] = inv[:, 0]
+    c[:, 2, :2] = inv[:, 1]
+    d = origin - a
+    c[:, 1, 2] = inv[:, 0, 0] * d[:, 0] + inv[:, 0, 1] * d[:, 1]
+    c[:, 2, 2] = inv[:, 1, 0] * d[:, 0] + inv[:, 1, 1] * d[:, 1]
+    c[:, 0] = -c[:, 1] - c[:, 2]
+    c[:, 0, 2] += 1.0
+    return c.astype(np.float32)
+
+
+def scan_triangles(corners: np.ndarray, size: tuple[int, int]) -> "list[tuple[np.ndarray, np.ndarray, np.ndarray]]":
+    """Chunks of (triangle, flat pixel index, (n, 3) float32 barycentrics) for every pixel centre inside.
+
+    ``corners`` (T, 3, 2) are in pixel units where pixel (i, j)'s centre is at integer (i, j); pixels
+    are ``j * W + i``. Chunks come in increasing triangle order. Shared by the UV and view rasterisers.
+    """
+    w, h = int(size[0]), int(size[1])
+    corners = np.asarray(corners, dtype=np.float64)
+    a, inv, ok = _barycentric_frames(corners)
+    with np.errstate(invalid="ignore"):
+        lo = np.ceil(corners.min(axis=1))
+        hi = np.floor(corners.max(axis=1))
+    ok &= np.all(np.isfinite(lo) & np.isfinite(hi), axis=1)
+    lo = np.clip(np.where(ok[:, None], lo, 0), 0, [w - 1, h - 1]).astype(np.int64)
+    hi = np.clip(np.where(ok[:, None], hi, -1), -1, [w - 1, h - 1]).astype(np.int64)
+    ok &= np.all(hi >= lo, axis=1) & np.all(corners.max(axis=1) >= 0, axis=1)
+    ok &= np.all(corners.min(axis=1) <= [w - 1, h - 1], axis=1)
+    ids = np.flatnonzero(ok)
+    if not len(ids):
+        return []
+    span = hi[ids] - lo[ids] + 1
+    coef = np.ascontiguousarray(edge_coefficients(a[ids], inv[ids], lo[ids].astype(np.float64)).transpose(1, 2, 0))
+    lox, loy = lo[ids, 0], lo[ids, 1]
+    out = []
+    for part in _chunks(span[:, 0] * span[:, 1]):
+        r, dx, dy = _bbox_candidates(span[part])
+        r += np.int32(part[0])
+        fx, fy = dx.astype(np.float32), dy.astype(np.float32)
+        bs = []
+        inside = np.ones(len(r), dtype=bool)
+        for k in range(3):  # three edge functions, each a vector op over all candidates
+            bk = np.take(coef[k, 0], r) * fx
+            bk += np.take(coef[k, 1], r) * fy
+            bk += np.take(coef[k, 2], r)
+            inside &= bk >= -_EDGE_EPS
+            bs.append(bk)
+        keep = np.flatnonzero(inside)
+        r = r[keep]
+        pix = (np.take(loy, r) + dy[keep]) * w + (np.take(lox, r) + dx[keep])
+        out.append((ids[r], pix, np.stack([bk[keep] for bk in bs], axis=1)))
+    return out
+
+
+def rasterize_uv(uv: np.ndarray, size: tuple[int, int]) -> TexelSamples:
+    """Texel samples of the (T, 3, 2) UV triangles in a (W, H) texture (row 0 bottom).
+
+    Each triangle's bounding box of texel centres is enumerated (``np.repeat``, chunked) and tested
+    with float32 edge functions. Where islands overlap, the triangle with the **highest index** wins
+    the texel. Triangles with zero UV area cover nothing.
+    """
+    w, h = int(size[0]), int(size[1])
+    uv = np.asarray(uv, dtype=np.float64)
+    if uv.ndim != 3 or uv.shape[1:] != (3, 2):
+        raise ValueError(f"uv must be (T, 3, 2) per-corner UVs, got shape {uv.shape}")
+    owner = np.full(w * h, -1, dtype=np.int32)
+    bary = np.zeros((w * h, 3), dtype=np.float32)
+    for t, pix, b in scan_triangles(uv * np.array([w, h]) - 0.5, (w, h)):
+        t = t.astype(np.int32)
+        np.maximum.at(owner, pix, t)  # exact "highest index wins", whatever numpy's write order
+        win = owner[pix] == t  # chunks rise in triangle index, so a later chunk overwrites rightly
+        bary[pix[win]] = b[win]
+    index = np.flatnonzero(owner >= 0)
+    bary = np.clip(bary[index], 0.0, 1.0)
+    bary /= bary.sum(axis=1, keepdims=True)
+    return TexelSamples((w, h), index.astype(np.int64), owner[index], bary)
+
+
+def interpolate(samples: TexelSamples, corner_values: np.ndarray) -> np.ndarray:
+    """(N, C) float32 barycentric interpolation of per-corner (T, 3, C) values (positions, normals) at each texel."""
+    corner_values = np.asarray(corner_values)
+    if corner_values.ndim == 2:
+        corner_values = corner_values[:, :, None]
+    v = corner_values[samples.tri].astype(np.float32, copy=False)  # (N, 3, C)
+    b = samples.bary
+    return (v[:, 0] * b[:, 0:1] + v[:, 1] * b[:, 1:2] + v[:, 2] * b[:, 2:3]).astype(np.float32, copy=False)
