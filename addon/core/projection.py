@@ -1,0 +1,174 @@
+"""Cameras as plain matrices, projection of world points into a view, and a numpy z-buffer rasteriser.
+
+View images are row 0 at the **top**; pixel (x, y) has its centre at (x + 0.5, y + 0.5) in pixel
+coordinates, y growing downwards. Camera space is Blender's (x right, y up, the camera looks down −z);
+depth is *planar* (−z in camera space, scene units), ``inf`` where nothing was hit.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .uv_raster import scan_triangles
+
+#: Triangles with a corner closer to the eye than this (scene units, planar) are not rasterised:
+#: the rasteriser does not clip against the near plane.
+MIN_DEPTH = 1e-6
+
+
+@dataclass
+class CameraView:
+    """One camera: ``world_to_camera`` is ``camera.matrix_world.inverted()``, ``projection`` what
+    ``camera.calc_matrix_camera(depsgraph, x=W, y=H)`` returns (OpenGL clip matrix), ``resolution`` (W, H)."""
+
+    world_to_camera: np.ndarray
+    projection: np.ndarray
+    resolution: tuple[int, int]
+
+    def __post_init__(self) -> None:
+        self.world_to_camera = np.asarray(self.world_to_camera, dtype=np.float64).reshape(4, 4)
+        self.projection = np.asarray(self.projection, dtype=np.float64).reshape(4, 4)
+        self.resolution = (int(self.resolution[0]), int(self.resolution[1]))
+
+    @property
+    def is_orthographic(self) -> bool:
+        return bool(self.projection[3, 3] == 1.0)
+
+    def to_camera(self, points_world: np.ndarray) -> np.ndarray:
+        """(N, 3) float64 camera-space coordinates."""
+        p = np.asarray(points_world, dtype=np.float64)
+        m = self.world_to_camera
+        return p @ m[:3, :3].T + m[:3, 3]
+
+    def project(self, points_world: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Pixel coordinates (N, 2) float64 (row 0 top, centres at +0.5) and planar depth (N,) = −z_camera.
+
+        Points on or behind the eye plane of a perspective camera get ``nan`` pixel coordinates.
+        """
+        pc = self.to_camera(points_world)
+        clip = pc @ self.projection[:, :3].T + self.projection[:, 3]
+        wcl = clip[:, 3]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ndc = clip[:, :2] / np.where(wcl > 0, wcl, np.nan)[:, None]
+        w, h = self.resolution
+        xy = np.empty((len(pc), 2), dtype=np.float64)
+        xy[:, 0] = (ndc[:, 0] + 1.0) * (0.5 * w)
+        xy[:, 1] = (1.0 - ndc[:, 1]) * (0.5 * h)
+        return xy, -pc[:, 2]
+
+    def eye(self) -> np.ndarray:
+        """World position of the camera (3,)."""
+        return np.linalg.inv(self.world_to_camera)[:3, 3]
+
+    def view_axis(self) -> np.ndarray:
+        """World direction (3,) from the scene towards the camera (the camera's +z axis), unit length."""
+        z = np.linalg.inv(self.world_to_camera)[:3, 2]
+        return z / np.linalg.norm(z)
+
+    def directions_to_camera(self, points_world: np.ndarray) -> np.ndarray:
+        """(N, 3) float32 unit vectors from each point towards the eye (the view axis for orthographic)."""
+        p = np.asarray(points_world)
+        if self.is_orthographic:
+            return np.broadcast_to(self.view_axis().astype(np.float32), (len(p), 3)).copy()
+        d = (self.eye().astype(np.float32) - p).astype(np.float32, copy=False)
+        d /= np.maximum(np.sqrt(np.einsum("ij,ij->i", d, d)), 1e-20)[:, None]
+        return d
+
+
+def perspective_matrix(lens_mm: float, sensor_mm: float, resolution: tuple[int, int], near: float = 0.1,
+                       far: float = 100.0, sensor_fit: str = "AUTO") -> np.ndarray:
+    """The OpenGL clip matrix Blender's ``calc_matrix_camera`` gives a perspective camera (no shift,
+    square pixels): the sensor spans the larger image side for ``AUTO``, the width for ``HORIZONTAL``,
+    the height for ``VERTICAL``."""
+    w, h = resolution
+    fit = ("HORIZONTAL" if w >= h else "VERTICAL") if sensor_fit == "AUTO" else sensor_fit
+    f_px = lens_mm / sensor_mm * (w if fit == "HORIZONTAL" else h)  # focal length in pixels
+    m = np.zeros((4, 4))
+    m[0, 0], m[1, 1] = 2.0 * f_px / w, 2.0 * f_px / h
+    m[2, 2], m[2, 3] = -(far + near) / (far - near), -2.0 * far * near / (far - near)
+    m[3, 2] = -1.0
+    return m
+
+
+def orthographic_matrix(ortho_scale: float, resolution: tuple[int, int], near: float = 0.1,
+                        far: float = 100.0) -> np.ndarray:
+    """The OpenGL clip matrix of an orthographic camera whose larger image side spans ``ortho_scale`` units."""
+    w, h = resolution
+    half = 0.5 * ortho_scale
+    hx, hy = (half, half * h / w) if w >= h else (half * w / h, half)
+    m = np.zeros((4, 4))
+    m[0, 0], m[1, 1] = 1.0 / hx, 1.0 / hy
+    m[2, 2], m[2, 3] = -2.0 / (far - near), -(far + near) / (far - near)
+    m[3, 3] = 1.0
+    return m
+
+
+@dataclass
+class ViewRaster:
+    """A z-buffered view of triangles, row 0 top: planar ``depth`` (inf empty), ``tri`` (−1 empty) and
+    perspective-correct ``bary`` (so attributes such as UVs interpolate as the camera sees them)."""
+
+    depth: np.ndarray  # (H, W) float32
+    tri: np.ndarray  # (H, W) int32
+    bary: np.ndarray  # (H, W, 3) float32
+
+
+def rasterize_view(view: CameraView, tri_world: np.ndarray) -> ViewRaster:
+    """Z-buffer the (T, 3, 3) world-space triangles into ``view``; a pixel covers its centre.
+
+    Vectorised over triangles (bounding-box enumeration shared with ``rasterize_uv``); the nearest
+    triangle per pixel comes from ``np.minimum.at``. Triangles reaching behind the eye plane are dropped
+    (no near clipping), so keep the camera outside the geometry it projects onto.
+    """
+    w, h = view.resolution
+    tri_world = np.asarray(tri_world, dtype=np.float64)
+    t = len(tri_world)
+    xy, d = view.project(tri_world.reshape(-1, 3))
+    xy, d = xy.reshape(t, 3, 2), d.reshape(t, 3)
+    bad = np.any(d <= MIN_DEPTH, axis=1) | np.any(~np.isfinite(xy), axis=(1, 2))
+    xy[bad] = np.nan
+    # 1/w per corner: 1/depth in perspective, constant for orthographic
+    inv_w = np.ones_like(d) if view.is_orthographic else 1.0 / np.where(bad[:, None], 1.0, d)
+    zbuf = np.full(w * h, np.inf, dtype=np.float32)
+    hits = []
+    for tris, pix, b in scan_triangles(xy - 0.5, (w, h)):
+        iw = inv_w[tris].astype(np.float32)
+        pc = b * iw
+        pc /= np.maximum(pc.sum(axis=1, keepdims=True), 1e-30)
+        z = np.einsum("ij,ij->i", pc, d[tris].astype(np.float32))
+        np.minimum.at(zbuf, pix, z)
+        hits.append((tris, pix, pc, z))
+    tri_buf = np.full(w * h, -1, dtype=np.int32)
+    bary_buf = np.zeros((w * h, 3), dtype=np.float32)
+    for tris, pix, pc, z in hits:
+        win = z <= zbuf[pix]
+        tri_buf[pix[win]] = tris[win]
+        bary_buf[pix[win]] = pc[win]
+    # scan_triangles' row j is pixel y = j, i.e. counted from the top: the buffers are row 0 top already
+    return ViewRaster(zbuf.reshape(h, w), tri_buf.reshape(h, w), bary_buf.reshape(h, w, 3))
+
+
+def sample_bilinear(image: np.ndarray, xy: np.ndarray) -> np.ndarray:
+    """(N, C) float32 bilinear samples of an (H, W[, C]) image (row 0 top) at pixel coords (centres at +0.5);
+    clamped at the borders. ``nan`` coordinates read pixel (0, 0): mask them out yourself."""
+    img = np.asarray(image)
+    if img.ndim == 2:
+        img = img[:, :, None]
+    h, w = img.shape[:2]
+    x = np.nan_to_num(np.asarray(xy[:, 0], dtype=np.float32) - 0.5)
+    y = np.nan_to_num(np.asarray(xy[:, 1], dtype=np.float32) - 0.5)
+    x = np.clip(x, 0, w - 1)
+    y = np.clip(y, 0, h - 1)
+    x0 = np.minimum(x.astype(np.int32), w - 2) if w > 1 else np.zeros(len(x), np.int32)
+    y0 = np.minimum(y.astype(np.int32), h - 2) if h > 1 else np.zeros(len(y), np.int32)
+    fx = (x - x0)[:, None]
+    fy = (y - y0)[:, None]
+    flat = img.reshape(h * w, -1)
+    i00 = y0 * w + x0
+    dx = 1 if w > 1 else 0
+    dy = w if h > 1 else 0
+    top = flat[i00] * (1 - fx) + flat[i00 + dx] * fx
+    bot = flat[i00 + dy] * (1 - fx) + flat[i00 + dy + dx] * fx
+    return (top * (1 - fy) + bot * fy).astype(np.float32, copy=False)
