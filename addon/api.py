@@ -22,6 +22,8 @@ import bpy
 
 from .blender.extract import Passes
 from .blender.extract import extract_passes as _extract_passes
+from .blender import projection as _projection
+from .blender import texture_target as _texture_target
 from .core.conventions import DepthRange
 from .core.remote_job import JobFailed, JobOutcome, JobRequest, run_job
 from .ui import preferences
@@ -35,6 +37,8 @@ __all__ = [
     "load_results",
     "output_dir",
     "prepare",
+    "project",
+    "restore_materials",
     "run_job",
 ]
 
@@ -229,3 +233,40 @@ def generate(
     for note in outcome.notes:
         print(f"Scenecast: {note}")
     return load_results(outcome)
+
+
+def project(
+    objects: Iterable[bpy.types.Object],
+    camera: bpy.types.Object | None,
+    image: Any,
+    *,
+    size: int | tuple[int, int] = 1024,
+    material: str = "new",
+    depth: Any = None,
+    pad: int = 16,
+    **weight_params: float,
+) -> dict[bpy.types.Object, bpy.types.Image]:
+    """Project ``image`` from ``camera`` (default: the scene camera) onto the mesh ``objects``' UV textures.
+
+    ``image``: a Blender image, or an (H, W, 3|4) array of sRGB values (uint8, or float 0..1), row 0 at
+    the top; it is taken as what ``camera`` renders at the image's size. Each object gets an 8-bit sRGB
+    texture "<object> Scenecast" (``size`` texels per side) and a float weight image
+    "<object> Scenecast.weight", both packed; calling again from another camera blends the views by their
+    weights (facing angle^``power``, feathered ``feather_px`` px from silhouettes, 0 beyond ``cutoff_deg``
+    and where the scene occludes — depth from the scene's evaluated meshes, or ``depth=`` (H, W) planar
+    depth of a render). ``material``: "new" (a new material in every slot) or "node" (an Image Texture
+    node into the Principled BSDF's Base Color of the object's material); ``restore_materials`` undoes
+    either. Objects without UVs get Smart UV Project UVs. Returns ``{object: texture image}`` with
+    ``.notes`` (also printed), ``.coverage`` (name → fraction of island texels seen so far) and
+    ``.uvs_added``. Raises ``ValueError`` subclasses naming the fix; on error nothing has changed.
+    """
+    return _projection.project(objects, camera, image, size=size, material=material, depth=depth, pad=pad,
+                               **weight_params)
+
+
+def restore_materials(objects: Iterable[bpy.types.Object]) -> list[str]:
+    """Give ``objects`` back the materials ``project`` replaced; returns the names of those that changed.
+
+    Their Scenecast textures and weights stay (projecting again continues blending onto them).
+    """
+    return _texture_target.restore_materials(objects)

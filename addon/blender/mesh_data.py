@@ -136,7 +136,7 @@ def scene_geometry(depsgraph: bpy.types.Depsgraph, include: Iterable[bpy.types.O
 
     for instance in depsgraph.object_instances:
         obj = instance.object
-        if obj.type not in SURFACE_TYPES or obj.original.hide_render:
+        if obj is None or obj.type not in SURFACE_TYPES or obj.original.hide_render:
             continue
         name = None if instance.is_instance else obj.original.name
         if name is not None:

@@ -166,8 +166,10 @@ class Projector:
     _geometry: SceneGeometry | None = field(default=None, init=False)
 
     def __post_init__(self) -> None:
-        view_layer = bpy.context.view_layer
-        self.objects = check_objects(self.objects, bpy.context.scene)
+        scene, view_layer = bpy.context.scene, bpy.context.view_layer
+        if scene is None or view_layer is None:
+            raise ProjectionError("no active scene: run this from a window showing a scene")
+        self.objects = check_objects(self.objects, scene)
         w, h = int(self.size[0]), int(self.size[1])
         if not (MIN_SIZE <= w <= MAX_SIZE and MIN_SIZE <= h <= MAX_SIZE):
             raise ProjectionError(f"texture size {w}×{h}: use {MIN_SIZE}..{MAX_SIZE} texels per side (default 1024)")
@@ -265,6 +267,8 @@ def project(objects: Iterable[bpy.types.Object], camera: bpy.types.Object | None
     this call added are removed again and no image or material has been touched.
     """
     scene = bpy.context.scene
+    if scene is None:
+        raise ProjectionError("no active scene: run this from a window showing a scene")
     camera = camera if camera is not None else scene.camera
     if camera is None:
         raise ProjectionError("no camera: pass camera=<camera object> or set the scene's active camera")

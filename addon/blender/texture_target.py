@@ -107,9 +107,9 @@ def _principled(material: bpy.types.Material) -> bpy.types.Node | None:
     tree = material.node_tree
     if tree is None:
         return None
-    output = next((n for n in tree.nodes if n.bl_idname == "ShaderNodeOutputMaterial" and n.is_active_output), None)
+    output = next((n for n in tree.nodes if n.bl_idname == "ShaderNodeOutputMaterial" and n.is_active_output), None)  # type: ignore[attr-defined]
     if output is not None and output.inputs["Surface"].is_linked:
-        node = output.inputs["Surface"].links[0].from_node
+        node = output.inputs["Surface"].links[0].from_node  # type: ignore[index]
         if node.bl_idname == "ShaderNodeBsdfPrincipled":
             return node
     return next((n for n in tree.nodes if n.bl_idname == "ShaderNodeBsdfPrincipled"), None)
@@ -195,7 +195,7 @@ def assign_texture(obj: bpy.types.Object, texture: bpy.types.Image, uv_layer: st
             continue  # checked beforehand: only ours from an earlier call can get here
         base = principled.inputs["Base Color"]
         if material.get("scenecast_base_color") is None:
-            link = base.links[0] if base.is_linked else None
+            link = base.links[0] if base.is_linked else None  # type: ignore[index]
             material["scenecast_base_color"] = {
                 "node": principled.name,
                 "from_node": link.from_node.name if link else "",

@@ -10,13 +10,14 @@ from __future__ import annotations
 import bpy
 
 from ..core import backend_process
-from . import job_runner, operators, panels, preferences, properties
+from . import job_runner, operators, panels, preferences, properties, texture_ops
 
 #: Classes to register, in dependency order (property groups before the types that point to them).
 CLASSES: tuple[type, ...] = (
     *preferences.classes,
     *properties.classes,
     *operators.classes,
+    *texture_ops.classes,
     *panels.classes,
 )
 
