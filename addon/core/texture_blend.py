@@ -1,0 +1,277 @@
+"""Project view images onto UV textures: per-texel weights, accumulation over views, seam padding, hole fill.
+
+Textures are (H, W[, C]) arrays with row 0 at the **bottom** (Blender's ``Image.pixels`` order); view
+images and depth maps are row 0 at the **top**. Colours are blended as given (sRGB 0..1 in Scenecast):
+a weighted mean of nearly equal colours hardly depends on the transfer function, and it keeps the
+texture bit-compatible with the images the backend made.
+
+Weight of a texel in a view = ``max(cos θ, 0) ** power`` (θ: normal vs direction to the eye), 0 past
+``cutoff_deg``, 0 when occluded (planar depth beyond the view's depth map by more than
+``depth_tolerance``, relative) or outside the image, times a feather that ramps 0 → 1 over
+``feather_px`` pixels away from silhouettes, depth discontinuities and the image border.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .projection import CameraView, ViewRaster, sample_bilinear
+from .uv_raster import TexelSamples
+
+#: Neighbouring pixels whose planar depths differ by more than this fraction count as a depth edge.
+DEFAULT_EDGE_THRESHOLD = 0.05
+#: Colour given to island texels when no view saw any texel at all (sRGB mid grey).
+FALLBACK_RGB = (0.5, 0.5, 0.5)
+
+
+def _erode(mask: np.ndarray) -> np.ndarray:
+    """3x3 erosion (separable); pixels outside the image count as not set."""
+    out = mask.copy()
+    out[:, 1:] &= mask[:, :-1]
+    out[:, :-1] &= mask[:, 1:]
+    out[:, 0] = out[:, -1] = False
+    rows = out.copy()
+    out[1:] &= rows[:-1]
+    out[:-1] &= rows[1:]
+    out[0] = out[-1] = False
+    return out
+
+
+def _jumps(d: np.ndarray, threshold: float) -> np.ndarray:
+    """(H, W-1) bool: depth discontinuities between horizontal neighbours. A step counts when it is larger
+    than ``threshold`` (relative) *and* more than twice the steps beside it, so a steep but smooth surface
+    (whose steps are all alike) is not mistaken for an edge."""
+    step = np.abs(d[:, 1:] - d[:, :-1])
+    beside = np.zeros_like(step)
+    beside[:, 1:] = step[:, :-1]
+    beside[:, :-1] = np.maximum(beside[:, :-1], step[:, 1:])
+    return (step > threshold * np.minimum(d[:, 1:], d[:, :-1])) & (step > 2.0 * beside)
+
+
+def feather_map(depth_map: np.ndarray, feather_px: float, edge_threshold: float = DEFAULT_EDGE_THRESHOLD) -> np.ndarray:
+    """(H, W) float32 in [0, 1], row 0 top: 0 on and next to silhouettes, depth jumps (see ``_jumps``) and the border,
+    rising linearly to 1 at ``feather_px`` pixels (chessboard distance, by repeated 3x3 erosion)."""
+    d = np.asarray(depth_map, dtype=np.float32)
+    solid = np.isfinite(d)
+    dd = np.where(solid, d, 0.0)
+    jump_x = _jumps(dd, edge_threshold)
+    jump_y = _jumps(dd.T, edge_threshold).T
+    inner = solid.copy()
+    inner[:, 1:] &= ~jump_x
+    inner[:, :-1] &= ~jump_x
+    inner[1:] &= ~jump_y
+    inner[:-1] &= ~jump_y
+    steps = int(math.ceil(feather_px))
+    if steps <= 0:
+        return inner.astype(np.float32)
+    dist = np.zeros(d.shape, dtype=np.float32)
+    cur = _erode(inner)  # a pixel touching an edge survives no erosion: distance 0
+    for _ in range(steps):
+        if not cur.any():
+            break
+        dist += cur
+        cur = _erode(cur)
+    return np.minimum(dist / float(feather_px), 1.0)
+
+
+def _surface_depth(dmap: np.ndarray, xy: np.ndarray) -> np.ndarray:
+    """Depth map read at ``xy`` for the occlusion test: bilinear where the 4 pixels around are all
+    surface (exact for planes, so steep surfaces do not shadow themselves), else the farthest of them
+    that is surface (lenient at silhouettes, which the feather zeroes anyway); inf where none is."""
+    h, w = dmap.shape
+    x = np.clip(xy[:, 0].astype(np.float32) - 0.5, 0, w - 1)
+    y = np.clip(xy[:, 1].astype(np.float32) - 0.5, 0, h - 1)
+    x0 = np.minimum(x.astype(np.int32), max(w - 2, 0))
+    y0 = np.minimum(y.astype(np.int32), max(h - 2, 0))
+    fx, fy = x - x0, y - y0
+    flat = dmap.reshape(-1)
+    i = y0 * w + x0
+    dx, dy = (1 if w > 1 else 0), (w if h > 1 else 0)
+    d00, d01, d10, d11 = flat[i], flat[i + dx], flat[i + dy], flat[i + dy + dx]
+    with np.errstate(invalid="ignore"):
+        bil = (d00 * (1 - fx) + d01 * fx) * (1 - fy) + (d10 * (1 - fx) + d11 * fx) * fy
+    ok = np.isfinite(bil)
+    if ok.all():
+        return bil
+    stack = np.stack([d00, d01, d10, d11])
+    far = np.where(np.isfinite(stack), stack, -np.inf).max(axis=0)
+    far[~np.isfinite(far)] = np.inf
+    return np.where(ok, bil, far)
+
+
+def view_weights(view: CameraView, points: np.ndarray, normals: np.ndarray, depth_map: np.ndarray, *,
+                 power: float = 2.0, cutoff_deg: float = 80.0, feather_px: float = 8.0,
+                 depth_tolerance: float = 0.01,
+                 edge_threshold: float = DEFAULT_EDGE_THRESHOLD) -> tuple[np.ndarray, np.ndarray]:
+    """Weights (N,) float32 >= 0 of world ``points`` with ``normals`` in ``view``, and their pixel coords
+    (N, 2) (row 0 top; ``nan`` behind a perspective camera). ``depth_map`` is that view's planar depth."""
+    points = np.asarray(points, dtype=np.float32)
+    n = np.asarray(normals, dtype=np.float32)
+    count = len(points)
+    weights = np.zeros(count, dtype=np.float32)
+    xy = np.full((count, 2), np.nan, dtype=np.float64)
+    to_eye = view.directions_to_camera(points)
+    cos = np.einsum("ij,ij->i", n, to_eye)
+    cos /= np.maximum(np.sqrt(np.einsum("ij,ij->i", n, n)), 1e-20)
+    live = np.flatnonzero(cos >= max(math.cos(math.radians(cutoff_deg)), 1e-6))
+    if not len(live):
+        return weights, xy
+    pxy, depth = view.project(points[live])
+    xy[live] = pxy
+    w, h = view.resolution
+    dmap = np.asarray(depth_map, dtype=np.float32)
+    if dmap.shape != (h, w):
+        raise ValueError(f"depth map is {dmap.shape[::-1]} (W, H) but the view is {w}x{h}: rasterise it for this view")
+    inside = np.isfinite(pxy).all(axis=1) & (pxy[:, 0] >= 0) & (pxy[:, 0] < w) & (pxy[:, 1] >= 0) & (pxy[:, 1] < h)
+    inside &= depth > 0
+    keep = np.flatnonzero(inside)
+    live, pxy, depth = live[keep], pxy[keep], depth[keep]
+    seen = _surface_depth(dmap, pxy)
+    visible = depth <= seen * (1.0 + depth_tolerance)  # inf (nothing rasterised there) never occludes
+    live, pxy = live[visible], pxy[visible]
+    feather = sample_bilinear(feather_map(dmap, feather_px, edge_threshold), pxy)[:, 0]
+    weights[live] = np.power(cos[live], power) * feather
+    return weights, xy
+
+
+def project_image(samples: TexelSamples, points: np.ndarray, normals: np.ndarray, view: CameraView,
+                  image: np.ndarray, depth_map: np.ndarray, **weight_params: float) -> tuple[np.ndarray, np.ndarray]:
+    """Colours (N, 3) float32 of ``image`` (H, W, 3 or 4, 0..1, row 0 top) seen at each texel sample, and
+    their weights (N,). ``points``/``normals`` are ``interpolate``d at ``samples``. An alpha channel
+    scales the weight (transparent pixels project nothing)."""
+    if len(points) != len(samples.index):
+        raise ValueError(f"{len(points)} points for {len(samples.index)} texel samples: interpolate them from the same samples")
+    img = np.asarray(image, dtype=np.float32)
+    if img.ndim != 3 or img.shape[2] not in (3, 4):
+        raise ValueError(f"image must be (H, W, 3) or (H, W, 4), got {img.shape}")
+    if img.shape[:2] != (view.resolution[1], view.resolution[0]):
+        raise ValueError(f"image is {img.shape[1]}x{img.shape[0]} but the view is {view.resolution[0]}x{view.resolution[1]}")
+    weights, xy = view_weights(view, points, normals, depth_map, **weight_params)
+    colors = np.zeros((len(weights), 3), dtype=np.float32)
+    live = np.flatnonzero(weights > 0)
+    rgba = sample_bilinear(img, xy[live])
+    colors[live] = rgba[:, :3]
+    if img.shape[2] == 4:
+        weights[live] *= np.clip(rgba[:, 3], 0.0, 1.0)
+    return colors, weights
+
+
+def accumulate(color_tex: np.ndarray, weight_tex: np.ndarray, samples_index: np.ndarray, colors: np.ndarray,
+               weights: np.ndarray) -> None:
+    """In place: ``color = (color * w_old + c * w) / (w_old + w)``, ``weight += w`` where w > 0.
+
+    ``samples_index`` are unique flat texel indices (``TexelSamples.index``); textures must be C-contiguous.
+    """
+    if not (color_tex.flags.c_contiguous and weight_tex.flags.c_contiguous):
+        raise ValueError("color_tex and weight_tex must be C-contiguous arrays (use np.ascontiguousarray)")
+    ct = color_tex.reshape(-1, color_tex.shape[-1])
+    wt = weight_tex.reshape(-1)
+    live = np.flatnonzero(np.asarray(weights) > 0)
+    idx = np.asarray(samples_index)[live]
+    w_new = np.asarray(weights, dtype=np.float32)[live]
+    w_old = wt[idx]
+    total = w_old + w_new
+    ct[idx, :3] = (ct[idx, :3] * (w_old / total)[:, None] + np.asarray(colors)[live] * (w_new / total)[:, None])
+    wt[idx] = total
+
+
+_OFFSETS = ((-1, -1), (-1, 0), (-1, 1), (0, -1), (0, 1), (1, -1), (1, 0), (1, 1))
+
+
+def _grow(col: np.ndarray, known: np.ndarray, allowed: np.ndarray, iterations: int | None,
+          wanted: np.ndarray | None = None) -> None:
+    """Front propagation in place on padded flat arrays: each step, unknown ``allowed`` texels with a known
+    8-neighbour take the mean of their known neighbours. Work is proportional to the texels filled.
+    Stops after ``iterations`` steps, when nothing can grow, or once every ``wanted`` texel is known."""
+    h2, w2 = known.shape
+    kf, cf, af = known.reshape(-1), col.reshape(-1, col.shape[-1]), allowed.reshape(-1)
+    offs = np.array([dy * w2 + dx for dy, dx in _OFFSETS], dtype=np.int64)
+    grown = np.zeros_like(known)
+    for dy, dx in _OFFSETS:  # the first front: one whole-image dilation
+        grown[1:-1, 1:-1] |= known[1 + dy:h2 - 1 + dy, 1 + dx:w2 - 1 + dx]
+    front = np.flatnonzero(grown.reshape(-1) & ~kf & af)
+    left = int(np.count_nonzero(wanted & ~known)) if wanted is not None else -1
+    wf = wanted.reshape(-1) if wanted is not None else None
+    step = 0
+    while len(front) and (iterations is None or step < iterations) and left != 0:
+        nb = front[:, None] + offs  # (n, 8)
+        k = kf[nb]
+        cf[front] = np.einsum("ijc,ij->ic", cf[nb], k.astype(cf.dtype)) / k.sum(axis=1, keepdims=True)
+        kf[front] = True
+        if wf is not None:
+            left -= int(np.count_nonzero(wf[front]))
+        cand = np.unique(nb.reshape(-1))
+        front = cand[~kf[cand] & af[cand]]
+        step += 1
+
+
+def _padded(color_tex: np.ndarray, known: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    h, w = known.shape
+    col = np.zeros((h + 2, w + 2, color_tex.shape[-1]), dtype=np.float32)
+    col[1:-1, 1:-1] = color_tex
+    k = np.zeros((h + 2, w + 2), dtype=bool)
+    k[1:-1, 1:-1] = known
+    inner = np.zeros_like(k)
+    inner[1:-1, 1:-1] = True
+    return col, k, inner
+
+
+def pad_islands(color_tex: np.ndarray, known: np.ndarray, iterations: int = 16) -> np.ndarray:
+    """Copy of ``color_tex`` where unknown texels within ``iterations`` texels of known ones take the mean
+    of their known neighbours, ring by ring: colour bleeds past UV island borders so bilinear filtering
+    and mipmaps show no seams. Texels farther away are left as they were."""
+    col, k, inner = _padded(color_tex, np.asarray(known, dtype=bool))
+    _grow(col, k, inner, iterations)
+    return col[1:-1, 1:-1].astype(color_tex.dtype, copy=False)
+
+
+def fill_unseen(color_tex: np.ndarray, weight_tex: np.ndarray, island_mask: np.ndarray) -> np.ndarray:
+    """Copy of ``color_tex`` with every island texel that no view saw (weight 0) filled from seen texels.
+
+    Nearest-colour propagation in UV space (repeated 8-neighbour dilation, each new texel the mean of
+    its known neighbours), first inside the islands, then — for islands no view touched at all — across
+    the whole texture. Chosen over push-pull because it keeps the colour of the nearest seen surface
+    instead of a blur of distant ones, and its cost is proportional to the texels filled. If nothing
+    was seen at all, islands get ``FALLBACK_RGB``.
+    """
+    islands = np.asarray(island_mask, dtype=bool)
+    seen = islands & (np.asarray(weight_tex) > 0)
+    out = np.array(color_tex, dtype=np.float32, copy=True)
+    holes = islands & ~seen
+    if not holes.any():
+        return out.astype(color_tex.dtype, copy=False)
+    if not seen.any():
+        out[holes] = FALLBACK_RGB[: out.shape[-1]]
+        return out.astype(color_tex.dtype, copy=False)
+    col, k, inner = _padded(out, seen)
+    allowed = np.zeros_like(k)
+    allowed[1:-1, 1:-1] = islands
+    wanted = np.zeros_like(k)
+    wanted[1:-1, 1:-1] = holes
+    _grow(col, k, allowed, None, wanted)
+    if np.count_nonzero(wanted & ~k):  # islands with no seen texel: bridge through the gaps between islands
+        _grow(col, k, inner, None, wanted)
+    out[holes] = col[1:-1, 1:-1][holes]
+    return out.astype(color_tex.dtype, copy=False)
+
+
+def render_texture_into_view(raster: ViewRaster, corner_uv: np.ndarray, color_tex: np.ndarray,
+                             weight_tex: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """What ``raster``'s view sees of the texture so far: rgb (H, W, 3) float32 and weight (H, W) float32,
+    row 0 top, 0 where no surface (nearest-texel lookup of the texture, row 0 bottom)."""
+    h, w = raster.tri.shape
+    th, tw = weight_tex.shape
+    rgb = np.zeros((h * w, 3), dtype=np.float32)
+    weight = np.zeros(h * w, dtype=np.float32)
+    pix = np.flatnonzero(raster.tri.reshape(-1) >= 0)
+    tri = raster.tri.reshape(-1)[pix]
+    b = raster.bary.reshape(-1, 3)[pix]
+    uv = np.einsum("nk,nkc->nc", b, np.asarray(corner_uv, dtype=np.float32)[tri])
+    col = np.clip(np.floor(uv[:, 0] * tw), 0, tw - 1).astype(np.int64)
+    row = np.clip(np.floor(uv[:, 1] * th), 0, th - 1).astype(np.int64)
+    texel = row * tw + col
+    rgb[pix] = color_tex.reshape(-1, color_tex.shape[-1])[texel, :3]
+    weight[pix] = weight_tex.reshape(-1)[texel]
+    return rgb.reshape(h, w, 3), weight.reshape(h, w)
