@@ -82,12 +82,15 @@ def disocclusion_mask(
     A pixel is disoccluded when any of:
 
     - its source point lies outside frame t−1 (``warp``'s ``inside`` is False);
-    - any bilinear tap the warp would blend (weight > 1e-4, up to 4 pixels of frame t−1) has a
-      planar depth that disagrees with ``depth_t``: ``|d_prev − d_t| > rel_tolerance · d_t``;
-      background (``inf``) against a surface always disagrees, background against background
-      agrees. Checking every tap, not an interpolated depth, also masks pixels whose warped colour
-      would blend two surfaces across a silhouette of frame t−1;
-    - (when both ids are given) any such tap's object id differs from ``object_id_t``.
+    - the previous depth warped to the pixel disagrees with ``depth_t``. The warp interpolates
+      *inverse* depth ``u = 1/d`` bilinearly over the taps the colour warp blends (weight > 1e-4,
+      up to 4 pixels of frame t−1; background ``u = 0``): ``u`` is affine in image space on any
+      plane, so a grazing surface still warps to its own depth, while a warp that blends two
+      surfaces across a silhouette of frame t−1 lands between them and is masked (as its colour
+      would be a blend too). Disagreeing means ``|u_warped − u_t| > rel_tolerance · max(u_t,
+      u_warped)``, i.e. about ``|d_prev − d_t| > rel_tolerance · d_t``; background against a
+      surface always disagrees, background against background agrees;
+    - (when both ids are given) any tap the warp blends has an object id other than ``object_id_t``.
 
     Depths are planar, scene units, ``inf`` = no surface (``RawPasses.depth``). The tolerance must
     absorb the depth change of a point between frames (motion along the view axis), so it is
@@ -109,18 +112,21 @@ def disocclusion_mask(
         ids_t, ids_p = np.asarray(object_id_t), np.asarray(object_id_prev)
         if ids_t.shape != dt.shape or ids_p.shape != dt.shape:
             raise ValueError(f"object ids must be (H, W) = {dt.shape}, got {ids_t.shape} and {ids_p.shape}")
-    t_bg = ~np.isfinite(dt)
+    u_t = _inverse_depth(dt)
+    u_prev = _inverse_depth(dp)
+    taps = ((y0, x0, (1 - wx) * (1 - wy)), (y0, x1, wx * (1 - wy)), (y1, x0, (1 - wx) * wy), (y1, x1, wx * wy))
+    u_sum = np.zeros_like(u_t)
+    w_sum = np.zeros_like(u_t)
     bad = ~inside
-    for ys, xs, weight in ((y0, x0, (1 - wx) * (1 - wy)), (y0, x1, wx * (1 - wy)), (y1, x0, (1 - wx) * wy), (y1, x1, wx * wy)):
+    for ys, xs, weight in taps:
         used = weight > _TAP_EPS
-        d = dp[ys, xs]
-        p_bg = ~np.isfinite(d)
-        with np.errstate(invalid="ignore"):
-            far = np.abs(d - dt) > rel_tolerance * dt
-        disagree = np.where(t_bg | p_bg, t_bg != p_bg, far)
+        w = np.where(used, weight, np.float32(0.0))
+        u_sum += w * u_prev[ys, xs]
+        w_sum += w
         if ids_t is not None and ids_p is not None:
-            disagree |= ids_p[ys, xs] != ids_t
-        bad |= used & disagree
+            bad |= used & (ids_p[ys, xs] != ids_t)
+    u_warped = u_sum / np.maximum(w_sum, np.float32(1e-12))
+    bad |= np.abs(u_warped - u_t) > np.float32(rel_tolerance) * np.maximum(u_t, u_warped)
     return bad
 
 
@@ -198,6 +204,13 @@ def _per_pair(items: Sequence, pairs: int, name: str) -> Sequence:
     if len(items) != pairs:
         raise ValueError(f"{name}: need one per consecutive pair ({pairs}) or one per frame, got {len(items)}")
     return items
+
+
+def _inverse_depth(depth: np.ndarray) -> np.ndarray:
+    """1/d where there is a surface (finite, positive depth), 0 for background."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        surface = np.isfinite(depth) & (depth > 0)
+        return np.where(surface, np.float32(1.0) / depth, np.float32(0.0)).astype(np.float32)
 
 
 def _check_vector(vector: np.ndarray) -> np.ndarray:

@@ -127,6 +127,18 @@ def test_blended_taps_across_a_silhouette_are_masked() -> None:
     assert not disocclusion_mask(_constant_flow(1.0, 0), depth_t, depth_prev)[:, :15].any()
 
 
+def test_grazing_plane_is_not_masked() -> None:
+    # A floor seen at a grazing angle: inverse depth is affine in the image, depth changes ~8 % a row.
+    rows = np.arange(H, dtype=np.float32)[:, None]
+    depth_prev = np.repeat(1.0 / (0.02 + 0.0017 * rows), W, axis=1).astype(np.float32)
+    flow = _constant_flow(0.3, 0.5)  # the camera moved a little: same floor, sub-pixel shift
+    rows_t = rows + 0.5
+    depth_t = np.repeat(1.0 / (0.02 + 0.0017 * rows_t), W, axis=1).astype(np.float32)
+    assert np.abs(depth_prev[1:] / depth_prev[:-1] - 1).max() > 0.05  # neighbours differ more than the tolerance
+    mask = disocclusion_mask(flow, depth_t, depth_prev)
+    assert not mask[:-1, :-1].any()
+
+
 def test_object_id_mask() -> None:
     depth = np.full((H, W), 10.0, np.float32)  # same depths: only the ids tell the surfaces apart
     ids_prev = np.zeros((H, W), np.int32)
