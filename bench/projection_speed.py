@@ -1,0 +1,155 @@
+"""Projection texturing (addon/core, numpy only): 8 views onto one texture, stage by stage, in the same run
+as a plain numpy pass over the same texels.
+
+    .venv-blender/bin/python bench/projection_speed.py [--texture 2048] [--view 1024] [--views 8] [--segments 224]
+
+Scene: a unit UV sphere, ``segments`` x ``segments`` quads split into 2 triangles each (224 → 100,352
+triangles), UVs laid out as two non-overlapping islands (one per half of the longitudes), 8 perspective
+cameras (50 mm, 36 mm sensor) around it at distance 4, alternately 20° above and below the equator, each
+with a smooth synthetic 1024² image. Stages: UV rasterisation and interpolation once; per view the
+z-buffer depth map (``rasterize_view``), weights + image sampling (``project_image``), ``accumulate``
+and the render-back for the next view's init image; at the end ``fill_unseen`` and ``pad_islands``.
+
+Baseline: one plain numpy pass over the same texels — all N texel points (N, 4) float32 times a 4x4
+matrix. Prints ``RATIO projection_8views_vs_2s <total/2 s>`` (target < 1) and
+``RATIO projection_view_vs_plain_pass <per-view core work / baseline>`` (how many plain passes one
+view's weights, sampling and accumulation cost).
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from addon.core.projection import CameraView, perspective_matrix, rasterize_view  # noqa: E402
+from addon.core.texture_blend import accumulate, fill_unseen, pad_islands, project_image, render_texture_into_view  # noqa: E402
+from addon.core.uv_raster import interpolate, rasterize_uv  # noqa: E402
+
+
+def sphere(segments: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(tri_world, tri_normal, tri_uv), each (T, 3, k): a unit sphere with a two-island UV layout."""
+    n = segments
+    lon = np.linspace(0.0, 2 * math.pi, n + 1)
+    lat = np.linspace(0.02 * math.pi, 0.98 * math.pi, n + 1)  # polar caps left open: no degenerate rows
+    lo, la = np.meshgrid(lon, lat)
+    p = np.stack([np.sin(la) * np.cos(lo), np.sin(la) * np.sin(lo), np.cos(la)], -1)
+    half = n // 2  # island 0: longitudes [0, π) → u in [0.01, 0.49]; island 1: [π, 2π) → [0.51, 0.99]
+    col = np.arange(n + 1)
+
+    def quads(values: np.ndarray) -> np.ndarray:
+        a, b, c, d = values[:-1, :-1], values[:-1, 1:], values[1:, 1:], values[1:, :-1]
+        return np.concatenate([np.stack([a, b, c], 2).reshape(-1, 3, values.shape[-1]),
+                               np.stack([a, c, d], 2).reshape(-1, 3, values.shape[-1])])
+
+    tri_p = quads(p)
+    # UV per quad corner: compute with the island of the quad (left column decides), so the seam splits cleanly
+    v = (np.arange(n + 1) / n) * 0.96 + 0.02
+    uv_left = np.stack(np.meshgrid(0.01 + 0.48 * np.minimum(col, half) / half, v), -1)
+    uv_right = np.stack(np.meshgrid(0.51 + 0.48 * (np.maximum(col, half) - half) / (n - half), v), -1)
+    ql, qr = quads(uv_left), quads(uv_right)
+    quad_col = np.tile(np.tile(np.arange(n), n), 2)
+    tri_uv = np.where((quad_col < half)[:, None, None], ql, qr)
+    return tri_p, tri_p.copy(), tri_uv  # the unit sphere's normal is its position
+
+
+def cameras(count: int, res: int) -> list[CameraView]:
+    views = []
+    for i in range(count):
+        az, el = 2 * math.pi * i / count, math.radians(20 if i % 2 else -20)
+        eye = 4.0 * np.array([math.cos(el) * math.cos(az), math.cos(el) * math.sin(az), math.sin(el)])
+        back = eye / np.linalg.norm(eye)
+        right = np.cross([0.0, 0.0, 1.0], back)
+        right /= np.linalg.norm(right)
+        m = np.eye(4)
+        m[:3, 0], m[:3, 1], m[:3, 2], m[:3, 3] = right, np.cross(back, right), back, eye
+        views.append(CameraView(np.linalg.inv(m), perspective_matrix(50.0, 36.0, (res, res), 0.1, 100.0), (res, res)))
+    return views
+
+
+def image(res: int, seed: int) -> np.ndarray:
+    y, x = np.mgrid[0:res, 0:res] / res
+    k = 1 + seed
+    return np.stack([0.5 + 0.4 * np.sin(6 * x * k), 0.5 + 0.4 * np.cos(5 * y + k), np.full_like(x, 0.1 * (seed % 8))], -1).astype(np.float32)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--texture", type=int, default=2048)
+    parser.add_argument("--view", type=int, default=1024)
+    parser.add_argument("--views", type=int, default=8)
+    parser.add_argument("--segments", type=int, default=224)
+    args = parser.parse_args()
+    tri_p, tri_n, tri_uv = sphere(args.segments)
+    views = cameras(args.views, args.view)
+    images = [image(args.view, i) for i in range(args.views)]
+    size = (args.texture, args.texture)
+    print(f"numpy {np.__version__}; {len(tri_p)} triangles, texture {size[0]}², {args.views} views of {args.view}²")
+
+    t: dict[str, float] = {}
+    t0 = time.perf_counter()
+    samples = rasterize_uv(tri_uv, size)
+    t["rasterize_uv"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    points, normals = interpolate(samples, tri_p), interpolate(samples, tri_n)
+    t["interpolate"] = time.perf_counter() - t0
+    n = len(samples.index)
+
+    plain = []
+    m = np.asarray(views[0].projection @ views[0].world_to_camera, dtype=np.float32)
+    hom = np.concatenate([points, np.ones((n, 1), np.float32)], axis=1)
+    for _ in range(5):
+        t0 = time.perf_counter()
+        hom @ m.T
+        plain.append(time.perf_counter() - t0)
+    base = statistics.median(plain)
+
+    color = np.zeros((size[1], size[0], 3), np.float32)
+    weight = np.zeros((size[1], size[0]), np.float32)
+    per: dict[str, list[float]] = {"rasterize_view": [], "project_image": [], "accumulate": [], "render_back": []}
+    for view, img in zip(views, images):
+        t0 = time.perf_counter()
+        raster = rasterize_view(view, tri_p)
+        t1 = time.perf_counter()
+        rgb, w = render_texture_into_view(raster, tri_uv, color, weight)
+        t2 = time.perf_counter()
+        colors, weights = project_image(samples, points, normals, view, img, raster.depth)
+        t3 = time.perf_counter()
+        accumulate(color, weight, samples.index, colors, weights)
+        t4 = time.perf_counter()
+        per["rasterize_view"].append(t1 - t0)
+        per["render_back"].append(t2 - t1)
+        per["project_image"].append(t3 - t2)
+        per["accumulate"].append(t4 - t3)
+    islands = samples.covered_mask()
+    t0 = time.perf_counter()
+    filled = fill_unseen(color, weight, islands)
+    t["fill_unseen"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    pad_islands(filled, islands, 16)
+    t["pad_islands"] = time.perf_counter() - t0
+
+    seen = np.count_nonzero(weight.reshape(-1)[samples.index] > 0)
+    print(f"texels: {n} covered ({n / (size[0] * size[1]):.0%}), {seen} seen by some view ({seen / n:.1%})")
+    print(f"baseline: one (N, 4) @ (4, 4) float32 pass over the texels: {base * 1000:.1f} ms")
+    for k, v in t.items():
+        print(f"once     {k:15s} {v * 1000:8.1f} ms")
+    for k, v in per.items():
+        print(f"per view {k:15s} {statistics.median(v) * 1000:8.1f} ms (median; total {sum(v) * 1000:.0f} ms)")
+    core = statistics.median(a + b for a, b in zip(per["project_image"], per["accumulate"]))
+    total = sum(t.values()) + sum(sum(v) for v in per.values())
+    print(f"per view core (project_image + accumulate): {core * 1000:.1f} ms = {core / base:.1f} plain passes")
+    print(f"total: {total:.2f} s (target 2 s for the whole {args.views}-view projection)")
+    print(f"RATIO projection_8views_vs_2s {total / 2.0:.3f}")
+    print(f"RATIO projection_view_vs_plain_pass {core / base:.3f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
