@@ -26,6 +26,7 @@ QUICK = [
     (BACKEND_PY, ["bench/cold_start.py"]),
     (BACKEND_PY, ["bench/controlnet_swap.py"]),
     (BLENDER_PY, ["bench/passes.py"]),
+    (BLENDER_PY, ["bench/warp_accuracy.py"]),
     (BLENDER_PY, ["bench/roundtrip.py"]),
 ]
 SLOW = [
