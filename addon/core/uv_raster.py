@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-#: Candidate texels processed at once (bounds memory: ~60 bytes per candidate).
+#: Pixels/texels produced per chunk (bounds memory: ~60 bytes each).
 _CHUNK = 1 << 22
 #: Slack on the inside test, in barycentric units: texel centres exactly on an edge count as inside.
 _EDGE_EPS = 1e-7
@@ -38,17 +38,6 @@ class TexelSamples:
         """(N, 2) float64 UV of each sample's texel centre."""
         w, h = self.size
         return np.stack([(self.index % w + 0.5) / w, (self.index // w + 0.5) / h], axis=1)
-
-
-def _bbox_candidates(span: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Every integer offset (dx, dy) inside boxes of (K, 2) ``span`` (width, height): (box, dx, dy), int32."""
-    counts = (span[:, 0] * span[:, 1]).astype(np.int64)
-    owner = np.repeat(np.arange(len(span), dtype=np.int32), counts)
-    local = np.arange(int(counts.sum()), dtype=np.int32) - np.repeat((np.cumsum(counts) - counts).astype(np.int32), counts)
-    bw = span[:, 0].astype(np.int32)[owner]
-    dy = local // bw
-    dx = local - dy * bw
-    return owner, dx, dy
 
 
 def _chunks(counts: np.ndarray, limit: int = _CHUNK) -> list[np.ndarray]:
@@ -80,8 +69,8 @@ def barycentric(points: np.ndarray, a: np.ndarray, inv: np.ndarray) -> np.ndarra
     return np.stack([1.0 - l1 - l2, l1, l2], axis=1)
 
 
-def edge_coefficients(a: np.ndarray, inv: np.ndarray, origin: np.ndarray) -> np.ndarray:
-    """(T, 3, 3) float32: barycentric k at ``origin + (dx, dy)`` is ``c[k, 0] * dx + c[k, 1] * dy + c[k, 2]``.
+def edge_coefficients(a: np.ndarray, inv: np.ndarray, origin: np.ndarray, dtype: type = np.float32) -> np.ndarray:
+    """(T, 3, 3): barycentric k at ``origin + (dx, dy)`` is ``c[k, 0] * dx + c[k, 1] * dy + c[k, 2]``.
 
     Relative to a per-triangle ``origin`` (its bounding box corner) so float32 keeps full precision.
     """
@@ -93,7 +82,7 @@ def edge_coefficients(a: np.ndarray, inv: np.ndarray, origin: np.ndarray) -> np.
     c[:, 2, 2] = inv[:, 1, 0] * d[:, 0] + inv[:, 1, 1] * d[:, 1]
     c[:, 0] = -c[:, 1] - c[:, 2]
     c[:, 0, 2] += 1.0
-    return c.astype(np.float32)
+    return c.astype(dtype, copy=False)
 
 
 def scan_triangles(corners: np.ndarray, size: tuple[int, int]) -> "list[tuple[np.ndarray, np.ndarray, np.ndarray]]":
@@ -117,33 +106,46 @@ def scan_triangles(corners: np.ndarray, size: tuple[int, int]) -> "list[tuple[np
     if not len(ids):
         return []
     span = hi[ids] - lo[ids] + 1
-    coef = np.ascontiguousarray(edge_coefficients(a[ids], inv[ids], lo[ids].astype(np.float64)).transpose(1, 2, 0))
+    coef64 = edge_coefficients(a[ids], inv[ids], lo[ids].astype(np.float64), np.float64)
+    coef = np.ascontiguousarray(coef64.astype(np.float32).transpose(1, 2, 0))
     lox, loy = lo[ids, 0], lo[ids, 1]
     out = []
-    for part in _chunks(span[:, 0] * span[:, 1]):
-        r, dx, dy = _bbox_candidates(span[part])
-        r += np.int32(part[0])
-        fx, fy = dx.astype(np.float32), dy.astype(np.float32)
-        bs = []
-        inside = np.ones(len(r), dtype=bool)
-        for k in range(3):  # three edge functions, each a vector op over all candidates
-            bk = np.take(coef[k, 0], r) * fx
-            bk += np.take(coef[k, 1], r) * fy
-            bk += np.take(coef[k, 2], r)
-            inside &= bk >= -_EDGE_EPS
-            bs.append(bk)
-        keep = np.flatnonzero(inside)
-        r = r[keep]
-        pix = (np.take(loy, r) + dy[keep]) * w + (np.take(lox, r) + dx[keep])
-        out.append((ids[r], pix, np.stack([bk[keep] for bk in bs], axis=1)))
+    for part in _chunks(span[:, 1], _CHUNK // 16):  # scanlines: (triangle, row) pairs
+        rows = span[part, 1]
+        r = np.repeat(part, rows)
+        dy = np.arange(int(rows.sum()), dtype=np.int64) - np.repeat(np.cumsum(rows) - rows, rows)
+        first = np.zeros(len(r))
+        last = (span[r, 0] - 1).astype(np.float64)
+        for k in range(3):  # the span of x where edge function k >= -eps on this row
+            ak = coef64[r, k, 0]
+            rest = coef64[r, k, 1] * dy + coef64[r, k, 2] + _EDGE_EPS
+            with np.errstate(divide="ignore", invalid="ignore"):
+                cross = -rest / ak
+            first = np.where(ak > 0, np.maximum(first, np.ceil(cross)), first)
+            last = np.where(ak < 0, np.minimum(last, np.floor(cross)), last)
+            last = np.where((ak == 0) & (rest < 0), -1.0, last)
+        first = np.clip(first, 0, span[r, 0])
+        last = np.clip(last, -1, span[r, 0] - 1)
+        counts = np.maximum(last - first + 1, 0).astype(np.int64)
+        # pixels of each row span, in triangle order
+        q = np.repeat(np.arange(len(r)), counts)
+        dx = np.arange(int(counts.sum()), dtype=np.int64) - np.repeat(np.cumsum(counts) - counts, counts) + first.astype(np.int64)[q]
+        t = r[q]
+        dyq = dy[q]
+        fx, fy = dx.astype(np.float32), dyq.astype(np.float32)
+        b = np.empty((len(t), 3), dtype=np.float32)
+        for k in range(3):
+            b[:, k] = np.take(coef[k, 0], t) * fx + np.take(coef[k, 1], t) * fy + np.take(coef[k, 2], t)
+        pix = (np.take(loy, t) + dyq) * w + (np.take(lox, t) + dx)
+        out.append((ids[t], pix, b))
     return out
 
 
 def rasterize_uv(uv: np.ndarray, size: tuple[int, int]) -> TexelSamples:
     """Texel samples of the (T, 3, 2) UV triangles in a (W, H) texture (row 0 bottom).
 
-    Each triangle's bounding box of texel centres is enumerated (``np.repeat``, chunked) and tested
-    with float32 edge functions. Where islands overlap, the triangle with the **highest index** wins
+    Scanline conversion vectorised over triangles: each (triangle, row) pair gets its span of texel
+    centres from the three edge functions, and the spans are enumerated with ``np.repeat`` (chunked). Where islands overlap, the triangle with the **highest index** wins
     the texel. Triangles with zero UV area cover nothing.
     """
     w, h = int(size[0]), int(size[1])
