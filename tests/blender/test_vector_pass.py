@@ -27,6 +27,8 @@ def test_vector_channels_are_previous_and_next_motion_y_up(empty_scene, sc_modul
         cam.location = (x * metres, y * metres, 0.0)
         cam.keyframe_insert("location", frame=frame)
     empty_scene.render.use_motion_blur = True  # the user's setting: off for the render, then back
+    empty_scene.render.motion_blur_shutter = 0.2  # measured: the Vector pass ignores the shutter
+    empty_scene.frame_step = 2  # ... and the frame step: always ±1 scene frame
     view_layer = empty_scene.view_layers[0]
     before = scene_state.capture_state(empty_scene, view_layer)
     raw = passes.render_passes(empty_scene, cam, (W, H), frame=2, vector=True)
