@@ -10,6 +10,7 @@ Modules, one job each:
 - ``bounds``          — scene bounding boxes clipped to the view frustum, for the depth range.
 - ``edges``           — geometric edges (silhouettes, depth jumps, creases) and a numpy Canny.
 - ``segmentation``    — the ADE20K palette and object ids → segmentation image.
+- ``flow``            — Vector pass → flows, backward warp, disocclusion mask, flicker metric.
 - ``png``             — PNG encode/decode with text chunks (zlib only).
 - ``errors``          — ``ScenecastError`` and its kinds: a message and a fix for the user.
 - ``websocket``       — a minimal RFC 6455 client.
