@@ -14,8 +14,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import Union
 
 import numpy as np
+
+#: A point or vector: three floats, or a numpy array of them.
+Vec3 = Union[Sequence[float], np.ndarray]
 
 #: Elevations used when the caller names none: a low ring for the sides, a high one for tops.
 DEFAULT_ELEVATIONS: tuple[float, ...] = (15.0, 50.0)
@@ -23,7 +27,7 @@ DEFAULT_ELEVATIONS: tuple[float, ...] = (15.0, 50.0)
 FRONT_AZIMUTH = -90.0
 
 
-def look_at(eye: Sequence[float], target: Sequence[float], up: Sequence[float] = (0.0, 0.0, 1.0)) -> np.ndarray:
+def look_at(eye: Vec3, target: Vec3, up: Vec3 = (0.0, 0.0, 1.0)) -> np.ndarray:
     """(4, 4) ``matrix_world`` of a camera at ``eye`` looking at ``target``, its y axis towards ``up``.
 
     Looking straight along ``up`` (a top or bottom view) uses +Y as up instead, so the matrix is
@@ -56,7 +60,7 @@ def fit_distance(radius: float, fov_deg: float, margin: float = 1.1) -> float:
 
 
 def orbit_rig(
-    center: Sequence[float],
+    center: Vec3,
     radius: float,
     views: int,
     elevations: Sequence[float] = DEFAULT_ELEVATIONS,

@@ -58,6 +58,22 @@ class CameraView:
         xy[:, 1] = (1.0 - ndc[:, 1]) * (0.5 * h)
         return xy, -pc[:, 2]
 
+    def project32(self, points_world: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``project`` in float32 with one (N, 3) x (3, 4) product: for large texel sets (errors ~1e-4 px)."""
+        m = self.projection @ self.world_to_camera
+        a = np.concatenate([m[[0, 1, 3]], -self.world_to_camera[2:3]], axis=0).astype(np.float32)  # x, y, w, depth
+        r = np.asarray(points_world, dtype=np.float32) @ a[:, :3].T
+        r += a[:, 3]
+        wcl = r[:, 2]
+        wcl[wcl <= 0] = np.nan
+        w, h = self.resolution
+        xy = np.empty((len(r), 2), dtype=np.float32)
+        np.divide(r[:, 0], wcl, out=xy[:, 0])
+        np.divide(r[:, 1], wcl, out=xy[:, 1])
+        xy[:, 0] = (xy[:, 0] + 1.0) * (0.5 * w)
+        xy[:, 1] = (1.0 - xy[:, 1]) * (0.5 * h)
+        return xy, r[:, 3]
+
     def eye(self) -> np.ndarray:
         """World position of the camera (3,)."""
         return np.linalg.inv(self.world_to_camera)[:3, 3]
@@ -157,18 +173,22 @@ def sample_bilinear(image: np.ndarray, xy: np.ndarray) -> np.ndarray:
     if img.ndim == 2:
         img = img[:, :, None]
     h, w = img.shape[:2]
-    x = np.nan_to_num(np.asarray(xy[:, 0], dtype=np.float32) - 0.5)
-    y = np.nan_to_num(np.asarray(xy[:, 1], dtype=np.float32) - 0.5)
-    x = np.clip(x, 0, w - 1)
-    y = np.clip(y, 0, h - 1)
-    x0 = np.minimum(x.astype(np.int32), w - 2) if w > 1 else np.zeros(len(x), np.int32)
-    y0 = np.minimum(y.astype(np.int32), h - 2) if h > 1 else np.zeros(len(y), np.int32)
+    flat = img.reshape(h * w, -1)
+    x = np.asarray(xy[:, 0], dtype=np.float32) - np.float32(0.5)
+    y = np.asarray(xy[:, 1], dtype=np.float32) - np.float32(0.5)
+    np.clip(x, 0, w - 1, out=x)  # nan stays nan, then 0 below
+    np.clip(y, 0, h - 1, out=y)
+    x0 = np.nan_to_num(x, copy=False).astype(np.int32)
+    y0 = np.nan_to_num(y, copy=False).astype(np.int32)
+    np.minimum(x0, max(w - 2, 0), out=x0)
+    np.minimum(y0, max(h - 2, 0), out=y0)
     fx = (x - x0)[:, None]
     fy = (y - y0)[:, None]
-    flat = img.reshape(h * w, -1)
     i00 = y0 * w + x0
-    dx = 1 if w > 1 else 0
-    dy = w if h > 1 else 0
-    top = flat[i00] * (1 - fx) + flat[i00 + dx] * fx
-    bot = flat[i00 + dy] * (1 - fx) + flat[i00 + dy + dx] * fx
-    return (top * (1 - fy) + bot * fy).astype(np.float32, copy=False)
+    dx, dy = (1 if w > 1 else 0), (w if h > 1 else 0)
+    top = np.take(flat, i00, axis=0).astype(np.float32, copy=False)
+    top += (np.take(flat, i00 + dx, axis=0) - top) * fx
+    bot = np.take(flat, i00 + dy, axis=0).astype(np.float32, copy=False)
+    bot += (np.take(flat, i00 + dy + dx, axis=0) - bot) * fx
+    top += (bot - top) * fy
+    return top

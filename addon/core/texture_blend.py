@@ -92,13 +92,13 @@ def _surface_depth(dmap: np.ndarray, xy: np.ndarray) -> np.ndarray:
     d00, d01, d10, d11 = flat[i], flat[i + dx], flat[i + dy], flat[i + dy + dx]
     with np.errstate(invalid="ignore"):
         bil = (d00 * (1 - fx) + d01 * fx) * (1 - fy) + (d10 * (1 - fx) + d11 * fx) * fy
-    ok = np.isfinite(bil)
-    if ok.all():
-        return bil
-    stack = np.stack([d00, d01, d10, d11])
-    far = np.where(np.isfinite(stack), stack, -np.inf).max(axis=0)
-    far[~np.isfinite(far)] = np.inf
-    return np.where(ok, bil, far)
+    odd = np.flatnonzero(~np.isfinite(bil))  # a few texels at silhouettes
+    if len(odd):
+        stack = np.stack([d00[odd], d01[odd], d10[odd], d11[odd]])
+        far = np.where(np.isfinite(stack), stack, -np.inf).max(axis=0)
+        far[~np.isfinite(far)] = np.inf
+        bil[odd] = far
+    return bil
 
 
 def view_weights(view: CameraView, points: np.ndarray, normals: np.ndarray, depth_map: np.ndarray, *,
@@ -111,28 +111,37 @@ def view_weights(view: CameraView, points: np.ndarray, normals: np.ndarray, dept
     n = np.asarray(normals, dtype=np.float32)
     count = len(points)
     weights = np.zeros(count, dtype=np.float32)
-    xy = np.full((count, 2), np.nan, dtype=np.float64)
-    to_eye = view.directions_to_camera(points)
-    cos = np.einsum("ij,ij->i", n, to_eye)
-    cos /= np.maximum(np.sqrt(np.einsum("ij,ij->i", n, n)), 1e-20)
-    live = np.flatnonzero(cos >= max(math.cos(math.radians(cutoff_deg)), 1e-6))
-    if not len(live):
-        return weights, xy
-    pxy, depth = view.project(points[live])
-    xy[live] = pxy
+    xy = np.full((count, 2), np.nan, dtype=np.float32)
     w, h = view.resolution
     dmap = np.asarray(depth_map, dtype=np.float32)
     if dmap.shape != (h, w):
         raise ValueError(f"depth map is {dmap.shape[::-1]} (W, H) but the view is {w}x{h}: rasterise it for this view")
-    inside = np.isfinite(pxy).all(axis=1) & (pxy[:, 0] >= 0) & (pxy[:, 0] < w) & (pxy[:, 1] >= 0) & (pxy[:, 1] < h)
-    inside &= depth > 0
+    # cheap first cut over all texels: facing the camera at all (sign of n . (eye - p), no normalising)
+    if view.is_orthographic:
+        facing = n @ view.view_axis().astype(np.float32)
+    else:
+        facing = n @ view.eye().astype(np.float32)
+        facing -= np.einsum("ij,ij->i", n, points)
+    live = np.flatnonzero(facing > 0)
+    p, nl = points[live], n[live]
+    to_eye = view.directions_to_camera(p)
+    cos = np.einsum("ij,ij->i", nl, to_eye)
+    cos /= np.maximum(np.sqrt(np.einsum("ij,ij->i", nl, nl)), 1e-20)
+    cut = np.flatnonzero(cos >= max(math.cos(math.radians(cutoff_deg)), 1e-6))
+    live, p, cos = live[cut], p[cut], cos[cut]
+    if not len(live):
+        return weights, xy
+    pxy, depth = view.project32(p)
+    xy[live] = pxy
+    with np.errstate(invalid="ignore"):
+        inside = (pxy[:, 0] >= 0) & (pxy[:, 0] < w) & (pxy[:, 1] >= 0) & (pxy[:, 1] < h) & (depth > 0)
     keep = np.flatnonzero(inside)
-    live, pxy, depth = live[keep], pxy[keep], depth[keep]
+    live, pxy, depth, cos = live[keep], pxy[keep], depth[keep], cos[keep]
     seen = _surface_depth(dmap, pxy)
-    visible = depth <= seen * (1.0 + depth_tolerance)  # inf (nothing rasterised there) never occludes
-    live, pxy = live[visible], pxy[visible]
+    visible = np.flatnonzero(depth <= seen * (1.0 + depth_tolerance))  # inf (no surface there) never occludes
+    live, pxy, cos = live[visible], pxy[visible], cos[visible]
     feather = sample_bilinear(feather_map(dmap, feather_px, edge_threshold), pxy)[:, 0]
-    weights[live] = np.power(cos[live], power) * feather
+    weights[live] = (cos if power == 1 else np.power(cos, np.float32(power))) * feather
     return weights, xy
 
 

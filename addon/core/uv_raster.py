@@ -167,9 +167,7 @@ def rasterize_uv(uv: np.ndarray, size: tuple[int, int]) -> TexelSamples:
 
 def interpolate(samples: TexelSamples, corner_values: np.ndarray) -> np.ndarray:
     """(N, C) float32 barycentric interpolation of per-corner (T, 3, C) values (positions, normals) at each texel."""
-    corner_values = np.asarray(corner_values)
+    corner_values = np.asarray(corner_values, dtype=np.float32)
     if corner_values.ndim == 2:
         corner_values = corner_values[:, :, None]
-    v = corner_values[samples.tri].astype(np.float32, copy=False)  # (N, 3, C)
-    b = samples.bary
-    return (v[:, 0] * b[:, 0:1] + v[:, 1] * b[:, 1:2] + v[:, 2] * b[:, 2:3]).astype(np.float32, copy=False)
+    return np.einsum("nkc,nk->nc", corner_values[samples.tri], samples.bary)
