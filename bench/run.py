@@ -28,6 +28,7 @@ QUICK = [
     (BLENDER_PY, ["bench/passes.py"]),
     (BLENDER_PY, ["bench/warp_accuracy.py"]),
     (BLENDER_PY, ["bench/roundtrip.py"]),
+    (BLENDER_PY, ["bench/projection_speed.py"]),
 ]
 SLOW = [
     (BACKEND_PY, ["bench/sd15_step.py", "--variants", "fp32,channels_last"]),
