@@ -241,5 +241,6 @@ def _taps(
     sy = np.fmin(np.fmax(sy, np.float32(0.0)), np.float32(height - 1))
     x0 = np.minimum(sx.astype(np.intp), max(width - 2, 0))  # sx >= 0: truncation is floor
     y0 = np.minimum(sy.astype(np.intp), max(height - 2, 0))
-    wx, wy = sx - x0.astype(np.float32), sy - y0.astype(np.float32)
+    wx: np.ndarray = sx - x0.astype(np.float32)
+    wy: np.ndarray = sy - y0.astype(np.float32)
     return x0, y0, wx, wy, inside
