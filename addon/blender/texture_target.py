@@ -66,7 +66,8 @@ def blank_texture(size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _image(name: str, size: tuple[int, int], float_buffer: bool, previous: object) -> bpy.types.Image:
-    if isinstance(previous, bpy.types.Image) and previous.source == "GENERATED" and previous.is_float == float_buffer:
+    # ``previous`` is the one the object (or its texture) points at: ours, though packing made it a FILE image.
+    if isinstance(previous, bpy.types.Image) and previous.is_float == float_buffer:
         image = previous
         if tuple(image.size) != tuple(size):
             image.scale(*size)
@@ -222,11 +223,14 @@ def restore_materials(objects: Iterable[bpy.types.Object]) -> list[str]:
             count = int(saved["slots"])
             links = list(saved["links"])
             own = saved.get("object", {})
-            while len(obj.material_slots) > count:
-                obj.data.materials.pop()  # type: ignore[union-attr]
             for i, slot in enumerate(obj.material_slots):
                 slot.material = own.get(str(i))  # the object-level material (None when it had none)
                 slot.link = links[i] if i < len(links) else "DATA"
+            mesh_materials = obj.data.materials  # type: ignore[union-attr]
+            if count == 0:
+                mesh_materials.clear()  # pop() down to none leaves the object a stale empty slot
+            for _ in range(max(0, min(len(obj.material_slots) - count, len(mesh_materials)))):
+                mesh_materials.pop(index=len(mesh_materials) - 1)
             del obj["scenecast_restore"]
             touched = True
         for material in {s.material for s in obj.material_slots if s.material is not None}:
