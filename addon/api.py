@@ -15,7 +15,7 @@ from __future__ import annotations
 import os
 import tempfile
 import threading
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import bpy
@@ -39,7 +39,10 @@ __all__ = [
     "prepare",
     "project",
     "restore_materials",
+    "texture_objects",
     "run_job",
+    "stylize_frame",
+    "stylize_frames",
 ]
 
 #: ControlNet unit types made from the scene, which are also the image keys they travel under.
@@ -270,3 +273,143 @@ def restore_materials(objects: Iterable[bpy.types.Object]) -> list[str]:
     Their Scenecast textures and weights stay (projecting again continues blending onto them).
     """
     return _texture_target.restore_materials(objects)
+
+
+def texture_objects(
+    objects: Iterable[bpy.types.Object],
+    prompt: str | None = None,
+    views: int | Sequence[bpy.types.Object] = 6,
+    model: str | None = None,
+    server: str | None = None,
+    *,
+    scene: bpy.types.Scene | None = None,
+    elevations: Sequence[float] = (15.0, 50.0),
+    size: int | None = None,
+    texture_size: int = 1024,
+    material: str = "new",
+    negative_prompt: str | None = None,
+    seed: int | None = None,
+    steps: int | None = None,
+    guidance: float | None = None,
+    units: Iterable[Mapping[str, Any]] | None = None,
+    coverage_threshold: float = 0.3,
+    mask_grow_px: int = 8,
+    fill_unseen: bool = True,
+    on_event: Callable[[Any], None] | None = None,
+    on_view: Callable[[int, int, str], None] | None = None,
+    cancel: threading.Event | None = None,
+    timeout: float | None = None,
+) -> Any:
+    """Generate one texture per object from several views that agree, baked into each object's UV map.
+
+    ``views``: a number of rig cameras around the objects (cycling through ``elevations``, degrees;
+    view 0 from the front), or a list of the user's camera objects. View 0 generates from depth +
+    edges (``units`` to change); each later view renders the texture so far into itself and inpaints
+    only what is not yet well covered (accumulated weight < ``coverage_threshold``), so views agree.
+    Results accumulate by facing weight per texel (see :func:`project`); texels no view saw are filled
+    by UV-space colour propagation (``fill_unseen``). ``size``: the square view size in pixels
+    (default: the scene's width setting); ``texture_size``: texels per side. ``on_view(i, n, text)``
+    reports progress per view, ``on_event`` each job's events; ``cancel`` (set from another thread)
+    stops during or between views, keeping the views done. Returns ``{object: texture image}`` with
+    ``.coverage`` (name → fraction of island texels some view saw), ``.views`` (per view: camera, job
+    id, or skipped), ``.notes`` (also printed) and ``.files`` (the generated view images).
+    Raises ``ValueError`` naming the fix for bad arguments and ``JobFailed`` when a job fails or is cancelled.
+    """
+    from . import texture_api
+
+    scene = scene or bpy.context.scene
+    if scene is None:
+        raise ValueError("no active scene: pass scene=")
+    settings = texture_api.settings_for(
+        scene, prompt, model=model, server=server, negative_prompt=negative_prompt, seed=seed, steps=steps,
+        guidance=guidance, size=size, texture_size=texture_size, material=material, units=units,
+        coverage_threshold=coverage_threshold, mask_grow_px=mask_grow_px, fill_unseen=fill_unseen,
+        timeout=timeout,
+    )
+    return texture_api.texture_objects(scene, objects, settings, views, elevations, on_event=on_event,
+                                       on_view=on_view, cancel=cancel)
+
+
+def stylize_frame(
+    scene: bpy.types.Scene,
+    prompt: str | None = None,
+    preset: str | None = None,
+    camera: bpy.types.Object | None = None,
+    model: str | None = None,
+    server: str | None = None,
+    *,
+    init: str | None = None,
+    init_strength: float = 0.6,
+    refine: float = 0.0,
+    camera_background: bool = False,
+    compositor: bool = False,
+    on_event: Callable[[Any], None] | None = None,
+    cancel: threading.Event | None = None,
+    **settings: Any,
+) -> bpy.types.Image:
+    """Stylize the view of ``camera`` (default: the scene camera): passes → pipeline → a saved image.
+
+    The pipeline is ``preset``'s, else ControlNets from ``units`` (default depth + edges). ``init``:
+    "clay" or "color" starts from that render as img2img at ``init_strength``; ``refine`` > 0 adds an
+    img2img stage at that strength. The image is shown in open Image Editors; ``camera_background``
+    also shows it behind the camera, ``compositor`` puts it in an Image node "Scenecast Image".
+    Other keywords as :func:`generate` (``negative_prompt``, ``seed``, ``steps``, ``guidance``,
+    ``width``, ``height``, ``units``, ``timeout``). Blocks; main thread only.
+    """
+    from . import frame_api
+
+    return frame_api.stylize_frame(
+        scene, camera=camera, init=init, init_strength=init_strength, refine=refine,
+        camera_background=camera_background, compositor=compositor, on_event=on_event, cancel=cancel,
+        prompt=prompt, preset=preset, model=model, server=server, **settings,
+    )
+
+
+def stylize_frames(
+    scene: bpy.types.Scene,
+    frame_start: int,
+    frame_end: int,
+    output_dir: str,
+    prompt: str | None = None,
+    model: str | None = None,
+    server: str | None = None,
+    *,
+    consistency: bool = True,
+    hole_strength: float = 1.0,
+    refresh_strength: float = 0.3,
+    dilate_px: int = 4,
+    depth_tolerance: float = 0.05,
+    restart: bool = False,
+    depth_range: tuple[float, float] | DepthRange | None = None,
+    shot_range: tuple[int, int] | None = None,
+    camera: bpy.types.Object | None = None,
+    strip: bool = False,
+    video: str | bool | None = None,
+    fps: float | None = None,
+    on_event: Callable[[Any], None] | None = None,
+    cancel: threading.Event | None = None,
+    **settings: Any,
+) -> Any:
+    """Stylize frames ``frame_start``..``frame_end`` into ``output_dir/frame_####.png`` + a JSON record.
+
+    One depth range (``depth_range``, else the scene's Set Depth Range, else the bounds over
+    ``shot_range`` — default the scene's frame range) and one seed for all frames. With
+    ``consistency`` each frame after the first warps the previous output along Blender's Vector pass,
+    inpaints the disoccluded pixels at ``hole_strength`` (mask grown by ``dilate_px``; depth disagreeing
+    by more than ``depth_tolerance``, relative, counts) and refreshes the whole frame at
+    ``refresh_strength`` (0 skips). Resumes at the first missing frame; ``restart=True`` redoes all.
+    ``strip``: an image strip in the sequencer; ``video``: True or a path, an MP4 by Blender's FFmpeg.
+    Other keywords as :func:`generate`. Returns ``blender.frame_run.FramesResult`` (``files``,
+    ``made``, ``skipped``, ``record_path``, ``record``). The scene's frame and render settings are
+    restored, also on failure or cancel; raises :class:`JobFailed` (status "cancelled" on ``cancel``).
+    """
+    from . import frame_api
+    from .blender.frame_run import FrameOptions
+
+    options = FrameOptions(consistency=consistency, hole_strength=hole_strength, refresh_strength=refresh_strength,
+                           dilate_px=dilate_px, depth_tolerance=depth_tolerance, restart=restart)
+    return frame_api.stylize_frames(
+        scene, frame_start, frame_end, output_dir, strip=strip, video=video, fps=fps, camera=camera,
+        depth_range=depth_range, shot_range=shot_range, options=options, on_event=on_event, cancel=cancel,
+        prompt=prompt, model=model, server=server, **settings,
+    )

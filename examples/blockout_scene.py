@@ -1,7 +1,8 @@
 """A small street blockout built by script — the demo's scene, with no binary .blend in the repo.
 
 A road with sidewalks between two rows of box buildings, a lamp post (cylinder), a tree (cylinder trunk
-and sphere crown), a car-sized box, a camera at eye height looking down the street, and a sun. Each
+and sphere crown), a car-sized box, a camera at eye height looking down the street (dollying forward
+3 units and panning 6° over frames 1-24), and a sun. Each
 object gets a Scenecast segmentation class (ADE20K names) when the add-on is registered, so the
 segmentation image has meaningful colours.
 
@@ -85,6 +86,14 @@ def build(
     camera.rotation_euler = (math.radians(86.0), 0.0, 0.0)  # looking down +y, slightly down
     scene.collection.objects.link(camera)
     scene.camera = camera
+    # A slow dolly down the street with a slight pan (frames 1-24), for concept-frame sequences; the
+    # camera at frame 1 is the still camera above.
+    for frame, location, pan in ((1, (0.5, -6.0, 1.7), 0.0), (24, (0.0, -3.0, 1.7), 6.0)):
+        camera.location, camera.rotation_euler.z = location, math.radians(pan)
+        camera.keyframe_insert("location", frame=frame)
+        camera.keyframe_insert("rotation_euler", index=2, frame=frame)
+    camera.location, camera.rotation_euler.z = (0.5, -6.0, 1.7), 0.0
+    scene.frame_start, scene.frame_end = 1, 24
 
     sun_data = bpy.data.lights.new("Sun", type="SUN")
     sun_data.energy = 3.0

@@ -1,0 +1,366 @@
+"""A resumable run over a frame range: passes per frame, one backend job per frame, one PNG per frame.
+
+The run is split so that the modal operator and a blocking script drive the same code:
+:meth:`FrameRun.next_task` (main thread: render the frame's passes with the Vector pass, warp the
+previous output, build the job) → ``core.remote_job.run_job`` (any thread) → :meth:`FrameRun.complete`
+(main thread: move the result into ``frame_####.png``, flicker, record) … → :meth:`FrameRun.close`
+(restores the scene's frame and render settings, also after failure or cancel). :meth:`FrameRun.run`
+chains them, blocking.
+
+One depth range and one seed for every frame (the depth range from the whole shot's bounds unless
+given), so frames and farm machines agree. Frame 1 of the range is a normal generate; each later frame
+is one job: inpaint the disocclusion holes of the warped previous frame, then a light img2img refresh
+(``core.frame_sequence.later_stages``). ``consistency=False`` generates every frame independently with
+the same seed (the flicker baseline). Finished frames are never redone: a new run over the same range
+starts at the first missing frame and warps from the previous frame's PNG.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import shutil
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import bpy
+import numpy as np
+
+from ..core import frame_sequence as seq
+from ..core import png
+from ..core.conventions import DepthRange
+from ..core.errors import ScenecastError
+from ..core.jobspec import build_job_spec
+from ..core.remote_job import JobFailed, JobOutcome, JobRequest, run_job, write_atomic
+from .extract import Passes, extract_passes, scene_depth_range
+from .scene_state import capture_state, restore_state
+
+STAGING_DIR = ".scenecast-parts"
+
+
+@dataclass
+class FrameOptions:
+    """How later frames follow earlier ones; see the module doc. Strengths 0..1, ``dilate_px`` pixels,
+    ``depth_tolerance`` relative (0.05 = 5 % of the planar depth)."""
+
+    consistency: bool = True
+    hole_strength: float = 1.0
+    refresh_strength: float = 0.3
+    dilate_px: int = 4
+    depth_tolerance: float = 0.05
+    restart: bool = False  # redo every frame of the range (an earlier run's settings are ignored)
+
+    def check(self) -> None:
+        for name in ("hole_strength", "refresh_strength"):
+            value = getattr(self, name)
+            if not 0.0 <= value <= 1.0:
+                raise ValueError(f"{name} {value} is outside 0..1: set it between 0 (skip) and 1 (repaint fully)")
+        if self.dilate_px < 0 or self.dilate_px > 64:
+            raise ValueError(f"dilate_px {self.dilate_px} is outside 0..64 pixels")
+        if not 0.0 < self.depth_tolerance < 1.0:
+            raise ValueError(f"depth_tolerance {self.depth_tolerance} is outside (0, 1): e.g. 0.05 for 5 %")
+
+
+@dataclass
+class FrameTask:
+    """One frame's work between ``next_task`` and ``complete``; ``request`` None: no job is needed
+    (the warped frame is the output)."""
+
+    frame: int
+    mode: str  # "generate" | "inpaint+refresh" | "inpaint" | "refresh" | "warp"
+    request: JobRequest | None
+    step: seq.WarpStep | None
+    passes: Passes
+    timings: dict[str, float] = field(default_factory=dict)
+    started: float = field(default_factory=time.perf_counter)
+
+
+@dataclass
+class FramesResult:
+    """What a run left: every frame file of the range, the record, and which frames this run made."""
+
+    files: list[str]
+    made: list[int]
+    skipped: list[int]
+    record_path: str
+    record: dict[str, Any]
+
+
+class FrameRun:
+    """See the module doc. Construct on the main thread; it validates everything before any render."""
+
+    def __init__(
+        self,
+        scene: bpy.types.Scene,
+        template: JobRequest,
+        frame_start: int,
+        frame_end: int,
+        output_dir: str,
+        *,
+        camera: bpy.types.Object | None = None,
+        depth_range: DepthRange | None = None,
+        depth_source: str = "",
+        shot_range: tuple[int, int] | None = None,
+        classes: Mapping[str, str] | None = None,
+        options: FrameOptions | None = None,
+        log: Callable[[str], None] = print,
+    ) -> None:
+        self.scene, self.template, self.log = scene, template, log
+        self.options = options or FrameOptions()
+        self.options.check()
+        self.frames = seq.check_range(frame_start, frame_end)
+        self.camera = camera or scene.camera
+        if self.camera is None or self.camera.type != "CAMERA":
+            raise ScenecastError("the scene has no camera", "add a camera and make it the scene camera, or pass camera=")
+        self.output_dir = os.path.abspath(bpy.path.abspath(output_dir))
+        self.size = (int(template.params["width"]), int(template.params["height"]))
+        self.classes = dict(classes or {})
+        context_layer = bpy.context.view_layer if bpy.context.scene == scene else None
+        self.view_layer: bpy.types.ViewLayer = context_layer or scene.view_layers[0]
+        # Validate the job settings now (no model needed yet): a typo must not cost a render.
+        first_spec = build_job_spec(model=template.model or "builtin:tiny", units=template.units, **template.params)
+        self.controlnets, self.fields = seq.main_stage_settings(first_spec)
+        self.seed = int(template.params.get("seed") or 0)
+        self._state = capture_state(scene, self.view_layer)
+        try:
+            self.shot_range = shot_range or (min(scene.frame_start, self.frames[0]), max(scene.frame_end, self.frames[-1]))
+            if depth_range is None:
+                shot = range(int(self.shot_range[0]), int(self.shot_range[1]) + 1)
+                depth_range = scene_depth_range(scene, [self.camera], self.size, shot, view_layer=self.view_layer)
+                depth_source = f"bounds over frames {self.shot_range[0]}-{self.shot_range[1]}"
+            self.depth_range = depth_range
+            self.settings = self._settings(depth_source)
+            os.makedirs(self.output_dir, exist_ok=True)
+            self.record_path = seq.record_path(self.output_dir, self.frames[0], self.frames[-1])
+            self.record = self._open_record()
+        except BaseException:
+            restore_state(scene, self.view_layer, self._state)
+            raise
+        self.skipped = [f for f in self.frames if os.path.isfile(seq.frame_path(self.output_dir, f))]
+        self.made: list[int] = []
+        self._previous: tuple[int, np.ndarray, Passes] | None = None  # frame, output RGB, its passes
+        self._closed = False
+
+    # ------------------------------------------------------------------------------------ settings
+
+    def _settings(self, depth_source: str) -> dict[str, Any]:
+        p, o = self.template.params, self.options
+        return {
+            "prompt": p.get("prompt"), "negative_prompt": self.fields.get("negative_prompt"), "seed": self.seed,
+            "model": self.template.model or f"(default: {self.template.default_model})",
+            "width": self.size[0], "height": self.size[1], "camera": self.camera.name, "scene": self.scene.name,
+            "depth_range": [self.depth_range.near, self.depth_range.far], "depth_source": depth_source,
+            "shot_range": list(self.shot_range), "steps": self.fields.get("steps"), "guidance": self.fields.get("guidance"),
+            "first_frame_preset": p.get("preset") if isinstance(p.get("preset"), (str, dict)) else None,
+            "units": self.template.units, "later_controlnets": self.controlnets, "consistency": o.consistency,
+            "hole_strength": o.hole_strength, "refresh_strength": o.refresh_strength, "dilate_px": o.dilate_px,
+            "depth_tolerance": o.depth_tolerance,
+        }  # fmt: skip
+
+    def _open_record(self) -> dict[str, Any]:
+        done = [f for f in self.frames if os.path.isfile(seq.frame_path(self.output_dir, f))]
+        record = seq.load_record(self.record_path)
+        if record is not None and not self.options.restart and done:
+            conflicts = seq.resume_conflicts(record, self.settings)
+            if conflicts:
+                raise ScenecastError(
+                    f"{self.output_dir} already holds frames {done[0]}-{done[-1]} of this range made with other"
+                    f" settings ({', '.join(conflicts)})",
+                    "use another output folder, put the settings back to continue, or restart the range",
+                )
+            record["settings"] = self.settings
+        else:
+            record = seq.new_record(self.settings, self.frames[0], self.frames[-1])
+        if self.options.restart:
+            for frame in done:
+                os.remove(seq.frame_path(self.output_dir, frame))
+        record["runs"].append({"started": time.time(), "resumed_at": seq.first_missing(self.output_dir, self.frames),
+                               "status": "running"})  # fmt: skip
+        record["status"] = "running"
+        seq.save_record(self.record_path, record)
+        return record
+
+    # ------------------------------------------------------------------------------------ the steps
+
+    def pending(self) -> list[int]:
+        """Frames of the range without a finished file, in order."""
+        return [f for f in self.frames if not os.path.isfile(seq.frame_path(self.output_dir, f))]
+
+    def next_task(self) -> FrameTask | None:
+        """Main thread: the next missing frame's passes, warp and job request; None when all are done."""
+        todo = self.pending()
+        if not todo:
+            return None
+        frame = todo[0]
+        t0 = time.perf_counter()
+        passes = self._passes(frame, vector=True)
+        t1 = time.perf_counter()
+        previous = self._previous_output(frame)
+        step = None
+        if previous is not None:
+            _, prev_rgb, prev_passes = previous
+            step = seq.consistency_inputs(
+                prev_rgb, passes.raw["vector"], passes.raw["depth"], prev_passes.raw["depth"],
+                object_id_t=passes.raw["object_id"], object_id_prev=prev_passes.raw["object_id"],
+                dilate_px=self.options.dilate_px, depth_tolerance=self.options.depth_tolerance,
+            )
+        t2 = time.perf_counter()
+        images: dict[str, Any] = dict(passes.control)
+        params = dict(self.template.params)
+        units = self.template.units
+        mode = "generate"
+        if step is not None and self.options.consistency:
+            later = seq.later_stages(self.controlnets, self.fields, has_holes=bool(step.holes.any()),
+                                     hole_strength=self.options.hole_strength,
+                                     refresh_strength=self.options.refresh_strength)
+            stages = [] if later is None else [s["type"] for s in later["stages"]]
+            mode = "+".join("refresh" if s == "img2img" else s for s in stages) or "warp"
+            params.update(preset=later, negative_prompt=None, steps=None, guidance=None)
+            units = []
+            images[seq.WARPED_KEY] = step.warped
+            images[seq.HOLES_KEY] = step.mask_image()
+        request = None
+        if mode != "warp":
+            request = dataclasses.replace(
+                self.template, params=params, units=units, images=images,
+                output_dir=os.path.join(self.output_dir, STAGING_DIR), name=f"frame_{frame:04d}",
+            )
+        timings = {"passes": t1 - t0, "warp": t2 - t1, "render": float(sum(v for k, v in passes.timings.items()
+                                                                         if k == "render"))}
+        return FrameTask(frame=frame, mode=mode, request=request, step=step, passes=passes, timings=timings)
+
+    def complete(self, task: FrameTask, outcome: JobOutcome | None) -> dict[str, Any]:
+        """Main thread: the frame's result becomes ``frame_####.png`` (atomically), its flicker and
+        timings go into the record. Returns the frame's record entry."""
+        wall = time.perf_counter() - task.started - task.timings["passes"] - task.timings["warp"]
+        path = seq.frame_path(self.output_dir, task.frame)
+        entry: dict[str, Any] = {"file": os.path.basename(path), "mode": task.mode, "job_id": None}
+        if outcome is None:
+            assert task.step is not None, "only a warped frame needs no job"
+            data = png.encode_png(task.step.warped)
+            write_atomic(path, data)
+            rgb = task.step.warped
+        else:
+            os.replace(outcome.files[0], path)  # same folder tree: an atomic rename, never a partial file
+            for extra in outcome.files[1:]:
+                os.remove(extra)
+            with open(path, "rb") as fh:
+                data = fh.read()
+            rgb = _rgb8(png.decode_png(data))
+            status = outcome.status
+            diffusion = float((status.get("finished") or 0) - (status.get("started") or 0))
+            diffusion = diffusion if 0 < diffusion < wall + 1.0 else 0.0
+            entry.update(job_id=outcome.job_id, model=outcome.model)
+            task.timings["diffusion"] = diffusion
+            task.timings["transport"] = max(0.0, wall - diffusion)
+        t0 = time.perf_counter()
+        previous = self._previous_output(task.frame)
+        if task.step is not None and previous is not None:
+            entry["flicker"] = seq.clean_float(seq.frame_flicker(rgb, previous[1], task.step))
+            entry["hole_fraction"] = round(task.step.hole_fraction, 5)
+        task.timings["warp"] += time.perf_counter() - t0
+        task.timings["total"] = time.perf_counter() - task.started
+        entry["timings"] = {k: round(v, 4) for k, v in task.timings.items()}
+        entry["finished"] = time.time()
+        self._previous = (task.frame, rgb, task.passes)
+        self.made.append(task.frame)
+        self.record["frames"][str(task.frame)] = entry
+        seq.save_record(self.record_path, self.record)
+        flick = entry.get("flicker")
+        self.log(f"Scenecast: frame {task.frame} ({task.mode}) done in {task.timings['total']:.2f} s"
+                 + (f", flicker {flick:.2f}" if flick is not None else "") + f" → {path}")
+        return entry
+
+    def close(self, status: str, error: str | None = None) -> None:
+        """End the run: record the status, drop the staging folder, put the scene back as it was."""
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            self.record["status"] = status
+            self.record["runs"][-1].update(status=status, ended=time.time(), made=self.made, error=error)
+            seq.save_record(self.record_path, self.record)
+            shutil.rmtree(os.path.join(self.output_dir, STAGING_DIR), ignore_errors=True)
+            if self.record.get("flicker_mean") is not None:
+                which = "with" if self.options.consistency else "without"
+                self.log(f"Scenecast: flicker {self.record['flicker_mean']:.2f} (mean |frame − warped previous|,"
+                         f" 0..255, {which} consistency) for frames {self.frames[0]}-{self.frames[-1]}")
+        finally:
+            failed = restore_state(self.scene, self.view_layer, self._state)
+            if failed:
+                self.log("Scenecast: could not restore " + "; ".join(failed))
+
+    def result(self) -> FramesResult:
+        files = [seq.frame_path(self.output_dir, f) for f in self.frames]
+        return FramesResult(files=[f for f in files if os.path.isfile(f)], made=list(self.made),
+                            skipped=list(self.skipped), record_path=self.record_path, record=self.record)
+
+    def run(
+        self,
+        on_event: Callable[[Any], None] | None = None,
+        cancel: threading.Event | None = None,
+        on_status: Callable[[str], None] | None = None,
+    ) -> FramesResult:
+        """Blocking: every missing frame in order; ``cancel`` stops between and during frames (the
+        finished frames stay; :class:`JobFailed` with status "cancelled" is raised)."""
+        status, error = "failed", None
+        try:
+            while True:
+                if cancel is not None and cancel.is_set():
+                    raise JobFailed("the frame sequence was cancelled", None, status="cancelled")
+                task = self.next_task()
+                if task is None:
+                    break
+                outcome = None
+                if task.request is not None:
+                    outcome = run_job(task.request, on_event=on_event, cancel=cancel, on_status=on_status)
+                    for note in outcome.notes:
+                        self.log(f"Scenecast: {note}")
+                self.complete(task, outcome)
+            status = "done"
+        except JobFailed as exc:
+            status, error = exc.status, str(exc.message)
+            raise
+        except BaseException as exc:
+            error = str(exc)
+            raise
+        finally:
+            self.close(status, error)
+        return self.result()
+
+    # ------------------------------------------------------------------------------------ helpers
+
+    def _passes(self, frame: int, vector: bool) -> Passes:
+        return extract_passes(self.scene, self.camera, self.size, depth_range=self.depth_range, frame=frame,
+                              classes=self.classes or None, vector=vector, view_layer=self.view_layer)
+
+    def _previous_output(self, frame: int) -> tuple[int, np.ndarray, Passes] | None:
+        """Frame − 1's output and passes when it belongs to this range and is finished (from memory,
+        or its PNG and re-rendered passes when this run resumes there)."""
+        prev = frame - 1
+        if prev < self.frames[0]:
+            return None
+        if self._previous is not None and self._previous[0] == prev:
+            return self._previous
+        path = seq.frame_path(self.output_dir, prev)
+        if not os.path.isfile(path):
+            return None
+        with open(path, "rb") as fh:
+            rgb = _rgb8(png.decode_png(fh.read()))
+        self._previous = (prev, rgb, self._passes(prev, vector=False))
+        return self._previous
+
+
+def _rgb8(image: np.ndarray) -> np.ndarray:
+    """(H, W, 3) uint8 from a decoded PNG (grey, alpha or 16-bit)."""
+    a = np.asarray(image)
+    if a.dtype == np.uint16:
+        a = (a >> 8).astype(np.uint8)
+    if a.ndim == 2:
+        a = np.repeat(a[..., None], 3, axis=2)
+    if a.shape[2] == 2:
+        a = np.repeat(a[..., :1], 3, axis=2)
+    return np.ascontiguousarray(a[..., :3])
