@@ -173,7 +173,6 @@ def sample_bilinear(image: np.ndarray, xy: np.ndarray) -> np.ndarray:
     if img.ndim == 2:
         img = img[:, :, None]
     h, w = img.shape[:2]
-    flat = img.reshape(h * w, -1)
     x = np.asarray(xy[:, 0], dtype=np.float32) - np.float32(0.5)
     y = np.asarray(xy[:, 1], dtype=np.float32) - np.float32(0.5)
     np.clip(x, 0, w - 1, out=x)  # nan stays nan, then 0 below
@@ -182,13 +181,19 @@ def sample_bilinear(image: np.ndarray, xy: np.ndarray) -> np.ndarray:
     y0 = np.nan_to_num(y, copy=False).astype(np.int32)
     np.minimum(x0, max(w - 2, 0), out=x0)
     np.minimum(y0, max(h - 2, 0), out=y0)
-    fx = (x - x0)[:, None]
-    fy = (y - y0)[:, None]
+    fx, fy = x - x0, y - y0
     i00 = y0 * w + x0
-    dx, dy = (1 if w > 1 else 0), (w if h > 1 else 0)
-    top = np.take(flat, i00, axis=0).astype(np.float32, copy=False)
-    top += (np.take(flat, i00 + dx, axis=0) - top) * fx
-    bot = np.take(flat, i00 + dy, axis=0).astype(np.float32, copy=False)
-    bot += (np.take(flat, i00 + dy + dx, axis=0) - bot) * fx
-    top += (bot - top) * fy
-    return top
+    i01, i10 = i00 + (1 if w > 1 else 0), i00 + (w if h > 1 else 0)
+    i11 = i10 + (1 if w > 1 else 0)
+    w11 = fx * fy
+    w01, w10 = fx - w11, fy - w11
+    w00 = 1.0 - fx - w10
+    out = np.empty((len(x), img.shape[2]), dtype=np.float32)
+    for c in range(img.shape[2]):  # one contiguous plane per channel: 1-D ops, no (N, 3) broadcasting
+        plane = np.ascontiguousarray(img[:, :, c], dtype=np.float32).reshape(-1)
+        acc = np.take(plane, i00) * w00  # np.take: about twice as fast as fancy indexing here
+        acc += np.take(plane, i01) * w01
+        acc += np.take(plane, i10) * w10
+        acc += np.take(plane, i11) * w11
+        out[:, c] = acc
+    return out

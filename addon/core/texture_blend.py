@@ -8,7 +8,8 @@ texture bit-compatible with the images the backend made.
 Weight of a texel in a view = ``max(cos θ, 0) ** power`` (θ: normal vs direction to the eye), 0 past
 ``cutoff_deg``, 0 when occluded (planar depth beyond the view's depth map by more than
 ``depth_tolerance``, relative) or outside the image, times a feather that ramps 0 → 1 over
-``feather_px`` pixels away from silhouettes, depth discontinuities and the image border.
+``feather_px`` pixels away from silhouettes, depth discontinuities and the image border (never below
+``feather_floor`` for a visible texel, so thin parts seen only near their silhouettes are not lost).
 """
 
 from __future__ import annotations
@@ -22,6 +23,9 @@ from .uv_raster import TexelSamples
 
 #: Neighbouring pixels whose planar depths differ by more than this fraction count as a depth edge.
 DEFAULT_EDGE_THRESHOLD = 0.05
+#: Least feather factor of a visible texel: a surface seen only near silhouettes (a thin pole a few
+#: pixels wide) still gets its colour, while any view that sees it clearly outweighs it 50 to 1.
+FEATHER_FLOOR = 0.02
 #: Colour given to island texels when no view saw any texel at all (sRGB mid grey).
 FALLBACK_RGB = (0.5, 0.5, 0.5)
 
@@ -89,7 +93,7 @@ def _surface_depth(dmap: np.ndarray, xy: np.ndarray) -> np.ndarray:
     flat = dmap.reshape(-1)
     i = y0 * w + x0
     dx, dy = (1 if w > 1 else 0), (w if h > 1 else 0)
-    d00, d01, d10, d11 = flat[i], flat[i + dx], flat[i + dy], flat[i + dy + dx]
+    d00, d01, d10, d11 = (np.take(flat, k) for k in (i, i + dx, i + dy, i + dy + dx))
     with np.errstate(invalid="ignore"):
         bil = (d00 * (1 - fx) + d01 * fx) * (1 - fy) + (d10 * (1 - fx) + d11 * fx) * fy
     odd = np.flatnonzero(~np.isfinite(bil))  # a few texels at silhouettes
@@ -104,7 +108,8 @@ def _surface_depth(dmap: np.ndarray, xy: np.ndarray) -> np.ndarray:
 def view_weights(view: CameraView, points: np.ndarray, normals: np.ndarray, depth_map: np.ndarray, *,
                  power: float = 2.0, cutoff_deg: float = 80.0, feather_px: float = 8.0,
                  depth_tolerance: float = 0.01,
-                 edge_threshold: float = DEFAULT_EDGE_THRESHOLD) -> tuple[np.ndarray, np.ndarray]:
+                 edge_threshold: float = DEFAULT_EDGE_THRESHOLD,
+                 feather_floor: float = FEATHER_FLOOR) -> tuple[np.ndarray, np.ndarray]:
     """Weights (N,) float32 >= 0 of world ``points`` with ``normals`` in ``view``, and their pixel coords
     (N, 2) (row 0 top; ``nan`` behind a perspective camera). ``depth_map`` is that view's planar depth."""
     points = np.asarray(points, dtype=np.float32)
@@ -123,12 +128,12 @@ def view_weights(view: CameraView, points: np.ndarray, normals: np.ndarray, dept
         facing = n @ view.eye().astype(np.float32)
         facing -= np.einsum("ij,ij->i", n, points)
     live = np.flatnonzero(facing > 0)
-    p, nl = points[live], n[live]
+    p, nl = np.take(points, live, axis=0), np.take(n, live, axis=0)
     to_eye = view.directions_to_camera(p)
     cos = np.einsum("ij,ij->i", nl, to_eye)
     cos /= np.maximum(np.sqrt(np.einsum("ij,ij->i", nl, nl)), 1e-20)
     cut = np.flatnonzero(cos >= max(math.cos(math.radians(cutoff_deg)), 1e-6))
-    live, p, cos = live[cut], p[cut], cos[cut]
+    live, p, cos = live[cut], np.take(p, cut, axis=0), cos[cut]
     if not len(live):
         return weights, xy
     pxy, depth = view.project32(p)
@@ -136,10 +141,10 @@ def view_weights(view: CameraView, points: np.ndarray, normals: np.ndarray, dept
     with np.errstate(invalid="ignore"):
         inside = (pxy[:, 0] >= 0) & (pxy[:, 0] < w) & (pxy[:, 1] >= 0) & (pxy[:, 1] < h) & (depth > 0)
     keep = np.flatnonzero(inside)
-    live, pxy, depth, cos = live[keep], pxy[keep], depth[keep], cos[keep]
+    live, pxy, depth, cos = live[keep], np.take(pxy, keep, axis=0), depth[keep], cos[keep]
     seen = _surface_depth(dmap, pxy)
     visible = np.flatnonzero(depth <= seen * (1.0 + depth_tolerance))  # inf (no surface there) never occludes
-    live, pxy, cos = live[visible], pxy[visible], cos[visible]
+    live, pxy, cos = live[visible], np.take(pxy, visible, axis=0), cos[visible]
     feather = sample_bilinear(feather_map(dmap, feather_px, edge_threshold), pxy)[:, 0]
     weights[live] = (cos if power == 1 else np.power(cos, np.float32(power))) * feather
     return weights, xy
@@ -160,7 +165,7 @@ def project_image(samples: TexelSamples, points: np.ndarray, normals: np.ndarray
     weights, xy = view_weights(view, points, normals, depth_map, **weight_params)
     colors = np.zeros((len(weights), 3), dtype=np.float32)
     live = np.flatnonzero(weights > 0)
-    rgba = sample_bilinear(img, xy[live])
+    rgba = sample_bilinear(img, np.take(xy, live, axis=0))
     colors[live] = rgba[:, :3]
     if img.shape[2] == 4:
         weights[live] *= np.clip(rgba[:, 3], 0.0, 1.0)
@@ -177,12 +182,19 @@ def accumulate(color_tex: np.ndarray, weight_tex: np.ndarray, samples_index: np.
         raise ValueError("color_tex and weight_tex must be C-contiguous arrays (use np.ascontiguousarray)")
     ct = color_tex.reshape(-1, color_tex.shape[-1])
     wt = weight_tex.reshape(-1)
-    live = np.flatnonzero(np.asarray(weights) > 0)
-    idx = np.asarray(samples_index)[live]
-    w_new = np.asarray(weights, dtype=np.float32)[live]
-    w_old = wt[idx]
+    weights = np.asarray(weights, dtype=np.float32)
+    live = np.flatnonzero(weights > 0)
+    idx = np.take(np.asarray(samples_index), live)
+    w_new = np.take(weights, live)
+    w_old = np.take(wt, idx)
     total = w_old + w_new
-    ct[idx, :3] = (ct[idx, :3] * (w_old / total)[:, None] + np.asarray(colors)[live] * (w_new / total)[:, None])
+    keep = w_old / total
+    old = np.take(ct, idx, axis=0)[:, :3]
+    new = np.take(np.asarray(colors, dtype=np.float32), live, axis=0)
+    new -= old  # c_old + (c - c_old) * w / (w_old + w)
+    new *= (1.0 - keep)[:, None]
+    new += old
+    ct[idx, :3] = new
     wt[idx] = total
 
 

@@ -170,4 +170,4 @@ def interpolate(samples: TexelSamples, corner_values: np.ndarray) -> np.ndarray:
     corner_values = np.asarray(corner_values, dtype=np.float32)
     if corner_values.ndim == 2:
         corner_values = corner_values[:, :, None]
-    return np.einsum("nkc,nk->nc", corner_values[samples.tri], samples.bary)
+    return np.einsum("nkc,nk->nc", np.take(corner_values, samples.tri, axis=0), samples.bary)
