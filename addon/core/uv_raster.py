@@ -94,14 +94,15 @@ def scan_triangles(corners: np.ndarray, size: tuple[int, int]) -> "list[tuple[np
     w, h = int(size[0]), int(size[1])
     corners = np.asarray(corners, dtype=np.float64)
     a, inv, ok = _barycentric_frames(corners)
+    cmin = np.minimum(np.minimum(corners[:, 0], corners[:, 1]), corners[:, 2])  # (T, 2); faster than min(axis=1)
+    cmax = np.maximum(np.maximum(corners[:, 0], corners[:, 1]), corners[:, 2])
     with np.errstate(invalid="ignore"):
-        lo = np.ceil(corners.min(axis=1))
-        hi = np.floor(corners.max(axis=1))
-    ok &= np.all(np.isfinite(lo) & np.isfinite(hi), axis=1)
+        lo = np.ceil(cmin)
+        hi = np.floor(cmax)
+        ok &= np.isfinite(lo[:, 0]) & np.isfinite(lo[:, 1]) & np.isfinite(hi[:, 0]) & np.isfinite(hi[:, 1])
     lo = np.clip(np.where(ok[:, None], lo, 0), 0, [w - 1, h - 1]).astype(np.int64)
     hi = np.clip(np.where(ok[:, None], hi, -1), -1, [w - 1, h - 1]).astype(np.int64)
-    ok &= np.all(hi >= lo, axis=1) & np.all(corners.max(axis=1) >= 0, axis=1)
-    ok &= np.all(corners.min(axis=1) <= [w - 1, h - 1], axis=1)
+    ok &= (hi[:, 0] >= lo[:, 0]) & (hi[:, 1] >= lo[:, 1])
     ids = np.flatnonzero(ok)
     if not len(ids):
         return []
@@ -110,28 +111,34 @@ def scan_triangles(corners: np.ndarray, size: tuple[int, int]) -> "list[tuple[np
     coef = np.ascontiguousarray(coef64.astype(np.float32).transpose(1, 2, 0))
     lox, loy = lo[ids, 0], lo[ids, 1]
     out = []
+    cols = [[np.ascontiguousarray(coef64[:, k, j]) for j in range(3)] for k in range(3)]
+    spanx = np.ascontiguousarray(span[:, 0])
     for part in _chunks(span[:, 1], _CHUNK // 16):  # scanlines: (triangle, row) pairs
         rows = span[part, 1]
         r = np.repeat(part, rows)
         dy = np.arange(int(rows.sum()), dtype=np.int64) - np.repeat(np.cumsum(rows) - rows, rows)
+        width = np.take(spanx, r)
         first = np.zeros(len(r))
-        last = (span[r, 0] - 1).astype(np.float64)
+        last = (width - 1).astype(np.float64)
         for k in range(3):  # the span of x where edge function k >= -eps on this row
-            ak = coef64[r, k, 0]
-            rest = coef64[r, k, 1] * dy + coef64[r, k, 2] + _EDGE_EPS
+            ak = np.take(cols[k][0], r)
+            rest = np.take(cols[k][1], r) * dy
+            rest += np.take(cols[k][2], r)
+            rest += _EDGE_EPS
             with np.errstate(divide="ignore", invalid="ignore"):
                 cross = -rest / ak
-            first = np.where(ak > 0, np.maximum(first, np.ceil(cross)), first)
-            last = np.where(ak < 0, np.minimum(last, np.floor(cross)), last)
-            last = np.where((ak == 0) & (rest < 0), -1.0, last)
-        first = np.clip(first, 0, span[r, 0])
-        last = np.clip(last, -1, span[r, 0] - 1)
+            pos, neg = ak > 0, ak < 0
+            np.maximum(first, np.ceil(cross), out=first, where=pos)
+            np.minimum(last, np.floor(cross), out=last, where=neg)
+            last[(ak == 0) & (rest < 0)] = -1.0
+        np.clip(first, 0, width, out=first)
+        np.clip(last, -1, width - 1, out=last)
         counts = np.maximum(last - first + 1, 0).astype(np.int64)
         # pixels of each row span, in triangle order
-        q = np.repeat(np.arange(len(r)), counts)
-        dx = np.arange(int(counts.sum()), dtype=np.int64) - np.repeat(np.cumsum(counts) - counts, counts) + first.astype(np.int64)[q]
-        t = r[q]
-        dyq = dy[q]
+        dx = np.arange(int(counts.sum()), dtype=np.int64)
+        dx -= np.repeat(np.cumsum(counts) - counts - first.astype(np.int64), counts)
+        t = np.repeat(r, counts)
+        dyq = np.repeat(dy, counts)
         fx, fy = dx.astype(np.float32), dyq.astype(np.float32)
         b = np.empty((len(t), 3), dtype=np.float32)
         for k in range(3):
