@@ -129,9 +129,15 @@ def view_weights(view: CameraView, points: np.ndarray, normals: np.ndarray, dept
         facing -= np.einsum("ij,ij->i", n, points)
     live = np.flatnonzero(facing > 0)
     p, nl = np.take(points, live, axis=0), np.take(n, live, axis=0)
-    to_eye = view.directions_to_camera(p)
-    cos = np.einsum("ij,ij->i", nl, to_eye)
-    cos /= np.maximum(np.sqrt(np.einsum("ij,ij->i", nl, nl)), 1e-20)
+    # cos = n . (eye - p) / (|n| |eye - p|), reusing n . (eye - p) from the cut above
+    norm2 = np.einsum("ij,ij->i", nl, nl)
+    if not view.is_orthographic:
+        eye = view.eye().astype(np.float32)
+        dist2 = np.einsum("ij,ij->i", p, p)
+        dist2 -= 2.0 * (p @ eye)
+        dist2 += np.float32(eye @ eye)
+        norm2 *= np.maximum(dist2, np.float32(1e-30))
+    cos = np.take(facing, live) / np.sqrt(np.maximum(norm2, np.float32(1e-30)))
     cut = np.flatnonzero(cos >= max(math.cos(math.radians(cutoff_deg)), 1e-6))
     live, p, cos = live[cut], np.take(p, cut, axis=0), cos[cut]
     if not len(live):
