@@ -293,6 +293,11 @@ class FrameRun:
             if failed:
                 self.log("Scenecast: could not restore " + "; ".join(failed))
 
+    @property
+    def last_output(self) -> np.ndarray | None:
+        """The latest finished frame's output, (H, W, 3) uint8 row 0 top (for showing progress)."""
+        return None if self._previous is None else self._previous[1]
+
     def result(self) -> FramesResult:
         files = [seq.frame_path(self.output_dir, f) for f in self.frames]
         return FramesResult(files=[f for f in files if os.path.isfile(f)], made=list(self.made),

@@ -11,6 +11,7 @@ import bpy
 
 from ..core import backend_process
 from . import job_runner, operators, panels, preferences, properties, texture_ops
+from . import frame_ops, frame_panel
 
 #: Classes to register, in dependency order (property groups before the types that point to them).
 CLASSES: tuple[type, ...] = (
@@ -19,6 +20,8 @@ CLASSES: tuple[type, ...] = (
     *operators.classes,
     *texture_ops.classes,
     *panels.classes,
+    *frame_ops.classes,
+    *frame_panel.classes,  # after panels: its panel is a child of the main one
 )
 
 
@@ -26,12 +29,15 @@ def register() -> None:
     for cls in CLASSES:
         bpy.utils.register_class(cls)
     properties.register_properties()
+    frame_panel.register_properties()
 
 
 def unregister() -> None:
     job_runner.cancel_active()
+    frame_ops.stop_active()
     operators.forget_start()
     backend_process.stop_started()
     properties.unregister_properties()
+    frame_panel.unregister_properties()
     for cls in reversed(CLASSES):
         bpy.utils.unregister_class(cls)

@@ -172,3 +172,23 @@ def test_stylize_frame_returns_an_image_on_the_camera_background_and_in_the_comp
     assert [bg.image for bg in scene.camera.data.background_images] == [second]
     assert tree.nodes["Scenecast Image"].image == second
     bpy.data.node_groups.remove(tree)
+
+
+def test_the_operators_block_in_background_mode(scenecast, backend, scene, prefs, tmp_path):
+    prefs.server_url = backend.url
+    s = scene.scenecast
+    s.prompt, s.model, s.width, s.height, s.steps, s.seed = "a quiet alley", "builtin:tiny", 64, 64, 2, 3
+    f = scene.scenecast_frames
+    f.camera_background, f.refine = True, 0.2
+    f.use_scene_range, f.frame_start, f.frame_end = False, 3, 4
+    f.output_dir, f.add_strip = str(tmp_path / "op_frames"), True
+    before = {i.name for i in bpy.data.images}
+    with bpy.context.temp_override(scene=scene):
+        assert bpy.ops.scenecast.stylize_frame() == {"FINISHED"}
+        assert bpy.ops.scenecast.stylize_frames() == {"FINISHED"}
+    new = [i for i in bpy.data.images if i.name not in before]
+    assert len(new) == 1 and new[0].get("scenecast_job")
+    assert [bg.image for bg in scene.camera.data.background_images] == new
+    assert sorted(p.name for p in (tmp_path / "op_frames").iterdir()) == [
+        "frame_0003.png", "frame_0004.png", "scenecast_frames_0003-0004.json"]
+    assert any(st.name.startswith("Scenecast Frames") for st in scene.sequence_editor.strips)
