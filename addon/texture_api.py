@@ -39,6 +39,7 @@ def settings_for(
     coverage_threshold: float = 0.3,
     mask_grow_px: int = 8,
     fill_unseen: bool = True,
+    isolate: bool = True,
     timeout: float | None = None,
     output_dir: str | None = None,
     weight_params: Mapping[str, float] | None = None,
@@ -86,7 +87,7 @@ def settings_for(
     return TextureSettings(
         base_params=params, request_fields=request_fields, texture_size=(int(texture_size), int(texture_size)),
         material=material, units=unit_list, inpaint_units=unit_list, coverage_threshold=float(coverage_threshold),
-        mask_grow_px=int(mask_grow_px), fill_unseen=bool(fill_unseen),
+        mask_grow_px=int(mask_grow_px), fill_unseen=bool(fill_unseen), isolate=bool(isolate),
         # Feathering is in view pixels: 8 px at 512² (core's default), scaled with the view size.
         weight_params={"feather_px": max(2.0, side / 64.0), **dict(weight_params or {})},
     )

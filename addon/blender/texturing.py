@@ -21,7 +21,8 @@ Texture Objects operator runs modal:
    weights stay 0 there so a later projection (e.g. ``api.project`` from a camera that does see them)
    replaces the fill instead of blending with it.
 
-A view whose repaint mask is almost empty (< ``MIN_NEW_FRACTION`` of its target pixels) is skipped:
+By default (``isolate``) every other object is hidden from renders while the run lasts: rig cameras
+often stand inside the surrounding scene, and the passes should show the targets. A view whose repaint mask is almost empty (< ``MIN_NEW_FRACTION`` of its target pixels) is skipped:
 nothing new to add. Cancelling keeps the views finished so far (undo removes them) and always removes
 the temporary cameras.
 """
@@ -74,6 +75,7 @@ class TextureSettings:
     coverage_threshold: float = 0.3
     mask_grow_px: int = 8
     fill_unseen: bool = True
+    isolate: bool = True
     weight_params: dict[str, float] = field(default_factory=dict)
 
 
@@ -160,7 +162,7 @@ def texture_steps(
     view_log: list[dict[str, Any]] = []
     files: list[str] = []
     cameras_cm = _given(user_cameras) if user_cameras is not None else rig_cameras(scene, objects, int(views), elevations)  # type: ignore[arg-type]
-    with cameras_cm as cameras:
+    with cameras_cm as cameras, isolated(scene, objects, settings.isolate):
         depth_range = scene_depth_range(scene, cameras, (width, height))
         classes = object_classes(scene) or None
         count = len(cameras)
@@ -202,6 +204,27 @@ def texture_steps(
     for texture in written.values():
         texture["scenecast_views"] = len([v for v in view_log if not v.get("skipped")])
     return TextureResult(written, coverage, view_log, notes, files)
+
+
+@contextmanager
+def isolated(scene: bpy.types.Scene, objects: Sequence[bpy.types.Object], enabled: bool = True) -> Iterator[None]:
+    """Hide every other renderable object from renders while the run lasts (restored in every case).
+
+    Rig cameras stand around the selection, often inside walls of the surrounding scene: with the
+    rest hidden, the passes show the targets alone and only they occlude each other.
+    """
+    hidden: list[bpy.types.Object] = []
+    try:
+        if enabled:
+            keep = {o.name for o in objects}
+            for obj in scene.objects:
+                if obj.name not in keep and obj.type not in {"CAMERA", "LIGHT", "EMPTY"} and not obj.hide_render:
+                    obj.hide_render = True
+                    hidden.append(obj)
+        yield
+    finally:
+        for obj in hidden:
+            obj.hide_render = False
 
 
 @contextmanager

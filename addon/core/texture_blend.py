@@ -152,6 +152,7 @@ def view_weights(view: CameraView, points: np.ndarray, normals: np.ndarray, dept
     visible = np.flatnonzero(depth <= seen * (1.0 + depth_tolerance))  # inf (no surface there) never occludes
     live, pxy, cos = live[visible], np.take(pxy, visible, axis=0), cos[visible]
     feather = sample_bilinear(feather_map(dmap, feather_px, edge_threshold), pxy)[:, 0]
+    feather = np.maximum(feather, np.float32(feather_floor))  # thin parts seen only near silhouettes still count
     weights[live] = (cos if power == 1 else np.power(cos, np.float32(power))) * feather
     return weights, xy
 

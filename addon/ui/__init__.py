@@ -10,7 +10,7 @@ from __future__ import annotations
 import bpy
 
 from ..core import backend_process
-from . import job_runner, operators, panels, preferences, properties, texture_ops
+from . import job_runner, operators, panels, preferences, properties, texture_objects_op, texture_ops, texture_panel
 from . import frame_ops, frame_panel
 
 #: Classes to register, in dependency order (property groups before the types that point to them).
@@ -19,7 +19,9 @@ CLASSES: tuple[type, ...] = (
     *properties.classes,
     *operators.classes,
     *texture_ops.classes,
+    *texture_objects_op.classes,
     *panels.classes,
+    *texture_panel.classes,
     *frame_ops.classes,
     *frame_panel.classes,  # after panels: its panel is a child of the main one
 )

