@@ -152,8 +152,9 @@ def rasterize_uv(uv: np.ndarray, size: tuple[int, int]) -> TexelSamples:
     """Texel samples of the (T, 3, 2) UV triangles in a (W, H) texture (row 0 bottom).
 
     Scanline conversion vectorised over triangles: each (triangle, row) pair gets its span of texel
-    centres from the three edge functions, and the spans are enumerated with ``np.repeat`` (chunked). Where islands overlap, the triangle with the **highest index** wins
-    the texel. Triangles with zero UV area cover nothing.
+    centres from the three edge functions, and the spans are enumerated with ``np.repeat`` (chunked).
+    Where islands overlap, the triangle with the **highest index** wins the texel. Triangles with zero
+    UV area cover nothing.
     """
     w, h = int(size[0]), int(size[1])
     uv = np.asarray(uv, dtype=np.float64)
