@@ -295,6 +295,7 @@ def texture_objects(
     coverage_threshold: float = 0.3,
     mask_grow_px: int = 8,
     fill_unseen: bool = True,
+    isolate: bool = True,
     on_event: Callable[[Any], None] | None = None,
     on_view: Callable[[int, int, str], None] | None = None,
     cancel: threading.Event | None = None,
@@ -307,7 +308,8 @@ def texture_objects(
     edges (``units`` to change); each later view renders the texture so far into itself and inpaints
     only what is not yet well covered (accumulated weight < ``coverage_threshold``), so views agree.
     Results accumulate by facing weight per texel (see :func:`project`); texels no view saw are filled
-    by UV-space colour propagation (``fill_unseen``). ``size``: the square view size in pixels
+    by UV-space colour propagation (``fill_unseen``). ``isolate`` (default) hides every other object
+    from the renders while the run lasts, so the views show the targets alone. ``size``: the square view size in pixels
     (default: the scene's width setting); ``texture_size``: texels per side. ``on_view(i, n, text)``
     reports progress per view, ``on_event`` each job's events; ``cancel`` (set from another thread)
     stops during or between views, keeping the views done. Returns ``{object: texture image}`` with
@@ -324,7 +326,7 @@ def texture_objects(
         scene, prompt, model=model, server=server, negative_prompt=negative_prompt, seed=seed, steps=steps,
         guidance=guidance, size=size, texture_size=texture_size, material=material, units=units,
         coverage_threshold=coverage_threshold, mask_grow_px=mask_grow_px, fill_unseen=fill_unseen,
-        timeout=timeout,
+        isolate=isolate, timeout=timeout,
     )
     return texture_api.texture_objects(scene, objects, settings, views, elevations, on_event=on_event,
                                        on_view=on_view, cancel=cancel)
