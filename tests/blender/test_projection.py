@@ -312,6 +312,36 @@ def test_operator_projects_headless_and_undo_takes_it_back(empty_scene, scenecas
     plane = bpy.data.objects["Plane"]
     assert len(plane.material_slots) == 0 and "Plane Scenecast" not in bpy.data.images
     plane.select_set(True)
-    assert bpy.ops.scenecast.project_image(image="Paint", size=16) == {"FINISHED"}
+    assert bpy.ops.scenecast.project_image("EXEC_DEFAULT", True, image="Paint", size=16) == {"FINISHED"}
+    first = pixels(bpy.data.images["Plane Scenecast.weight"])[..., 0].copy()
+    assert bpy.ops.scenecast.project_image("EXEC_DEFAULT", True, image="Paint", size=16) == {"FINISHED"}
+    assert np.allclose(pixels(bpy.data.images["Plane Scenecast.weight"])[..., 0], 2 * first)
+    bpy.ops.ed.undo()  # the second projection's weights go, the first's come back
+    assert np.array_equal(pixels(bpy.data.images["Plane Scenecast.weight"])[..., 0], first)
+    plane = bpy.data.objects["Plane"]
     assert bpy.ops.scenecast.restore_materials() == {"FINISHED"}
     assert len(plane.material_slots) == 0
+
+
+def test_projector_renders_the_texture_so_far_back_into_a_view(empty_scene, sc_module):
+    """Multi-view texturing's view of the texture: what one view projected comes back where it is seen."""
+    scene = empty_scene
+    ball = uv_sphere(scene)
+    wall = uv_plane(scene, "Wall", size=6.0, location=(0, 2.5, 0))
+    wall.rotation_euler = (math.pi / 2, 0, 0)
+    cam = look_at(scene, (0, -4, 0.5))
+    projection = sc_module("blender.projection")
+    projector = projection.Projector([ball], (256, 256))
+    view = projector.view(cam, (96, 96))
+    y, x = np.mgrid[0:96, 0:96].astype(np.float32) / 96
+    image = np.stack([x, 1 - y, 0.5 + 0.4 * np.sin(5 * x + 3 * y)], axis=-1)
+    projector.project(view, image)
+    rgb, weight, mask = projector.render_into_view(view)
+    assert not mask[0, 0] and mask[48, 48]  # the wall behind is not a target
+    good = mask & (weight > 0.3)
+    assert good.sum() > 1500
+    assert psnr(rgb[good], image[good]) >= 30.0
+    untouched = bpy.data.images.get("Sphere Scenecast")
+    assert untouched is None  # nothing is written until .write()
+    images = projector.write()
+    assert images[ball].name == "Sphere Scenecast"
