@@ -87,3 +87,12 @@ def test_sample_bilinear_is_exact_on_a_linear_ramp_and_clamps():
     assert np.allclose(sample_bilinear(img, pts), pts, atol=1e-5)
     assert np.allclose(sample_bilinear(img, np.array([[-5.0, 40.0]])), [[0.5, 19.5]])
     assert sample_bilinear(img[:, :, 0], pts).shape == (4, 1)
+
+
+def test_backface_culling_drops_only_faces_turned_away():
+    tri, _ = quad(np.array([[-1, -1, 0.0], [1, -1, 0], [1, 1, 0], [-1, 1, 0]]))  # counter-clockwise from +z
+    front, back = persp_view([0, 0, 4.0], [0, 0, 0]), persp_view([0, 0, -4.0], [0, 0, 0])
+    assert (rasterize_view(front, tri, cull_backfaces=True).tri >= 0).sum() > 1000
+    assert (rasterize_view(back, tri, cull_backfaces=True).tri < 0).all()
+    seen_from_behind = rasterize_view(back, tri)
+    assert np.array_equal(seen_from_behind.tri >= 0, rasterize_view(front, tri).tri[:, ::-1] >= 0)
