@@ -34,7 +34,7 @@ class ProjectionError(ValueError):
 #: Texture sizes accepted (texels per side).
 MIN_SIZE, MAX_SIZE = 8, 16384
 #: Keyword arguments passed on to ``core.texture_blend.view_weights``.
-WEIGHT_PARAMS = ("power", "cutoff_deg", "feather_px", "depth_tolerance")
+WEIGHT_PARAMS = ("power", "cutoff_deg", "feather_px", "depth_tolerance", "feather_floor")
 
 
 def linear_to_srgb(linear: np.ndarray) -> np.ndarray:
@@ -158,19 +158,20 @@ class Projector:
     """
 
     objects: Sequence[bpy.types.Object]
-    size: tuple[int, int] = (1024, 1024)
+    size: int | tuple[int, int] = (1024, 1024)
     notes: list[str] = field(default_factory=list)
     targets: list[ProjectionTarget] = field(default_factory=list)
     uvs_added: list[str] = field(default_factory=list)
     depsgraph: bpy.types.Depsgraph = field(init=False)
     _geometry: SceneGeometry | None = field(default=None, init=False)
+    _raster: tuple[CameraView, ViewRaster] | None = field(default=None, init=False)
 
     def __post_init__(self) -> None:
         scene, view_layer = bpy.context.scene, bpy.context.view_layer
         if scene is None or view_layer is None:
             raise ProjectionError("no active scene: run this from a window showing a scene")
         self.objects = check_objects(self.objects, scene)
-        w, h = int(self.size[0]), int(self.size[1])
+        w, h = (self.size, self.size) if isinstance(self.size, int) else (int(self.size[0]), int(self.size[1]))
         if not (MIN_SIZE <= w <= MAX_SIZE and MIN_SIZE <= h <= MAX_SIZE):
             raise ProjectionError(f"texture size {w}×{h}: use {MIN_SIZE}..{MAX_SIZE} texels per side (default 1024)")
         self.size = (w, h)
@@ -194,9 +195,15 @@ class Projector:
             self._geometry = scene_geometry(self.depsgraph, include=self.objects)
         return self._geometry
 
+    def raster(self, view: CameraView) -> ViewRaster:
+        """The scene rasterised into ``view``; the last one is kept, so depth map and render-into-view share it."""
+        if self._raster is None or self._raster[0] is not view:
+            self._raster = (view, rasterize_view(view, self.geometry.triangles))
+        return self._raster[1]
+
     def depth_map(self, view: CameraView) -> np.ndarray:
         """(H, W) float32 planar depth of the scene from ``view``, row 0 top, inf where empty."""
-        return rasterize_view(view, self.geometry.triangles).depth
+        return self.raster(view).depth
 
     def project(self, view: CameraView, image: np.ndarray, depth: np.ndarray | None = None,
                 **weight_params: float) -> dict[str, float]:
@@ -212,7 +219,7 @@ class Projector:
 
     def render_into_view(self, view: CameraView) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """See ``render_textures_into_view``."""
-        return render_textures_into_view(self.targets, view, self.geometry)
+        return render_textures_into_view(self.targets, view, self.geometry, self.raster(view))
 
     def write(self, material: str = "new", pad: int = 16) -> dict[bpy.types.Object, bpy.types.Image]:
         """Store every target's texture (padded ``pad`` texels past its seen texels; weights stay 0 there)
@@ -228,11 +235,12 @@ class Projector:
         return images
 
 
-def render_textures_into_view(targets: Sequence[ProjectionTarget], view: CameraView,
-                              geometry: SceneGeometry) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def render_textures_into_view(targets: Sequence[ProjectionTarget], view: CameraView, geometry: SceneGeometry,
+                              raster: ViewRaster | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """What ``view`` sees of the targets' textures so far, occluded by the whole scene: rgb (H, W, 3) sRGB
-    0..1, weight (H, W) and mask (H, W) bool (a target's surface is the nearest there); row 0 top."""
-    raster = rasterize_view(view, geometry.triangles)
+    0..1, weight (H, W) and mask (H, W) bool (a target's surface is the nearest there); row 0 top.
+    ``raster``: ``geometry`` already rasterised into ``view``."""
+    raster = raster if raster is not None else rasterize_view(view, geometry.triangles)
     w, h = view.resolution
     rgb = np.zeros((h, w, 3), dtype=np.float32)
     weight = np.zeros((h, w), dtype=np.float32)
