@@ -10,7 +10,12 @@ Steps, all through the installed extension the way a user has it:
 4. ``api.generate`` through a local backend the add-on starts itself (Backend Python from
    ``SCENECAST_BACKEND_PYTHON`` or the checkout's ``.venv``) with the default model — or
    ``builtin:tiny`` when offline (``HF_HUB_OFFLINE=1``), which it says — and copies the results to
-   ``out/``; the backend it started is stopped at the end.
+   ``out/``;
+5. multi-view textures for the car, the lamp and a building (examples/demo_texture.py) →
+   ``out/texture/<object>.png`` and renders of the textured objects from new angles;
+6. a short concept-frame sequence of the blockout's camera dolly (examples/demo_frames.py) →
+   ``out/frames/frame_####.png`` + its record (and an MP4 when Blender has FFmpeg); the backend it
+   started is stopped at the end.
 """
 
 from __future__ import annotations
@@ -128,6 +133,12 @@ def main(argv: list[str] | None = None) -> int:
         src = Path(bpy.path.abspath(image.filepath))
         print(f"result: {src} ({image.size[0]}×{image.size[1]}, model {image['scenecast_model']},"
               f" job {image['scenecast_job']})")
+    import demo_texture  # multi-view textures for a few objects, rendered from new angles: out/texture/
+
+    demo_texture.run(api, scene, out, model=model, size=min(size, 256), steps=steps, seed=args.seed)
+    import demo_frames  # the concept-frame sequence of the camera dolly: out/frames/
+
+    demo_frames.run(api, scene, out, model=model, size=size, steps=steps, prompt=args.prompt, seed=args.seed)
     backend_process = importlib.import_module(ADDON_MODULE + ".core.backend_process")
     backend_process.stop_started()
     print(f"done in {time.monotonic() - t0:.1f} s: passes in {out / 'passes'}, results in {out / 'results'}")

@@ -230,7 +230,7 @@ class FrameRun:
             )
         timings = {"passes": t1 - t0, "warp": t2 - t1, "render": float(sum(v for k, v in passes.timings.items()
                                                                          if k == "render"))}
-        return FrameTask(frame=frame, mode=mode, request=request, step=step, passes=passes, timings=timings)
+        return FrameTask(frame=frame, mode=mode, request=request, step=step, passes=passes, timings=timings, started=t0)
 
     def complete(self, task: FrameTask, outcome: JobOutcome | None) -> dict[str, Any]:
         """Main thread: the frame's result becomes ``frame_####.png`` (atomically), its flicker and
