@@ -30,6 +30,7 @@ the temporary cameras.
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -168,8 +169,10 @@ def texture_steps(
         count = len(cameras)
         for i, camera in enumerate(cameras):
             report(i, count, f"view {i + 1}/{count}: rendering passes")
+            t0 = time.perf_counter()
             passes = extract_passes(scene, camera, (width, height), depth_range=depth_range, classes=classes)
             view = projector.view(camera, (width, height))
+            t1 = time.perf_counter()
             request = _request(settings, passes.control, f"{scene.name}_view{i + 1:02d}")
             first = not view_log or all(v.get("skipped") for v in view_log)
             if not first:
@@ -183,15 +186,21 @@ def texture_steps(
                 init = np.where(mask[..., None], np.round(rgb * 255.0), BACKGROUND_GREY).astype(np.uint8)
                 request = _inpaint_request(settings, passes.control, init, repaint, request.name)
             report(i, count, f"view {i + 1}/{count}: generating")
+            t2 = time.perf_counter()
             outcome: JobOutcome = yield request
+            t3 = time.perf_counter()
             image = _read_result(outcome.files[0], (width, height))
             files.extend(outcome.files)
             notes.extend(n for n in outcome.notes if n not in notes)
             report(i, count, f"view {i + 1}/{count}: projecting")
             seen = projector.project(view, image, None, **settings.weight_params)
+            t4 = time.perf_counter()
             projector.write(settings.material)  # the mesh shows the texture as it builds
+            t5 = time.perf_counter()
             view_log.append({"camera": camera.name, "job_id": outcome.job_id, "model": outcome.model,
-                             "first": first, "seen": seen})
+                             "first": first, "seen": seen, "timings": {
+                                 "passes": t1 - t0, "render_back": t2 - t1, "job": t3 - t2,
+                                 "project": t4 - t3, "write": t5 - t4}})
     if settings.fill_unseen:
         for target in projector.targets:
             target.color = fill_unseen(target.color, target.weight, target.samples.covered_mask())
