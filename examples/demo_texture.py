@@ -77,6 +77,13 @@ def render_new_angles(scene: bpy.types.Scene, objects: list[bpy.types.Object], f
     saved = (scene.camera, scene.render.filepath, scene.render.resolution_x, scene.render.resolution_y,
              scene.render.resolution_percentage, scene.render.engine, scene.cycles.samples,
              scene.view_settings.view_transform, scene.render.image_settings.file_format)
+    world = bpy.data.worlds.new("Scenecast Demo Light")  # even grey light: every side of the texture shows
+    if world.node_tree is None:  # Blender 4.x: node trees on request (5.0 always has one)
+        world.use_nodes = True
+    background = next(n for n in world.node_tree.nodes if n.bl_idname == "ShaderNodeBackground")
+    background.inputs["Color"].default_value = (0.8, 0.8, 0.8, 1.0)
+    saved_world = scene.world
+    scene.world = world
     data = bpy.data.cameras.new("Scenecast Demo View")
     camera = bpy.data.objects.new(data.name, data)
     scene.collection.objects.link(camera)
@@ -105,5 +112,7 @@ def render_new_angles(scene: bpy.types.Scene, objects: list[bpy.types.Object], f
          scene.view_settings.view_transform, scene.render.image_settings.file_format) = saved
         bpy.data.objects.remove(camera)
         bpy.data.cameras.remove(data)
+        scene.world = saved_world
+        bpy.data.worlds.remove(world)
     return paths
 
