@@ -37,7 +37,7 @@ def settings_for(
     material: str = "new",
     units: Iterable[Mapping[str, Any]] | None = None,
     coverage_threshold: float = 0.3,
-    mask_grow_px: int = 8,
+    mask_grow_px: int | None = None,
     fill_unseen: bool = True,
     isolate: bool = True,
     timeout: float | None = None,
@@ -87,7 +87,7 @@ def settings_for(
     return TextureSettings(
         base_params=params, request_fields=request_fields, texture_size=(int(texture_size), int(texture_size)),
         material=material, units=unit_list, inpaint_units=unit_list, coverage_threshold=float(coverage_threshold),
-        mask_grow_px=int(mask_grow_px), fill_unseen=bool(fill_unseen), isolate=bool(isolate),
+        mask_grow_px=int(mask_grow_px if mask_grow_px is not None else max(1, side // 64)), fill_unseen=bool(fill_unseen), isolate=bool(isolate),
         # Feathering is in view pixels: 8 px at 512² (core's default), scaled with the view size.
         weight_params={"feather_px": max(2.0, side / 64.0), **dict(weight_params or {})},
     )

@@ -10,8 +10,8 @@ Texture Objects operator runs modal:
 3. Every later view first renders the texture so far into its own view (``Projector.render_into_view``:
    our own rasteriser, exact and fast) and sends it as the init image of an ``inpaint`` job whose mask
    is white where the view sees the targets' surface not yet *well covered* (accumulated projection
-   weight below ``coverage_threshold``; 0.3 ≈ one view at 57° off the normal) or sees no target at
-   all, grown by ``mask_grow_px``. The backend repaints only the new parts, so views agree.
+   weight below ``coverage_threshold`` — 0.3 ≈ one view at 57° off the normal — and below what this
+   view itself would add there) or sees no target at all, grown by ``mask_grow_px``. The backend repaints only the new parts, so views agree.
 4. Each result is projected (``Projector.project``: facing weight, occlusion, feathering) and
    accumulated per texel, and the textures are written after every view so the mesh updates as it
    builds.
@@ -177,7 +177,9 @@ def texture_steps(
             first = not view_log or all(v.get("skipped") for v in view_log)
             if not first:
                 rgb, weight, mask = projector.render_into_view(view)
-                repaint = _repaint_mask(weight, mask, settings)
+                power = float(settings.weight_params.get("power", 2.0))
+                facing = np.power(np.clip(passes.raw["normal"][..., 2], 0.0, 1.0), power)  # camera space: +z faces the eye
+                repaint = _repaint_mask(weight, mask, settings, facing.astype(np.float32))
                 new = np.count_nonzero(repaint & mask) / max(np.count_nonzero(mask), 1)
                 if not mask.any() or new < MIN_NEW_FRACTION:
                     view_log.append({"camera": camera.name, "skipped": True, "new_fraction": float(new)})
@@ -241,9 +243,18 @@ def _given(cameras: list[bpy.types.Object]) -> Iterator[list[bpy.types.Object]]:
     yield cameras
 
 
-def _repaint_mask(weight: np.ndarray, mask: np.ndarray, settings: TextureSettings) -> np.ndarray:
-    """White (True) where this view should paint: targets not yet well covered, and the background."""
-    poor = mask & (weight < settings.coverage_threshold)
+def _repaint_mask(weight: np.ndarray, mask: np.ndarray, settings: TextureSettings,
+                  facing: np.ndarray | None = None) -> np.ndarray:
+    """White (True) where this view should paint: targets not yet well covered, and the background.
+
+    Well covered: the accumulated weight reaches ``coverage_threshold``, or the weight this view
+    itself would give (``facing``, its |cos θ|^power per pixel) — a surface seen at a grazing angle
+    here and squarely before gains nothing from being painted again.
+    """
+    enough = np.full(weight.shape, settings.coverage_threshold, dtype=np.float32)
+    if facing is not None:
+        enough = np.minimum(enough, facing)
+    poor = mask & (weight < enough)
     grown = dilate(poor, settings.mask_grow_px) if settings.mask_grow_px > 0 else poor
     return grown | ~mask
 
