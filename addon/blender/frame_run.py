@@ -3,9 +3,10 @@
 The run is split so that the modal operator and a blocking script drive the same code:
 :meth:`FrameRun.next_task` (main thread: render the frame's passes with the Vector pass, warp the
 previous output, build the job) → ``core.remote_job.run_job`` (any thread) → :meth:`FrameRun.complete`
-(main thread: move the result into ``frame_####.png``, flicker, record) … → :meth:`FrameRun.close`
-(restores the scene's frame and render settings, also after failure or cancel). :meth:`FrameRun.run`
-chains them, blocking.
+(main thread: move the result into ``frame_####.png``, flicker, record) … → :meth:`FrameRun.close`.
+:meth:`FrameRun.run` chains them, blocking. The scene's frame and render settings are as they were
+after every step (each frame's extraction restores them, also on failure); a blocking run also
+snapshots them whole and restores them in ``close``.
 
 One depth range and one seed for every frame (the depth range from the whole shot's bounds unless
 given), so frames and farm machines agree. Frame 1 of the range is a normal generate; each later frame
@@ -49,8 +50,11 @@ class FrameOptions:
     consistency: bool = True
     hole_strength: float = 1.0
     refresh_strength: float = 0.3
-    dilate_px: int = 4
+    dilate_px: int = 2
     depth_tolerance: float = 0.05
+    # Also a hole where another object is at the same depth (e.g. road against sidewalk): off, since the
+    # previous output already blends such edges the same way; on, every object border is repainted.
+    object_ids: bool = False
     restart: bool = False  # redo every frame of the range (an earlier run's settings are ignored)
 
     def check(self) -> None:
@@ -124,25 +128,23 @@ class FrameRun:
         first_spec = build_job_spec(model=template.model or "builtin:tiny", units=template.units, **template.params)
         self.controlnets, self.fields = seq.main_stage_settings(first_spec)
         self.seed = int(template.params.get("seed") or 0)
-        self._state = capture_state(scene, self.view_layer)
-        try:
-            self.shot_range = shot_range or (min(scene.frame_start, self.frames[0]), max(scene.frame_end, self.frames[-1]))
-            if depth_range is None:
-                shot = range(int(self.shot_range[0]), int(self.shot_range[1]) + 1)
-                depth_range = scene_depth_range(scene, [self.camera], self.size, shot, view_layer=self.view_layer)
-                depth_source = f"bounds over frames {self.shot_range[0]}-{self.shot_range[1]}"
-            self.depth_range = depth_range
-            self.settings = self._settings(depth_source)
-            os.makedirs(self.output_dir, exist_ok=True)
-            self.record_path = seq.record_path(self.output_dir, self.frames[0], self.frames[-1])
-            self.record = self._open_record()
-        except BaseException:
-            restore_state(scene, self.view_layer, self._state)
-            raise
+        self.shot_range = shot_range or (min(scene.frame_start, self.frames[0]), max(scene.frame_end, self.frames[-1]))
+        if depth_range is None:  # restores the current frame itself
+            shot = range(int(self.shot_range[0]), int(self.shot_range[1]) + 1)
+            depth_range = scene_depth_range(scene, [self.camera], self.size, shot, view_layer=self.view_layer)
+            depth_source = f"bounds over frames {self.shot_range[0]}-{self.shot_range[1]}"
+        self.depth_range = depth_range
+        self.settings = self._settings(depth_source)
+        os.makedirs(self.output_dir, exist_ok=True)
+        self.record_path = seq.record_path(self.output_dir, self.frames[0], self.frames[-1])
+        self.record = self._open_record()
         self.skipped = [f for f in self.frames if os.path.isfile(seq.frame_path(self.output_dir, f))]
         self.made: list[int] = []
         self._previous: tuple[int, np.ndarray, Passes] | None = None  # frame, output RGB, its passes
         self._closed = False
+        # Each frame's extraction restores the scene itself; a blocking run also snapshots it whole
+        # (restored in close). The modal operator does not: the user may change the scene meanwhile.
+        self._state: dict[str, Any] | None = None
 
     # ------------------------------------------------------------------------------------ settings
 
@@ -157,7 +159,7 @@ class FrameRun:
             "first_frame_preset": p.get("preset") if isinstance(p.get("preset"), (str, dict)) else None,
             "units": self.template.units, "later_controlnets": self.controlnets, "consistency": o.consistency,
             "hole_strength": o.hole_strength, "refresh_strength": o.refresh_strength, "dilate_px": o.dilate_px,
-            "depth_tolerance": o.depth_tolerance,
+            "depth_tolerance": o.depth_tolerance, "object_ids": o.object_ids,
         }  # fmt: skip
 
     def _open_record(self) -> dict[str, Any]:
@@ -204,7 +206,8 @@ class FrameRun:
             _, prev_rgb, prev_passes = previous
             step = seq.consistency_inputs(
                 prev_rgb, passes.raw["vector"], passes.raw["depth"], prev_passes.raw["depth"],
-                object_id_t=passes.raw["object_id"], object_id_prev=prev_passes.raw["object_id"],
+                object_id_t=passes.raw["object_id"] if self.options.object_ids else None,
+                object_id_prev=prev_passes.raw["object_id"] if self.options.object_ids else None,
                 dilate_px=self.options.dilate_px, depth_tolerance=self.options.depth_tolerance,
             )
         t2 = time.perf_counter()
@@ -289,9 +292,10 @@ class FrameRun:
                 self.log(f"Scenecast: flicker {self.record['flicker_mean']:.2f} (mean |frame − warped previous|,"
                          f" 0..255, {which} consistency) for frames {self.frames[0]}-{self.frames[-1]}")
         finally:
-            failed = restore_state(self.scene, self.view_layer, self._state)
-            if failed:
-                self.log("Scenecast: could not restore " + "; ".join(failed))
+            if self._state is not None:
+                failed = restore_state(self.scene, self.view_layer, self._state)
+                if failed:
+                    self.log("Scenecast: could not restore " + "; ".join(failed))
 
     @property
     def last_output(self) -> np.ndarray | None:
@@ -312,6 +316,7 @@ class FrameRun:
         """Blocking: every missing frame in order; ``cancel`` stops between and during frames (the
         finished frames stay; :class:`JobFailed` with status "cancelled" is raised)."""
         status, error = "failed", None
+        self._state = capture_state(self.scene, self.view_layer)
         try:
             while True:
                 if cancel is not None and cancel.is_set():

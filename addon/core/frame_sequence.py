@@ -32,8 +32,8 @@ FRAME_PATTERN = "frame_{frame:04d}.png"
 #: Image keys of the warped previous frame and of the hole mask in a later frame's job.
 WARPED_KEY, HOLES_KEY = "warped", "holes"
 #: Settings that must match for a run to continue an earlier run's frames.
-RESUME_KEYS = ("prompt", "negative_prompt", "seed", "model", "width", "height", "camera", "depth_range",
-               "consistency", "hole_strength", "refresh_strength", "dilate_px", "depth_tolerance",
+RESUME_KEYS = ("prompt", "negative_prompt", "seed", "model", "width", "height", "camera", "depth_range", "steps", "guidance",
+               "consistency", "hole_strength", "refresh_strength", "dilate_px", "depth_tolerance", "object_ids",
                "first_frame_preset", "later_controlnets")  # fmt: skip
 
 
@@ -136,7 +136,7 @@ def consistency_inputs(
     *,
     object_id_t: np.ndarray | None = None,
     object_id_prev: np.ndarray | None = None,
-    dilate_px: int = 4,
+    dilate_px: int = 2,
     depth_tolerance: float = flow.DEFAULT_REL_TOLERANCE,
 ) -> WarpStep:
     """Warp frame t−1's output into frame t and find what must be repainted (see the module doc).

@@ -57,7 +57,7 @@ class SCENECAST_PG_frames(bpy.types.PropertyGroup):
                                  subtype="FACTOR", description="Inpaint strength where the previous frame has no pixel")
     refresh_strength: FloatProperty(name="Refresh", default=0.3, min=0.0, max=1.0,  # type: ignore[valid-type]
                                     subtype="FACTOR", description="img2img strength over the whole warped frame (0: skip)")
-    dilate_px: IntProperty(name="Hole Margin", default=4, min=0, max=64, subtype="PIXEL",  # type: ignore[valid-type]
+    dilate_px: IntProperty(name="Hole Margin", default=2, min=0, max=64, subtype="PIXEL",  # type: ignore[valid-type]
                            description="Grow the disocclusion mask by this many pixels")
     add_strip: BoolProperty(name="Sequencer Strip", default=False,  # type: ignore[valid-type]
                             description="Add the frames as an image strip in the Video Sequence Editor")

@@ -89,35 +89,39 @@ def test_a_cancelled_run_resumes_at_the_first_missing_frame(api, backend, scene,
         if event.type == "done":
             done.append(event)
         elif event.type == "step" and done:
-            cancel.set()
+            cancel.set()  # during frame 2's job, or (had it finished already) before frame 3
 
     before = scene_state(scene)
     with pytest.raises(api.JobFailed) as info:
         api.stylize_frames(scene, 1, 3, str(out), prompt="a street", server=backend.url, on_event=cancel_in_second_frame,
-                           cancel=cancel, **{**TINY, "steps": 40})
+                           cancel=cancel, **TINY)
     assert info.value.status == "cancelled"
     assert scene_state(scene) == before
-    assert sorted(p.name for p in out.iterdir()) == ["frame_0001.png", "scenecast_frames_0001-0003.json"]
+    kept = sorted(p.name for p in out.glob("frame_*.png"))
+    assert kept in (["frame_0001.png"], ["frame_0001.png", "frame_0002.png"])
+    assert sorted(p.name for p in out.iterdir()) == kept + ["scenecast_frames_0001-0003.json"]  # nothing partial
     record = json.loads((out / "scenecast_frames_0001-0003.json").read_text())
-    assert record["status"] == "cancelled" and list(record["frames"]) == ["1"]
-    first_job, first_mtime = record["frames"]["1"]["job_id"], (out / "frame_0001.png").stat().st_mtime_ns
+    assert record["status"] == "cancelled" and len(record["frames"]) == len(kept)
+    jobs = {f: e["job_id"] for f, e in record["frames"].items()}
+    mtimes = {p.name: p.stat().st_mtime_ns for p in out.glob("frame_*.png")}
 
     # Other settings cannot continue these frames: the error says what to do.
     errors = importlib.import_module(ADDON_MODULE + ".core.errors")
     with pytest.raises(errors.ScenecastError) as bad:
-        api.stylize_frames(scene, 1, 3, str(out), prompt="another street", server=backend.url, **{**TINY, "steps": 40})
+        api.stylize_frames(scene, 1, 3, str(out), prompt="another street", server=backend.url, **TINY)
     assert "prompt" in bad.value.message and "another output folder" in bad.value.fix
 
-    result = api.stylize_frames(scene, 1, 3, str(out), prompt="a street", server=backend.url, **{**TINY, "steps": 40})
-    assert result.made == [2, 3] and result.skipped == [1]
-    assert (out / "frame_0001.png").stat().st_mtime_ns == first_mtime
+    result = api.stylize_frames(scene, 1, 3, str(out), prompt="a street", server=backend.url, **TINY)
+    missing = list(range(len(kept) + 1, 4))
+    assert result.made == missing and result.skipped == list(range(1, len(kept) + 1))
+    assert {p.name: p.stat().st_mtime_ns for p in out.glob("frame_*.png") if p.name in mtimes} == mtimes
     record = json.loads(Path(result.record_path).read_text())
-    assert record["frames"]["1"]["job_id"] == first_job and record["status"] == "done"
-    assert [r["resumed_at"] for r in record["runs"]] == [1, 1, 2][-len(record["runs"]):]
-    assert record["frames"]["2"]["mode"] != "generate"  # warped from frame 1's PNG
+    assert {f: record["frames"][f]["job_id"] for f in jobs} == jobs and record["status"] == "done"
+    assert [r["resumed_at"] for r in record["runs"]] == [1, missing[0]]
+    assert record["frames"][str(missing[0])]["mode"] != "generate"  # warped from the previous frame's PNG
     assert scene_state(scene) == before
     # All done: another run makes nothing.
-    again = api.stylize_frames(scene, 1, 3, str(out), prompt="a street", server=backend.url, **{**TINY, "steps": 40})
+    again = api.stylize_frames(scene, 1, 3, str(out), prompt="a street", server=backend.url, **TINY)
     assert again.made == [] and again.skipped == [1, 2, 3]
 
 
@@ -192,3 +196,37 @@ def test_the_operators_block_in_background_mode(scenecast, backend, scene, prefs
     assert sorted(p.name for p in (tmp_path / "op_frames").iterdir()) == [
         "frame_0003.png", "frame_0004.png", "scenecast_frames_0003-0004.json"]
     assert any(st.name.startswith("Scenecast Frames") for st in scene.sequence_editor.strips)
+
+
+def test_the_ui_path_runs_each_frame_in_the_worker_while_the_main_thread_stays_free(api, backend, scene, tmp_path):
+    """What the modal Stylize Frames does per timer tick, driven by hand (bpy as a module has no event
+    loop): passes and warp on the main thread, the job in the worker, the result back on the main thread."""
+    frame_api = importlib.import_module(ADDON_MODULE + ".frame_api")
+    job_runner = importlib.import_module(ADDON_MODULE + ".ui.job_runner")
+    outputs = importlib.import_module(ADDON_MODULE + ".blender.frame_outputs")
+    before = scene_state(scene)
+    template = frame_api.request_template(scene, prompt="a street", server=backend.url, **TINY)
+    run = frame_api.start_frames(scene, 1, 2, str(tmp_path / "ui"), template)
+    main_thread_work = 0
+    while (task := run.next_task()) is not None:
+        assert task.request is not None
+        job = job_runner.start(task.request)
+        outcome = None
+        while outcome is None:
+            for message in job.drain():
+                if message.kind == "error":
+                    raise message.error
+                if message.kind == "done":
+                    outcome = message.outcome
+            bpy.data.meshes.remove(bpy.data.meshes.new("main thread stays usable"))
+            main_thread_work += 1
+            job.thread.join(0.05)
+        job_runner.finish(job)
+        run.complete(task, outcome)
+        image = outputs.show_frame(run.last_output)
+        assert tuple(image.size) == (64, 64)
+    run.close("done")
+    assert run.record["status"] == "done" and run.made == [1, 2] and main_thread_work >= 2
+    after = scene_state(scene)
+    assert after.pop("images") == sorted(before.pop("images") + ["Scenecast Frame"])
+    assert after == before
