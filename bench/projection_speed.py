@@ -7,12 +7,14 @@ Scene: a unit UV sphere, ``segments`` x ``segments`` quads split into 2 triangle
 triangles), UVs laid out as two non-overlapping islands (one per half of the longitudes), 8 perspective
 cameras (50 mm, 36 mm sensor) around it at distance 4, alternately 20° above and below the equator, each
 with a smooth synthetic 1024² image. Stages: UV rasterisation and interpolation once; per view the
-z-buffer depth map (``rasterize_view``), weights + image sampling (``project_image``), ``accumulate``
-and the render-back for the next view's init image; at the end ``fill_unseen`` and ``pad_islands``.
+z-buffer depth map (``rasterize_view``), the render-back for the next view's init image, the view's
+feather map and pixel table (``ViewSampler``) and weights + image sampling + accumulation
+(``project_into``, what ``project_image`` + ``accumulate`` compute); at the end ``fill_unseen`` and
+``pad_islands``. ``--threads`` sets ``view_sampler.THREADS`` (default: up to 4 cores).
 
 Baseline: one plain numpy pass over the same texels — all N texel points (N, 4) float32 times a 4x4
-matrix, timed before every view. Each stage prints wall and CPU time (numpy runs these single-threaded,
-so on a shared machine the CPU time is the steadier figure). Prints ``RATIO projection_8views_vs_2s <total/2 s>`` (target < 1) and
+matrix, timed before every view. Each stage prints wall and CPU time (CPU time sums all threads; on a
+shared machine it is the steadier figure). Prints ``RATIO projection_8views_vs_2s <total/2 s>`` (target < 1) and
 ``RATIO projection_view_vs_plain_pass <per-view core work / baseline>`` (how many plain passes one
 view's weights, sampling and accumulation cost).
 """
@@ -30,8 +32,10 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from addon.core.projection import CameraView, perspective_matrix, rasterize_view  # noqa: E402
-from addon.core.texture_blend import accumulate, fill_unseen, pad_islands, project_image, render_texture_into_view  # noqa: E402
+from addon.core.texture_blend import fill_unseen, pad_islands, render_texture_into_view  # noqa: E402
 from addon.core.uv_raster import interpolate, rasterize_uv  # noqa: E402
+from addon.core import view_sampler  # noqa: E402
+from addon.core.view_sampler import TexelSet, ViewSampler, project_into  # noqa: E402
 
 
 def sphere(segments: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -104,18 +108,22 @@ def main() -> int:
     parser.add_argument("--view", type=int, default=1024)
     parser.add_argument("--views", type=int, default=8)
     parser.add_argument("--segments", type=int, default=224)
+    parser.add_argument("--threads", type=int, default=view_sampler.THREADS)
     args = parser.parse_args()
+    view_sampler.THREADS = max(1, args.threads)
     tri_p, tri_n, tri_uv = sphere(args.segments)
     views = cameras(args.views, args.view)
     images = [image(args.view, i) for i in range(args.views)]
     size = (args.texture, args.texture)
-    print(f"numpy {np.__version__}; {len(tri_p)} triangles, texture {size[0]}², {args.views} views of {args.view}²")
+    print(f"numpy {np.__version__}; {view_sampler.THREADS} threads; {len(tri_p)} triangles, texture {size[0]}², {args.views} views of {args.view}²")
 
     clock = Clock()
     samples = rasterize_uv(tri_uv, size)
     clock.lap("rasterize_uv")
     points, normals = interpolate(samples, tri_p), interpolate(samples, tri_n)
     clock.lap("interpolate")
+    texels = TexelSet(points, normals, samples.index)
+    clock.lap("texel_set")
     n = len(samples.index)
     hom = np.concatenate([points, np.ones((n, 1), np.float32)], axis=1)
 
@@ -130,10 +138,10 @@ def main() -> int:
         clock.lap("rasterize_view")
         render_texture_into_view(raster, tri_uv, color, weight)
         clock.lap("render_back")
-        colors, weights = project_image(samples, points, normals, view, img, raster.depth)
-        clock.lap("project_image")
-        accumulate(color, weight, samples.index, colors, weights)
-        clock.lap("accumulate")
+        sampler = ViewSampler(view, img, raster.depth)
+        clock.lap("view_sampler")
+        project_into(sampler, texels, color, weight)
+        clock.lap("project_into")
     for view in views:  # the option for closed meshes, outside the total
         clock.mark()
         rasterize_view(view, tri_p, cull_backfaces=True)
@@ -153,12 +161,12 @@ def main() -> int:
         print(f"{kind} {k:15s}  wall {med[k][0] * 1000:7.1f} ms  cpu {med[k][1] * 1000:7.1f} ms"
               + (f"  (median of {len(v)}; total wall {sum(v) * 1000:.0f} ms)" if len(v) > 1 else ""))
     base_w, base_c = med["plain_pass"]
-    core_w = statistics.median(a + b for a, b in zip(clock.wall["project_image"], clock.wall["accumulate"]))
-    core_c = statistics.median(a + b for a, b in zip(clock.cpu["project_image"], clock.cpu["accumulate"]))
+    core_w = statistics.median(a + b for a, b in zip(clock.wall["view_sampler"], clock.wall["project_into"]))
+    core_c = statistics.median(a + b for a, b in zip(clock.cpu["view_sampler"], clock.cpu["project_into"]))
     work = [k for k in clock.wall if k != "plain_pass" and "not in total" not in k]
     total_w = sum(sum(clock.wall[k]) for k in work)
     total_c = sum(sum(clock.cpu[k]) for k in work)
-    print(f"per view core (project_image + accumulate): wall {core_w * 1000:.1f} ms = {core_w / base_w:.1f} plain passes; "
+    print(f"per view core (view_sampler + project_into = project_image + accumulate): wall {core_w * 1000:.1f} ms = {core_w / base_w:.1f} plain passes; "
           f"cpu {core_c * 1000:.1f} ms = {core_c / base_c:.1f} plain passes")
     print(f"total ({args.views} views, everything above but the baseline): wall {total_w:.2f} s, cpu {total_c:.2f} s; target 2 s")
     print(f"RATIO projection_8views_vs_2s {total_w / 2.0:.3f}")

@@ -21,8 +21,9 @@ import bpy
 import numpy as np
 
 from ..core.projection import CameraView, ViewRaster, rasterize_view
-from ..core.texture_blend import accumulate, pad_islands, project_image, render_texture_into_view
+from ..core.texture_blend import pad_islands, render_texture_into_view
 from ..core.uv_raster import TexelSamples, interpolate, rasterize_uv
+from ..core.view_sampler import TexelSet, ViewSampler, project_into
 from . import texture_target
 from .mesh_data import MeshTriangles, SceneGeometry, add_smart_uvs, evaluated_triangles, remove_uv_layers, scene_geometry, uv_layer_name
 
@@ -165,6 +166,7 @@ class Projector:
     depsgraph: bpy.types.Depsgraph = field(init=False)
     _geometry: SceneGeometry | None = field(default=None, init=False)
     _raster: tuple[CameraView, ViewRaster] | None = field(default=None, init=False)
+    _texels: dict[str, TexelSet] = field(default_factory=dict, init=False)
 
     def __post_init__(self) -> None:
         scene, view_layer = bpy.context.scene, bpy.context.view_layer
@@ -210,11 +212,15 @@ class Projector:
         """Blend ``image`` ((H, W, 3|4) sRGB 0..1 row 0 top, the size of ``view``) into every target's
         texture; returns object name → mean weight this view gave its island texels (0: not seen)."""
         depth_map = self.depth_map(view) if depth is None else np.asarray(depth, dtype=np.float32)
+        # feather map and image table once per view, shared by every target; texel layout once per target
+        sampler = ViewSampler(view, image, depth_map, **weight_params)
         seen = {}
         for t in self.targets:
-            colors, weights = project_image(t.samples, t.points, t.normals, view, image, depth_map, **weight_params)
-            accumulate(t.color, t.weight, t.samples.index, colors, weights)
-            seen[t.name] = float(weights.mean()) if len(weights) else 0.0
+            texels = self._texels.get(t.name)
+            if texels is None:
+                texels = self._texels[t.name] = TexelSet(t.points, t.normals, t.samples.index)
+            total = project_into(sampler, texels, t.color, t.weight)
+            seen[t.name] = total / len(texels) if len(texels) else 0.0
         return seen
 
     def render_into_view(self, view: CameraView) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

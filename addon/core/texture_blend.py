@@ -161,7 +161,9 @@ def project_image(samples: TexelSamples, points: np.ndarray, normals: np.ndarray
                   image: np.ndarray, depth_map: np.ndarray, **weight_params: float) -> tuple[np.ndarray, np.ndarray]:
     """Colours (N, 3) float32 of ``image`` (H, W, 3 or 4, 0..1, row 0 top) seen at each texel sample, and
     their weights (N,). ``points``/``normals`` are ``interpolate``d at ``samples``. An alpha channel
-    scales the weight (transparent pixels project nothing)."""
+    scales the weight (transparent pixels project nothing). Runs ``view_sampler``'s chunked kernel (the
+    same maths as ``view_weights``); for many views or targets keep a ``TexelSet`` and ``ViewSampler``
+    and call ``view_sampler.project_into``, which also skips the (N, 3) arrays."""
     if len(points) != len(samples.index):
         raise ValueError(f"{len(points)} points for {len(samples.index)} texel samples: interpolate them from the same samples")
     img = np.asarray(image, dtype=np.float32)
@@ -169,14 +171,10 @@ def project_image(samples: TexelSamples, points: np.ndarray, normals: np.ndarray
         raise ValueError(f"image must be (H, W, 3) or (H, W, 4), got {img.shape}")
     if img.shape[:2] != (view.resolution[1], view.resolution[0]):
         raise ValueError(f"image is {img.shape[1]}x{img.shape[0]} but the view is {view.resolution[0]}x{view.resolution[1]}")
-    weights, xy = view_weights(view, points, normals, depth_map, **weight_params)
-    colors = np.zeros((len(weights), 3), dtype=np.float32)
-    live = np.flatnonzero(weights > 0)
-    rgba = sample_bilinear(img, np.take(xy, live, axis=0))
-    colors[live] = rgba[:, :3]
-    if img.shape[2] == 4:
-        weights[live] *= np.clip(rgba[:, 3], 0.0, 1.0)
-    return colors, weights
+    from .view_sampler import TexelSet, ViewSampler, project_arrays  # it imports this module
+
+    sampler = ViewSampler(view, img, depth_map, **weight_params)
+    return project_arrays(sampler, TexelSet(points, normals, samples.index))
 
 
 def accumulate(color_tex: np.ndarray, weight_tex: np.ndarray, samples_index: np.ndarray, colors: np.ndarray,
