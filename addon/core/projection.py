@@ -151,23 +151,41 @@ def rasterize_view(view: CameraView, tri_world: np.ndarray, *, cull_backfaces: b
         with np.errstate(invalid="ignore"):
             bad |= ~(e1[:, 0] * e2[:, 1] - e1[:, 1] * e2[:, 0] < 0)
     xy[bad] = np.nan
-    # 1/w per corner: 1/depth in perspective, constant for orthographic
-    inv_w = np.ones_like(d) if view.is_orthographic else 1.0 / np.where(bad[:, None], 1.0, d)
+    # per corner, one contiguous float32 array each: 1/w (1/depth in perspective, 1 orthographic) and depth
+    inv_w = [np.ones(t, np.float32) if view.is_orthographic else (1.0 / np.where(bad, 1.0, d[:, k])).astype(np.float32)
+             for k in range(3)]
+    depth = [d[:, k].astype(np.float32) for k in range(3)]
     zbuf = np.full(w * h, np.inf, dtype=np.float32)
     hits = []
     for tris, pix, b in scan_triangles(xy - 0.5, (w, h)):
-        iw = inv_w[tris].astype(np.float32)
-        pc = b * iw
-        pc /= np.maximum(pc.sum(axis=1, keepdims=True), 1e-30)
-        z = np.einsum("ij,ij->i", pc, d[tris].astype(np.float32))
+        # depth (orthographic) or 1/depth (perspective) is affine in screen space; dividing by the sum of
+        # the barycentrics keeps it exact where float32 edge functions of a sliver triangle do not sum to 1
+        total = b[0] + b[1]
+        total += b[2]
+        q = b[0] * np.take(inv_w[0] if not view.is_orthographic else depth[0], tris)
+        q += b[1] * np.take(inv_w[1] if not view.is_orthographic else depth[1], tris)
+        q += b[2] * np.take(inv_w[2] if not view.is_orthographic else depth[2], tris)
+        if view.is_orthographic:
+            z = q / np.maximum(total, np.float32(1e-30))
+        else:
+            z = total / np.maximum(q, np.float32(1e-30))
         np.minimum.at(zbuf, pix, z)
-        hits.append((tris, pix, pc, z))
+        hits.append((tris, pix, b, z))
     tri_buf = np.full(w * h, -1, dtype=np.int32)
     bary_buf = np.zeros((w * h, 3), dtype=np.float32)
-    for tris, pix, pc, z in hits:
-        win = z <= zbuf[pix]
-        tri_buf[pix[win]] = tris[win]
-        bary_buf[pix[win]] = pc[win]
+    bary_rows = bary_buf.view(np.dtype((np.void, 12))).reshape(-1)  # whole (3,) rows: a fast np.put
+    for tris, pix, b, z in hits:  # perspective-correct barycentrics of the winners only
+        win = np.flatnonzero(z <= np.take(zbuf, pix))
+        tw, pw = np.take(tris, win), np.take(pix, win)
+        p = [np.take(b[k], win) * np.take(inv_w[k], tw) for k in range(3)]
+        total = p[0] + p[1]
+        total += p[2]
+        np.maximum(total, np.float32(1e-30), out=total)
+        pc = np.empty((len(win), 3), dtype=np.float32)
+        for k in range(3):
+            np.divide(p[k], total, out=pc[:, k])
+        np.put(tri_buf, pw, tw)  # ties (a pixel centre on a shared edge): the later triangle (np.put writes in order)
+        np.put(bary_rows, pw, pc.view(bary_rows.dtype).reshape(-1))
     # scan_triangles' row j is pixel y = j, i.e. counted from the top: the buffers are row 0 top already
     return ViewRaster(zbuf.reshape(h, w), tri_buf.reshape(h, w), bary_buf.reshape(h, w, 3))
 

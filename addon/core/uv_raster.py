@@ -69,27 +69,28 @@ def barycentric(points: np.ndarray, a: np.ndarray, inv: np.ndarray) -> np.ndarra
     return np.stack([1.0 - l1 - l2, l1, l2], axis=1)
 
 
-def edge_coefficients(a: np.ndarray, inv: np.ndarray, origin: np.ndarray, dtype: type = np.float32) -> np.ndarray:
-    """(T, 3, 3): barycentric k at ``origin + (dx, dy)`` is ``c[k, 0] * dx + c[k, 1] * dy + c[k, 2]``.
+def edge_coefficients(a: np.ndarray, inv: np.ndarray, origin: np.ndarray) -> list[list[np.ndarray]]:
+    """``c[k][j]`` (T,) float64: barycentric k at ``origin + (dx, dy)`` is ``c[k][0] * dx + c[k][1] * dy + c[k][2]``.
 
     Relative to a per-triangle ``origin`` (its bounding box corner) so float32 keeps full precision.
+    One contiguous array per coefficient: the scan loops gather them per scanline and per pixel.
     """
-    c = np.empty((len(a), 3, 3), dtype=np.float64)
-    c[:, 1, :2] = inv[:, 0]
-    c[:, 2, :2] = inv[:, 1]
-    d = origin - a
-    c[:, 1, 2] = inv[:, 0, 0] * d[:, 0] + inv[:, 0, 1] * d[:, 1]
-    c[:, 2, 2] = inv[:, 1, 0] * d[:, 0] + inv[:, 1, 1] * d[:, 1]
-    c[:, 0] = -c[:, 1] - c[:, 2]
-    c[:, 0, 2] += 1.0
-    return c.astype(dtype, copy=False)
+    d0, d1 = origin[:, 0] - a[:, 0], origin[:, 1] - a[:, 1]
+    i00, i01 = np.ascontiguousarray(inv[:, 0, 0]), np.ascontiguousarray(inv[:, 0, 1])
+    i10, i11 = np.ascontiguousarray(inv[:, 1, 0]), np.ascontiguousarray(inv[:, 1, 1])
+    c1 = [i00, i01, i00 * d0 + i01 * d1]
+    c2 = [i10, i11, i10 * d0 + i11 * d1]
+    c0 = [-c1[0] - c2[0], -c1[1] - c2[1], (-c1[2] - c2[2]) + 1.0]
+    return [c0, c1, c2]
 
 
 def scan_triangles(corners: np.ndarray, size: tuple[int, int]) -> "list[tuple[np.ndarray, np.ndarray, np.ndarray]]":
-    """Chunks of (triangle, flat pixel index, (n, 3) float32 barycentrics) for every pixel centre inside.
+    """Chunks of (triangle, flat pixel index, (3, n) float32 barycentrics) for every pixel centre inside.
 
     ``corners`` (T, 3, 2) are in pixel units where pixel (i, j)'s centre is at integer (i, j); pixels
-    are ``j * W + i``. Chunks come in increasing triangle order. Shared by the UV and view rasterisers.
+    are ``j * W + i``. Chunks, and the pixels within one, come in increasing triangle order.
+    Barycentrics are one row per corner (contiguous, for the per-fragment arithmetic that follows).
+    Shared by the UV and view rasterisers.
     """
     w, h = int(size[0]), int(size[1])
     corners = np.asarray(corners, dtype=np.float64)
@@ -107,14 +108,13 @@ def scan_triangles(corners: np.ndarray, size: tuple[int, int]) -> "list[tuple[np
     if not len(ids):
         return []
     span = hi[ids] - lo[ids] + 1
-    coef64 = edge_coefficients(a[ids], inv[ids], lo[ids].astype(np.float64), np.float64)
-    coef = np.ascontiguousarray(coef64.astype(np.float32).transpose(1, 2, 0))
-    lox, loy = lo[ids, 0], lo[ids, 1]
+    cols = edge_coefficients(a[ids], inv[ids], lo[ids].astype(np.float64))
+    coef = [[c.astype(np.float32) for c in row] for row in cols]
+    lox, loy = np.ascontiguousarray(lo[ids, 0]), np.ascontiguousarray(lo[ids, 1])
     out = []
-    cols = [[np.ascontiguousarray(coef64[:, k, j]) for j in range(3)] for k in range(3)]
-    spanx = np.ascontiguousarray(span[:, 0])
-    for part in _chunks(span[:, 1], _CHUNK // 16):  # scanlines: (triangle, row) pairs
-        rows = span[part, 1]
+    spanx, spany = np.ascontiguousarray(span[:, 0]), np.ascontiguousarray(span[:, 1])
+    for part in _chunks(spany, _CHUNK // 16):  # scanlines: (triangle, row) pairs
+        rows = spany[part]
         r = np.repeat(part, rows)
         dy = np.arange(int(rows.sum()), dtype=np.int64) - np.repeat(np.cumsum(rows) - rows, rows)
         width = np.take(spanx, r)
@@ -140,10 +140,16 @@ def scan_triangles(corners: np.ndarray, size: tuple[int, int]) -> "list[tuple[np
         t = np.repeat(r, counts)
         dyq = np.repeat(dy, counts)
         fx, fy = dx.astype(np.float32), dyq.astype(np.float32)
-        b = np.empty((len(t), 3), dtype=np.float32)
+        b = np.empty((3, len(t)), dtype=np.float32)
         for k in range(3):
-            b[:, k] = np.take(coef[k, 0], t) * fx + np.take(coef[k, 1], t) * fy + np.take(coef[k, 2], t)
-        pix = (np.take(loy, t) + dyq) * w + (np.take(lox, t) + dx)
+            np.multiply(np.take(coef[k][0], t), fx, out=b[k])
+            b[k] += np.take(coef[k][1], t) * fy
+            b[k] += np.take(coef[k][2], t)
+        pix = np.take(loy, t)
+        pix += dyq
+        pix *= w
+        pix += np.take(lox, t)
+        pix += dx
         out.append((ids[t], pix, b))
     return out
 
@@ -161,14 +167,14 @@ def rasterize_uv(uv: np.ndarray, size: tuple[int, int]) -> TexelSamples:
     if uv.ndim != 3 or uv.shape[1:] != (3, 2):
         raise ValueError(f"uv must be (T, 3, 2) per-corner UVs, got shape {uv.shape}")
     owner = np.full(w * h, -1, dtype=np.int32)
-    bary = np.zeros((w * h, 3), dtype=np.float32)
+    bary = np.zeros((3, w * h), dtype=np.float32)
     for t, pix, b in scan_triangles(uv * np.array([w, h]) - 0.5, (w, h)):
         t = t.astype(np.int32)
         np.maximum.at(owner, pix, t)  # exact "highest index wins", whatever numpy's write order
         win = owner[pix] == t  # chunks rise in triangle index, so a later chunk overwrites rightly
-        bary[pix[win]] = b[win]
+        bary[:, pix[win]] = b[:, win]
     index = np.flatnonzero(owner >= 0)
-    bary = np.clip(bary[index], 0.0, 1.0)
+    bary = np.clip(bary[:, index].T, 0.0, 1.0)
     bary /= bary.sum(axis=1, keepdims=True)
     return TexelSamples((w, h), index.astype(np.int64), owner[index], bary)
 
