@@ -158,6 +158,7 @@ def rasterize_view(view: CameraView, tri_world: np.ndarray, *, cull_backfaces: b
     zbuf = np.full(w * h, np.inf, dtype=np.float32)
     hits = []
     for tris, pix, b in scan_triangles(xy - 0.5, (w, h)):
+        assert b is not None
         # depth (orthographic) or 1/depth (perspective) is affine in screen space; dividing by the sum of
         # the barycentrics keeps it exact where float32 edge functions of a sliver triangle do not sum to 1
         total = b[0] + b[1]

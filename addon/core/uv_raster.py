@@ -84,14 +84,35 @@ def edge_coefficients(a: np.ndarray, inv: np.ndarray, origin: np.ndarray) -> lis
     return [c0, c1, c2]
 
 
-def scan_triangles(corners: np.ndarray, size: tuple[int, int]) -> "list[tuple[np.ndarray, np.ndarray, np.ndarray]]":
-    """Chunks of (triangle, flat pixel index, (3, n) float32 barycentrics) for every pixel centre inside.
+@dataclass
+class TriangleSetup:
+    """Per-triangle scan data of the triangles that cover some pixel centre: ``ids`` (n,) their indices,
+    ``lo`` (n, 2) int64 bounding-box corner, ``span`` (n, 2) its size, ``cols`` the float64 and ``coef``
+    the float32 ``edge_coefficients`` relative to ``lo``."""
 
-    ``corners`` (T, 3, 2) are in pixel units where pixel (i, j)'s centre is at integer (i, j); pixels
-    are ``j * W + i``. Chunks, and the pixels within one, come in increasing triangle order.
-    Barycentrics are one row per corner (contiguous, for the per-fragment arithmetic that follows).
-    Shared by the UV and view rasterisers.
-    """
+    ids: np.ndarray
+    lo: np.ndarray
+    span: np.ndarray
+    cols: list[list[np.ndarray]]
+    coef: list[list[np.ndarray]]
+
+    def __post_init__(self) -> None:
+        self.lox, self.loy = np.ascontiguousarray(self.lo[:, 0]), np.ascontiguousarray(self.lo[:, 1])
+
+    def barycentrics(self, local: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        """(3, n) float32 barycentrics of pixel centres (x, y) (int) in triangles ``ids[local]``."""
+        fx = (x - np.take(self.lox, local)).astype(np.float32)
+        fy = (y - np.take(self.loy, local)).astype(np.float32)
+        b = np.empty((3, len(local)), dtype=np.float32)
+        for k in range(3):
+            np.multiply(np.take(self.coef[k][0], local), fx, out=b[k])
+            b[k] += np.take(self.coef[k][1], local) * fy
+            b[k] += np.take(self.coef[k][2], local)
+        return b
+
+
+def setup_triangles(corners: np.ndarray, size: tuple[int, int]) -> TriangleSetup | None:
+    """``TriangleSetup`` of (T, 3, 2) pixel-unit corners (see ``scan_triangles``); None if none covers a pixel."""
     w, h = int(size[0]), int(size[1])
     corners = np.asarray(corners, dtype=np.float64)
     a, inv, ok = _barycentric_frames(corners)
@@ -106,13 +127,28 @@ def scan_triangles(corners: np.ndarray, size: tuple[int, int]) -> "list[tuple[np
     ok &= (hi[:, 0] >= lo[:, 0]) & (hi[:, 1] >= lo[:, 1])
     ids = np.flatnonzero(ok)
     if not len(ids):
-        return []
-    span = hi[ids] - lo[ids] + 1
+        return None
     cols = edge_coefficients(a[ids], inv[ids], lo[ids].astype(np.float64))
-    coef = [[c.astype(np.float32) for c in row] for row in cols]
-    lox, loy = np.ascontiguousarray(lo[ids, 0]), np.ascontiguousarray(lo[ids, 1])
-    out = []
-    spanx, spany = np.ascontiguousarray(span[:, 0]), np.ascontiguousarray(span[:, 1])
+    return TriangleSetup(ids, lo[ids], hi[ids] - lo[ids] + 1, cols, [[c.astype(np.float32) for c in row] for row in cols])
+
+
+def scan_triangles(corners: np.ndarray, size: tuple[int, int], bary: bool = True
+                   ) -> "list[tuple[np.ndarray, np.ndarray, np.ndarray | None]]":
+    """Chunks of (triangle, flat pixel index, (3, n) float32 barycentrics) for every pixel centre inside.
+
+    ``corners`` (T, 3, 2) are in pixel units where pixel (i, j)'s centre is at integer (i, j); pixels
+    are ``j * W + i``. Chunks, and the pixels within one, come in increasing triangle order.
+    Barycentrics are one row per corner (contiguous, for the per-fragment arithmetic that follows);
+    ``bary=False`` leaves them out (None). Shared by the UV and view rasterisers.
+    """
+    setup = setup_triangles(corners, size)
+    return [] if setup is None else _scan(setup, int(size[0]), bary)
+
+
+def _scan(setup: TriangleSetup, w: int, bary: bool) -> "list[tuple[np.ndarray, np.ndarray, np.ndarray | None]]":
+    ids, cols, coef, lox, loy = setup.ids, setup.cols, setup.coef, setup.lox, setup.loy
+    out: list[tuple[np.ndarray, np.ndarray, np.ndarray | None]] = []
+    spanx, spany = np.ascontiguousarray(setup.span[:, 0]), np.ascontiguousarray(setup.span[:, 1])
     for part in _chunks(spany, _CHUNK // 16):  # scanlines: (triangle, row) pairs
         rows = spany[part]
         r = np.repeat(part, rows)
@@ -139,12 +175,14 @@ def scan_triangles(corners: np.ndarray, size: tuple[int, int]) -> "list[tuple[np
         dx -= np.repeat(np.cumsum(counts) - counts - first.astype(np.int64), counts)
         t = np.repeat(r, counts)
         dyq = np.repeat(dy, counts)
-        fx, fy = dx.astype(np.float32), dyq.astype(np.float32)
-        b = np.empty((3, len(t)), dtype=np.float32)
-        for k in range(3):
-            np.multiply(np.take(coef[k][0], t), fx, out=b[k])
-            b[k] += np.take(coef[k][1], t) * fy
-            b[k] += np.take(coef[k][2], t)
+        b = None
+        if bary:
+            fx, fy = dx.astype(np.float32), dyq.astype(np.float32)
+            b = np.empty((3, len(t)), dtype=np.float32)
+            for k in range(3):
+                np.multiply(np.take(coef[k][0], t), fx, out=b[k])
+                b[k] += np.take(coef[k][1], t) * fy
+                b[k] += np.take(coef[k][2], t)
         pix = np.take(loy, t)
         pix += dyq
         pix *= w
@@ -160,23 +198,30 @@ def rasterize_uv(uv: np.ndarray, size: tuple[int, int]) -> TexelSamples:
     Scanline conversion vectorised over triangles: each (triangle, row) pair gets its span of texel
     centres from the three edge functions, and the spans are enumerated with ``np.repeat`` (chunked).
     Where islands overlap, the triangle with the **highest index** wins the texel. Triangles with zero
-    UV area cover nothing.
+    UV area cover nothing. Barycentrics are computed for the winners only, once the owners are known.
     """
     w, h = int(size[0]), int(size[1])
     uv = np.asarray(uv, dtype=np.float64)
     if uv.ndim != 3 or uv.shape[1:] != (3, 2):
         raise ValueError(f"uv must be (T, 3, 2) per-corner UVs, got shape {uv.shape}")
+    corners = uv * np.array([w, h]) - 0.5
     owner = np.full(w * h, -1, dtype=np.int32)
-    bary = np.zeros((3, w * h), dtype=np.float32)
-    for t, pix, b in scan_triangles(uv * np.array([w, h]) - 0.5, (w, h)):
-        t = t.astype(np.int32)
-        np.maximum.at(owner, pix, t)  # exact "highest index wins", whatever numpy's write order
-        win = owner[pix] == t  # chunks rise in triangle index, so a later chunk overwrites rightly
-        bary[:, pix[win]] = b[:, win]
+    setup = setup_triangles(corners, (w, h))
+    for t, pix, _ in [] if setup is None else _scan(setup, w, bary=False):
+        np.maximum.at(owner, pix, t.astype(np.int32))  # exact "highest index wins", whatever numpy's write order
     index = np.flatnonzero(owner >= 0)
-    bary = np.clip(bary[:, index].T, 0.0, 1.0)
-    bary /= bary.sum(axis=1, keepdims=True)
-    return TexelSamples((w, h), index.astype(np.int64), owner[index], bary)
+    tri = owner[index]
+    if setup is None or not len(index):
+        return TexelSamples((w, h), index.astype(np.int64), tri, np.zeros((len(index), 3), np.float32))
+    local_of = np.zeros(len(uv), dtype=np.intp)
+    local_of[setup.ids] = np.arange(len(setup.ids))  # winners always have a setup
+    row = index // w
+    b = setup.barycentrics(np.take(local_of, tri), index - row * w, row)
+    np.clip(b, 0.0, 1.0, out=b)
+    total = b[0] + b[1]
+    total += b[2]
+    b /= total
+    return TexelSamples((w, h), index.astype(np.int64), tri, np.ascontiguousarray(b.T))
 
 
 def interpolate(samples: TexelSamples, corner_values: np.ndarray) -> np.ndarray:
