@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .uv_raster import scan_triangles
+from .uv_raster import scan_spans, setup_triangles
 
 #: Triangles with a corner closer to the eye than this (scene units, planar) are not rasterised:
 #: the rasteriser does not clip against the near plane.
@@ -151,42 +151,45 @@ def rasterize_view(view: CameraView, tri_world: np.ndarray, *, cull_backfaces: b
         with np.errstate(invalid="ignore"):
             bad |= ~(e1[:, 0] * e2[:, 1] - e1[:, 1] * e2[:, 0] < 0)
     xy[bad] = np.nan
-    # per corner, one contiguous float32 array each: 1/w (1/depth in perspective, 1 orthographic) and depth
-    inv_w = [np.ones(t, np.float32) if view.is_orthographic else (1.0 / np.where(bad, 1.0, d[:, k])).astype(np.float32)
-             for k in range(3)]
-    depth = [d[:, k].astype(np.float32) for k in range(3)]
     zbuf = np.full(w * h, np.inf, dtype=np.float32)
-    hits = []
-    for tris, pix, b in scan_triangles(xy - 0.5, (w, h)):
-        assert b is not None
-        # depth (orthographic) or 1/depth (perspective) is affine in screen space; dividing by the sum of
-        # the barycentrics keeps it exact where float32 edge functions of a sliver triangle do not sum to 1
-        total = b[0] + b[1]
-        total += b[2]
-        q = b[0] * np.take(inv_w[0] if not view.is_orthographic else depth[0], tris)
-        q += b[1] * np.take(inv_w[1] if not view.is_orthographic else depth[1], tris)
-        q += b[2] * np.take(inv_w[2] if not view.is_orthographic else depth[2], tris)
-        if view.is_orthographic:
-            z = q / np.maximum(total, np.float32(1e-30))
-        else:
-            z = total / np.maximum(q, np.float32(1e-30))
-        np.minimum.at(zbuf, pix, z)
-        hits.append((tris, pix, b, z))
     tri_buf = np.full(w * h, -1, dtype=np.int32)
     bary_buf = np.zeros((w * h, 3), dtype=np.float32)
+    setup = setup_triangles(xy - 0.5, (w, h))
+    if setup is None:
+        return ViewRaster(zbuf.reshape(h, w), tri_buf.reshape(h, w), bary_buf.reshape(h, w, 3))
+    ids = setup.ids
+    # 1/depth (perspective) or depth (orthographic) is affine in screen space: per triangle, its
+    # coefficients on (dx, dy, 1) from the bounding-box corner, combined in float64 from the edge functions
+    d = d[ids]
+    inv_w = np.ones_like(d) if view.is_orthographic else 1.0 / d
+    val = d if view.is_orthographic else inv_w
+    c = setup.cols
+    affine = [(c[0][j] * val[:, 0] + c[1][j] * val[:, 1] + c[2][j] * val[:, 2]).astype(np.float32) for j in range(3)]
+    hits = []
+    for local, dx, dy, pix in scan_spans(setup, w):
+        z = np.take(affine[0], local) * dx.astype(np.float32)
+        z += np.take(affine[1], local) * dy.astype(np.float32)
+        z += np.take(affine[2], local)
+        if not view.is_orthographic:
+            np.maximum(z, np.float32(1e-30), out=z)
+            np.divide(np.float32(1.0), z, out=z)
+        np.minimum.at(zbuf, pix, z)
+        hits.append((local, pix, z))
+    iw = [np.ascontiguousarray(inv_w[:, k], dtype=np.float32) for k in range(3)]
     bary_rows = bary_buf.view(np.dtype((np.void, 12))).reshape(-1)  # whole (3,) rows: a fast np.put
-    for tris, pix, b, z in hits:  # perspective-correct barycentrics of the winners only
+    for local, pix, z in hits:  # perspective-correct barycentrics of the winners only
         win = np.flatnonzero(z <= np.take(zbuf, pix))
-        tw, pw = np.take(tris, win), np.take(pix, win)
-        p = [np.take(b[k], win) * np.take(inv_w[k], tw) for k in range(3)]
-        total = p[0] + p[1]
-        total += p[2]
-        np.maximum(total, np.float32(1e-30), out=total)
-        pc = np.empty((len(win), 3), dtype=np.float32)
+        tw, pw = np.take(local, win), np.take(pix, win)
+        row = pw // w
+        b = setup.barycentrics(tw, pw - row * w, row)
         for k in range(3):
-            np.divide(p[k], total, out=pc[:, k])
-        np.put(tri_buf, pw, tw)  # ties (a pixel centre on a shared edge): the later triangle (np.put writes in order)
-        np.put(bary_rows, pw, pc.view(bary_rows.dtype).reshape(-1))
+            b[k] *= np.take(iw[k], tw)
+        total = b[0] + b[1]
+        total += b[2]
+        np.maximum(total, np.float32(1e-30), out=total)
+        b /= total
+        np.put(tri_buf, pw, np.take(ids, tw))  # ties (a pixel centre on a shared edge): the later triangle (np.put writes in order)
+        np.put(bary_rows, pw, np.ascontiguousarray(b.T).view(bary_rows.dtype).reshape(-1))
     # scan_triangles' row j is pixel y = j, i.e. counted from the top: the buffers are row 0 top already
     return ViewRaster(zbuf.reshape(h, w), tri_buf.reshape(h, w), bary_buf.reshape(h, w, 3))
 

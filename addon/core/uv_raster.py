@@ -8,6 +8,7 @@ image it is projected from still gets one sample per texel and no holes.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -48,36 +49,16 @@ def _chunks(counts: np.ndarray, limit: int = _CHUNK) -> list[np.ndarray]:
     return [np.arange(a, b) for a, b in zip(edges[:-1], edges[1:]) if b > a]
 
 
-def _barycentric_frames(corners: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per triangle (T, 3, 2): origin a, inverse edge matrix (T, 2, 2), and a validity mask (area > 0)."""
-    a = corners[:, 0]
-    m = np.stack([corners[:, 1] - a, corners[:, 2] - a], axis=2)  # columns: b - a, c - a
-    det = m[:, 0, 0] * m[:, 1, 1] - m[:, 0, 1] * m[:, 1, 0]
-    ok = np.abs(det) > 1e-12
-    safe = np.where(ok, det, 1.0)
-    inv = np.empty_like(m)
-    inv[:, 0, 0], inv[:, 0, 1] = m[:, 1, 1] / safe, -m[:, 0, 1] / safe
-    inv[:, 1, 0], inv[:, 1, 1] = -m[:, 1, 0] / safe, m[:, 0, 0] / safe
-    return a, inv, ok
+def edge_coefficients(ax: np.ndarray, ay: np.ndarray, inv: list[np.ndarray], ox: np.ndarray, oy: np.ndarray
+                      ) -> list[list[np.ndarray]]:
+    """``c[k][j]`` (T,) float64: barycentric k at ``(ox + dx, oy + dy)`` is ``c[k][0] * dx + c[k][1] * dy + c[k][2]``,
+    for triangles with first corner (ax, ay) and inverse edge matrix ``inv`` = [i00, i01, i10, i11] (T,) each.
 
-
-def barycentric(points: np.ndarray, a: np.ndarray, inv: np.ndarray) -> np.ndarray:
-    """(N, 3) barycentric weights of 2-D ``points`` in triangles given by origin ``a`` and inverse edge matrix."""
-    d = points - a
-    l1 = inv[:, 0, 0] * d[:, 0] + inv[:, 0, 1] * d[:, 1]
-    l2 = inv[:, 1, 0] * d[:, 0] + inv[:, 1, 1] * d[:, 1]
-    return np.stack([1.0 - l1 - l2, l1, l2], axis=1)
-
-
-def edge_coefficients(a: np.ndarray, inv: np.ndarray, origin: np.ndarray) -> list[list[np.ndarray]]:
-    """``c[k][j]`` (T,) float64: barycentric k at ``origin + (dx, dy)`` is ``c[k][0] * dx + c[k][1] * dy + c[k][2]``.
-
-    Relative to a per-triangle ``origin`` (its bounding box corner) so float32 keeps full precision.
+    Relative to a per-triangle origin (its bounding box corner) so float32 keeps full precision.
     One contiguous array per coefficient: the scan loops gather them per scanline and per pixel.
     """
-    d0, d1 = origin[:, 0] - a[:, 0], origin[:, 1] - a[:, 1]
-    i00, i01 = np.ascontiguousarray(inv[:, 0, 0]), np.ascontiguousarray(inv[:, 0, 1])
-    i10, i11 = np.ascontiguousarray(inv[:, 1, 0]), np.ascontiguousarray(inv[:, 1, 1])
+    d0, d1 = ox - ax, oy - ay
+    i00, i01, i10, i11 = inv
     c1 = [i00, i01, i00 * d0 + i01 * d1]
     c2 = [i10, i11, i10 * d0 + i11 * d1]
     c0 = [-c1[0] - c2[0], -c1[1] - c2[1], (-c1[2] - c2[2]) + 1.0]
@@ -86,18 +67,17 @@ def edge_coefficients(a: np.ndarray, inv: np.ndarray, origin: np.ndarray) -> lis
 
 @dataclass
 class TriangleSetup:
-    """Per-triangle scan data of the triangles that cover some pixel centre: ``ids`` (n,) their indices,
-    ``lo`` (n, 2) int64 bounding-box corner, ``span`` (n, 2) its size, ``cols`` the float64 and ``coef``
-    the float32 ``edge_coefficients`` relative to ``lo``."""
+    """Per-triangle scan data of the triangles that cover some pixel centre, one (n,) array each: ``ids``
+    their indices, ``lox``/``loy`` int64 bounding-box corner, ``spanx``/``spany`` its size; ``cols`` the
+    float64 and ``coef`` the float32 ``edge_coefficients`` relative to the corner."""
 
     ids: np.ndarray
-    lo: np.ndarray
-    span: np.ndarray
+    lox: np.ndarray
+    loy: np.ndarray
+    spanx: np.ndarray
+    spany: np.ndarray
     cols: list[list[np.ndarray]]
     coef: list[list[np.ndarray]]
-
-    def __post_init__(self) -> None:
-        self.lox, self.loy = np.ascontiguousarray(self.lo[:, 0]), np.ascontiguousarray(self.lo[:, 1])
 
     def barycentrics(self, local: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
         """(3, n) float32 barycentrics of pixel centres (x, y) (int) in triangles ``ids[local]``."""
@@ -112,24 +92,34 @@ class TriangleSetup:
 
 
 def setup_triangles(corners: np.ndarray, size: tuple[int, int]) -> TriangleSetup | None:
-    """``TriangleSetup`` of (T, 3, 2) pixel-unit corners (see ``scan_triangles``); None if none covers a pixel."""
+    """``TriangleSetup`` of (T, 3, 2) pixel-unit corners (see ``scan_triangles``); None if none covers a pixel.
+    All per-triangle arithmetic on contiguous (T,) arrays; zero-area triangles cover nothing."""
     w, h = int(size[0]), int(size[1])
     corners = np.asarray(corners, dtype=np.float64)
-    a, inv, ok = _barycentric_frames(corners)
-    cmin = np.minimum(np.minimum(corners[:, 0], corners[:, 1]), corners[:, 2])  # (T, 2); faster than min(axis=1)
-    cmax = np.maximum(np.maximum(corners[:, 0], corners[:, 1]), corners[:, 2])
+    x0, y0, x1, y1, x2, y2 = (np.ascontiguousarray(corners[:, k, j]) for k in range(3) for j in range(2))
+    m00, m01, m10, m11 = x1 - x0, x2 - x0, y1 - y0, y2 - y0  # columns: b - a, c - a
+    det = m00 * m11 - m01 * m10
     with np.errstate(invalid="ignore"):
-        lo = np.ceil(cmin)
-        hi = np.floor(cmax)
-        ok &= np.isfinite(lo[:, 0]) & np.isfinite(lo[:, 1]) & np.isfinite(hi[:, 0]) & np.isfinite(hi[:, 1])
-    lo = np.clip(np.where(ok[:, None], lo, 0), 0, [w - 1, h - 1]).astype(np.int64)
-    hi = np.clip(np.where(ok[:, None], hi, -1), -1, [w - 1, h - 1]).astype(np.int64)
-    ok &= (hi[:, 0] >= lo[:, 0]) & (hi[:, 1] >= lo[:, 1])
+        ok = np.abs(det) > 1e-12
+        lox, loy = np.ceil(np.minimum(np.minimum(x0, x1), x2)), np.ceil(np.minimum(np.minimum(y0, y1), y2))
+        hix, hiy = np.floor(np.maximum(np.maximum(x0, x1), x2)), np.floor(np.maximum(np.maximum(y0, y1), y2))
+        ok &= np.isfinite(lox) & np.isfinite(loy) & np.isfinite(hix) & np.isfinite(hiy)
+        ok &= (hix >= 0) & (hiy >= 0) & (lox <= w - 1) & (loy <= h - 1)
     ids = np.flatnonzero(ok)
     if not len(ids):
         return None
-    cols = edge_coefficients(a[ids], inv[ids], lo[ids].astype(np.float64))
-    return TriangleSetup(ids, lo[ids], hi[ids] - lo[ids] + 1, cols, [[c.astype(np.float32) for c in row] for row in cols])
+    lox, loy = np.clip(lox[ids], 0, w - 1), np.clip(loy[ids], 0, h - 1)
+    spanx = np.clip(hix[ids], -1, w - 1) - lox + 1
+    spany = np.clip(hiy[ids], -1, h - 1) - loy + 1
+    keep = np.flatnonzero((spanx >= 1) & (spany >= 1))
+    ids, lox, loy, spanx, spany = ids[keep], lox[keep], loy[keep], spanx[keep], spany[keep]
+    if not len(ids):
+        return None
+    safe = det[ids]
+    inv = [m11[ids] / safe, -m01[ids] / safe, -m10[ids] / safe, m00[ids] / safe]
+    cols = edge_coefficients(x0[ids], y0[ids], inv, lox, loy)
+    return TriangleSetup(ids, lox.astype(np.int64), loy.astype(np.int64), spanx.astype(np.int64), spany.astype(np.int64),
+                         cols, [[c.astype(np.float32) for c in row] for row in cols])
 
 
 def scan_triangles(corners: np.ndarray, size: tuple[int, int], bary: bool = True
@@ -145,10 +135,10 @@ def scan_triangles(corners: np.ndarray, size: tuple[int, int], bary: bool = True
     return [] if setup is None else _scan(setup, int(size[0]), bary)
 
 
-def _scan(setup: TriangleSetup, w: int, bary: bool) -> "list[tuple[np.ndarray, np.ndarray, np.ndarray | None]]":
-    ids, cols, coef, lox, loy = setup.ids, setup.cols, setup.coef, setup.lox, setup.loy
-    out: list[tuple[np.ndarray, np.ndarray, np.ndarray | None]] = []
-    spanx, spany = np.ascontiguousarray(setup.span[:, 0]), np.ascontiguousarray(setup.span[:, 1])
+def scan_spans(setup: TriangleSetup, w: int) -> "Iterator[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]":
+    """Chunks of (local triangle index into ``setup.ids``, dx, dy, flat pixel index) for every pixel
+    centre inside, (dx, dy) (int64) relative to the triangle's ``setup.lo``; in increasing triangle order."""
+    cols, lox, loy, spanx, spany = setup.cols, setup.lox, setup.loy, setup.spanx, setup.spany
     for part in _chunks(spany, _CHUNK // 16):  # scanlines: (triangle, row) pairs
         rows = spany[part]
         r = np.repeat(part, rows)
@@ -175,20 +165,27 @@ def _scan(setup: TriangleSetup, w: int, bary: bool) -> "list[tuple[np.ndarray, n
         dx -= np.repeat(np.cumsum(counts) - counts - first.astype(np.int64), counts)
         t = np.repeat(r, counts)
         dyq = np.repeat(dy, counts)
-        b = None
-        if bary:
-            fx, fy = dx.astype(np.float32), dyq.astype(np.float32)
-            b = np.empty((3, len(t)), dtype=np.float32)
-            for k in range(3):
-                np.multiply(np.take(coef[k][0], t), fx, out=b[k])
-                b[k] += np.take(coef[k][1], t) * fy
-                b[k] += np.take(coef[k][2], t)
         pix = np.take(loy, t)
         pix += dyq
         pix *= w
         pix += np.take(lox, t)
         pix += dx
-        out.append((ids[t], pix, b))
+        yield t, dx, dyq, pix
+
+
+def _scan(setup: TriangleSetup, w: int, bary: bool) -> "list[tuple[np.ndarray, np.ndarray, np.ndarray | None]]":
+    out: list[tuple[np.ndarray, np.ndarray, np.ndarray | None]] = []
+    coef = setup.coef
+    for t, dx, dy, pix in scan_spans(setup, w):
+        b = None
+        if bary:
+            fx, fy = dx.astype(np.float32), dy.astype(np.float32)
+            b = np.empty((3, len(t)), dtype=np.float32)
+            for k in range(3):
+                np.multiply(np.take(coef[k][0], t), fx, out=b[k])
+                b[k] += np.take(coef[k][1], t) * fy
+                b[k] += np.take(coef[k][2], t)
+        out.append((setup.ids[t], pix, b))
     return out
 
 
