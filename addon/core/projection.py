@@ -47,16 +47,27 @@ class CameraView:
 
         Points on or behind the eye plane of a perspective camera get ``nan`` pixel coordinates.
         """
-        pc = self.to_camera(points_world)
-        clip = pc @ self.projection[:, :3].T + self.projection[:, 3]
-        wcl = clip[:, 3]
-        with np.errstate(divide="ignore", invalid="ignore"):
-            ndc = clip[:, :2] / np.where(wcl > 0, wcl, np.nan)[:, None]
+        p = np.asarray(points_world, dtype=np.float64)
+        m, proj = self.world_to_camera, self.projection
+        # one contiguous float64 array per coordinate: (N, 3) x (3, 3) products are slow in BLAS
+        x, y, z = (np.ascontiguousarray(p[:, k]) for k in range(3))
+
+        def affine(row: np.ndarray, a: np.ndarray, b: np.ndarray, c: np.ndarray) -> np.ndarray:
+            out = a * row[0]
+            out += b * row[1]
+            out += c * row[2]
+            out += row[3]
+            return out
+
+        full = proj @ m  # world -> clip in one product (float64: differences in the last bits only)
+        cx, cy, wcl, cz = (affine(row, x, y, z) for row in (full[0], full[1], full[3], m[2]))
+        wcl[~(wcl > 0)] = np.nan
         w, h = self.resolution
-        xy = np.empty((len(pc), 2), dtype=np.float64)
-        xy[:, 0] = (ndc[:, 0] + 1.0) * (0.5 * w)
-        xy[:, 1] = (1.0 - ndc[:, 1]) * (0.5 * h)
-        return xy, -pc[:, 2]
+        xy = np.empty((len(p), 2), dtype=np.float64)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            xy[:, 0] = (cx / wcl + 1.0) * (0.5 * w)
+            xy[:, 1] = (1.0 - cy / wcl) * (0.5 * h)
+        return xy, np.negative(cz, out=cz)
 
     def project32(self, points_world: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """``project`` in float32 with one (N, 3) x (3, 4) product: for large texel sets (errors ~1e-4 px)."""

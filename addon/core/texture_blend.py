@@ -43,15 +43,19 @@ def _erode(mask: np.ndarray) -> np.ndarray:
     return out
 
 
-def _jumps(d: np.ndarray, threshold: float) -> np.ndarray:
-    """(H, W-1) bool: depth discontinuities between horizontal neighbours. A step counts when it is larger
-    than ``threshold`` (relative) *and* more than twice the steps beside it, so a steep but smooth surface
-    (whose steps are all alike) is not mistaken for an edge."""
-    step = np.abs(d[:, 1:] - d[:, :-1])
+def _jumps(d: np.ndarray, threshold: float, axis: int = 1) -> np.ndarray:
+    """Depth discontinuities between neighbours along ``axis`` ((H, W-1) bool for 1, (H-1, W) for 0). A step
+    counts when it is larger than ``threshold`` (relative) *and* more than twice the steps beside it, so a
+    steep but smooth surface (whose steps are all alike) is not mistaken for an edge. Slices along the
+    axis itself, so axis 0 runs on contiguous rows (no transposed copy)."""
+    def cut(a: np.ndarray, start: int | None, stop: int | None) -> np.ndarray:
+        return a[start:stop] if axis == 0 else a[:, start:stop]
+
+    step = np.abs(cut(d, 1, None) - cut(d, None, -1))
     beside = np.zeros_like(step)
-    beside[:, 1:] = step[:, :-1]
-    beside[:, :-1] = np.maximum(beside[:, :-1], step[:, 1:])
-    return (step > threshold * np.minimum(d[:, 1:], d[:, :-1])) & (step > 2.0 * beside)
+    cut(beside, 1, None)[...] = cut(step, None, -1)
+    np.maximum(cut(beside, None, -1), cut(step, 1, None), out=cut(beside, None, -1))
+    return (step > threshold * np.minimum(cut(d, 1, None), cut(d, None, -1))) & (step > 2.0 * beside)
 
 
 def feather_map(depth_map: np.ndarray, feather_px: float, edge_threshold: float = DEFAULT_EDGE_THRESHOLD) -> np.ndarray:
@@ -61,7 +65,7 @@ def feather_map(depth_map: np.ndarray, feather_px: float, edge_threshold: float 
     solid = np.isfinite(d)
     dd = np.where(solid, d, 0.0)
     jump_x = _jumps(dd, edge_threshold)
-    jump_y = _jumps(dd.T, edge_threshold).T
+    jump_y = _jumps(dd, edge_threshold, axis=0)
     inner = solid.copy()
     inner[:, 1:] &= ~jump_x
     inner[:, :-1] &= ~jump_x
@@ -292,12 +296,25 @@ def render_texture_into_view(raster: ViewRaster, corner_uv: np.ndarray, color_te
     rgb = np.zeros((h * w, 3), dtype=np.float32)
     weight = np.zeros(h * w, dtype=np.float32)
     pix = np.flatnonzero(raster.tri.reshape(-1) >= 0)
-    tri = raster.tri.reshape(-1)[pix]
-    b = raster.bary.reshape(-1, 3)[pix]
-    uv = np.einsum("nk,nkc->nc", b, np.asarray(corner_uv, dtype=np.float32)[tri])
-    col = np.clip(np.floor(uv[:, 0] * tw), 0, tw - 1).astype(np.int64)
-    row = np.clip(np.floor(uv[:, 1] * th), 0, th - 1).astype(np.int64)
-    texel = row * tw + col
-    rgb[pix] = color_tex.reshape(-1, color_tex.shape[-1])[texel, :3]
-    weight[pix] = weight_tex.reshape(-1)[texel]
+    tri = np.take(raster.tri.reshape(-1), pix).astype(np.intp)
+    b = np.take(raster.bary.reshape(-1, 3), pix, axis=0)
+    uv = np.asarray(corner_uv, dtype=np.float32)
+    # per corner and coordinate: a gather from a contiguous (T,) table and a multiply-add (no (n, 3, 2) gather)
+    texel = None
+    for c, size in ((1, th), (0, tw)):
+        coord = np.take(np.ascontiguousarray(uv[:, 0, c]), tri) * b[:, 0]
+        coord += np.take(np.ascontiguousarray(uv[:, 1, c]), tri) * b[:, 1]
+        coord += np.take(np.ascontiguousarray(uv[:, 2, c]), tri) * b[:, 2]
+        coord *= size
+        cell = np.clip(np.floor(coord), 0, size - 1).astype(np.intp)
+        texel = cell if texel is None else texel * tw + cell
+    assert texel is not None
+    channels = color_tex.shape[-1]
+    if color_tex.dtype == np.float32 and color_tex.flags.c_contiguous:  # whole texels as items: a fast gather
+        rows = color_tex.reshape(-1, channels).view(np.dtype((np.void, 4 * channels))).reshape(-1)
+        seen = np.ascontiguousarray(np.take(rows, texel).view(np.float32).reshape(len(pix), channels)[:, :3])
+        np.put(rgb.view(np.dtype((np.void, 12))).reshape(-1), pix, seen.view(np.dtype((np.void, 12))).reshape(-1))
+    else:
+        rgb[pix] = color_tex.reshape(-1, channels)[texel, :3]
+    weight[pix] = np.take(weight_tex.reshape(-1), texel)
     return rgb.reshape(h, w, 3), weight.reshape(h, w)
