@@ -10,7 +10,7 @@ with a smooth synthetic 1024² image. Stages: UV rasterisation and interpolation
 z-buffer depth map (``rasterize_view``), the render-back for the next view's init image, the view's
 feather map and pixel table (``ViewSampler``) and weights + image sampling + accumulation
 (``project_into``, what ``project_image`` + ``accumulate`` compute); at the end ``fill_unseen`` and
-``pad_islands``. ``--threads`` sets ``view_sampler.THREADS`` (default: up to 4 cores).
+``pad_islands``. ``--threads`` sets ``core.threads.THREADS`` (default: up to 4 cores).
 
 Baseline: one plain numpy pass over the same texels — all N texel points (N, 4) float32 times a 4x4
 matrix, timed before every view. Each stage prints wall and CPU time (CPU time sums all threads; on a
@@ -34,7 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from addon.core.projection import CameraView, perspective_matrix, rasterize_view  # noqa: E402
 from addon.core.texture_blend import fill_unseen, pad_islands, render_texture_into_view  # noqa: E402
 from addon.core.uv_raster import interpolate, rasterize_uv  # noqa: E402
-from addon.core import view_sampler  # noqa: E402
+from addon.core import threads  # noqa: E402
 from addon.core.view_sampler import TexelSet, ViewSampler, project_into  # noqa: E402
 
 
@@ -108,14 +108,14 @@ def main() -> int:
     parser.add_argument("--view", type=int, default=1024)
     parser.add_argument("--views", type=int, default=8)
     parser.add_argument("--segments", type=int, default=224)
-    parser.add_argument("--threads", type=int, default=view_sampler.THREADS)
+    parser.add_argument("--threads", type=int, default=threads.THREADS)
     args = parser.parse_args()
-    view_sampler.THREADS = max(1, args.threads)
+    threads.THREADS = max(1, args.threads)
     tri_p, tri_n, tri_uv = sphere(args.segments)
     views = cameras(args.views, args.view)
     images = [image(args.view, i) for i in range(args.views)]
     size = (args.texture, args.texture)
-    print(f"numpy {np.__version__}; {view_sampler.THREADS} threads; {len(tri_p)} triangles, texture {size[0]}², {args.views} views of {args.view}²")
+    print(f"numpy {np.__version__}; {threads.THREADS} threads; {len(tri_p)} triangles, texture {size[0]}², {args.views} views of {args.view}²")
 
     clock = Clock()
     samples = rasterize_uv(tri_uv, size)

@@ -11,11 +11,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .uv_raster import scan_spans, setup_triangles
+from . import threads
+from .uv_raster import setup_triangles, span_chunk, span_parts
 
 #: Triangles with a corner closer to the eye than this (scene units, planar) are not rasterised:
 #: the rasteriser does not clip against the near plane.
 MIN_DEPTH = 1e-6
+#: Scanlines per chunk of ``rasterize_view`` (~100k fragments): enough chunks to share among threads.
+_SCANLINES = 1 << 15
 
 
 @dataclass
@@ -176,19 +179,20 @@ def rasterize_view(view: CameraView, tri_world: np.ndarray, *, cull_backfaces: b
     val = d if view.is_orthographic else inv_w
     c = setup.cols
     affine = [(c[0][j] * val[:, 0] + c[1][j] * val[:, 1] + c[2][j] * val[:, 2]).astype(np.float32) for j in range(3)]
-    hits = []
-    for local, dx, dy, pix in scan_spans(setup, w):
+    iw = [np.ascontiguousarray(inv_w[:, k], dtype=np.float32) for k in range(3)]
+
+    def fragments(part: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        local, dx, dy, pix = span_chunk(setup, part, w)
         z = np.take(affine[0], local) * dx.astype(np.float32)
         z += np.take(affine[1], local) * dy.astype(np.float32)
         z += np.take(affine[2], local)
         if not view.is_orthographic:
             np.maximum(z, np.float32(1e-30), out=z)
             np.divide(np.float32(1.0), z, out=z)
-        np.minimum.at(zbuf, pix, z)
-        hits.append((local, pix, z))
-    iw = [np.ascontiguousarray(inv_w[:, k], dtype=np.float32) for k in range(3)]
-    bary_rows = bary_buf.view(np.dtype((np.void, 12))).reshape(-1)  # whole (3,) rows: a fast np.put
-    for local, pix, z in hits:  # perspective-correct barycentrics of the winners only
+        return local, pix, z
+
+    def winners(hit: tuple[np.ndarray, np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        local, pix, z = hit  # perspective-correct barycentrics of the z-buffer winners only
         win = np.flatnonzero(z <= np.take(zbuf, pix))
         tw, pw = np.take(local, win), np.take(pix, win)
         row = pw // w
@@ -199,8 +203,15 @@ def rasterize_view(view: CameraView, tri_world: np.ndarray, *, cull_backfaces: b
         total += b[2]
         np.maximum(total, np.float32(1e-30), out=total)
         b /= total
-        np.put(tri_buf, pw, np.take(ids, tw))  # ties (a pixel centre on a shared edge): the later triangle (np.put writes in order)
-        np.put(bary_rows, pw, np.ascontiguousarray(b.T).view(bary_rows.dtype).reshape(-1))
+        return pw, np.take(ids, tw), np.ascontiguousarray(b.T)
+
+    hits = threads.map_chunks(fragments, span_parts(setup, _SCANLINES))
+    for _, pix, z in hits:  # in order, on one thread: ufunc.at is not atomic
+        np.minimum.at(zbuf, pix, z)
+    bary_rows = bary_buf.view(np.dtype((np.void, 12))).reshape(-1)  # whole (3,) rows: a fast np.put
+    for pw, tri, bary in threads.map_chunks(winners, hits):
+        np.put(tri_buf, pw, tri)  # in chunk order: on ties (a pixel centre on a shared edge) the later triangle
+        np.put(bary_rows, pw, bary.view(bary_rows.dtype).reshape(-1))
     # scan_triangles' row j is pixel y = j, i.e. counted from the top: the buffers are row 0 top already
     return ViewRaster(zbuf.reshape(h, w), tri_buf.reshape(h, w), bary_buf.reshape(h, w, 3))
 

@@ -135,42 +135,52 @@ def scan_triangles(corners: np.ndarray, size: tuple[int, int], bary: bool = True
     return [] if setup is None else _scan(setup, int(size[0]), bary)
 
 
-def scan_spans(setup: TriangleSetup, w: int) -> "Iterator[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]":
-    """Chunks of (local triangle index into ``setup.ids``, dx, dy, flat pixel index) for every pixel
-    centre inside, (dx, dy) (int64) relative to the triangle's ``setup.lo``; in increasing triangle order."""
+def span_parts(setup: TriangleSetup, rows: int = _CHUNK // 16) -> list[np.ndarray]:
+    """Runs of triangles (local indices) of about ``rows`` scanlines each, for ``span_chunk``."""
+    return _chunks(setup.spany, rows)
+
+
+def span_chunk(setup: TriangleSetup, part: np.ndarray, w: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(local triangle index into ``setup.ids``, dx, dy, flat pixel index) of every pixel centre inside the
+    triangles ``part``, (dx, dy) (int64) relative to the triangle's bounding-box corner; in triangle order."""
     cols, lox, loy, spanx, spany = setup.cols, setup.lox, setup.loy, setup.spanx, setup.spany
-    for part in _chunks(spany, _CHUNK // 16):  # scanlines: (triangle, row) pairs
-        rows = spany[part]
-        r = np.repeat(part, rows)
-        dy = np.arange(int(rows.sum()), dtype=np.int64) - np.repeat(np.cumsum(rows) - rows, rows)
-        width = np.take(spanx, r)
-        first = np.zeros(len(r))
-        last = (width - 1).astype(np.float64)
-        for k in range(3):  # the span of x where edge function k >= -eps on this row
-            ak = np.take(cols[k][0], r)
-            rest = np.take(cols[k][1], r) * dy
-            rest += np.take(cols[k][2], r)
-            rest += _EDGE_EPS
-            with np.errstate(divide="ignore", invalid="ignore"):
-                cross = -rest / ak
-            pos, neg = ak > 0, ak < 0
-            np.maximum(first, np.ceil(cross), out=first, where=pos)
-            np.minimum(last, np.floor(cross), out=last, where=neg)
-            last[(ak == 0) & (rest < 0)] = -1.0
-        np.clip(first, 0, width, out=first)
-        np.clip(last, -1, width - 1, out=last)
-        counts = np.maximum(last - first + 1, 0).astype(np.int64)
-        # pixels of each row span, in triangle order
-        dx = np.arange(int(counts.sum()), dtype=np.int64)
-        dx -= np.repeat(np.cumsum(counts) - counts - first.astype(np.int64), counts)
-        t = np.repeat(r, counts)
-        dyq = np.repeat(dy, counts)
-        pix = np.take(loy, t)
-        pix += dyq
-        pix *= w
-        pix += np.take(lox, t)
-        pix += dx
-        yield t, dx, dyq, pix
+    rows = spany[part]
+    r = np.repeat(part, rows)
+    dy = np.arange(int(rows.sum()), dtype=np.int64) - np.repeat(np.cumsum(rows) - rows, rows)
+    width = np.take(spanx, r)
+    first = np.zeros(len(r))
+    last = (width - 1).astype(np.float64)
+    for k in range(3):  # the span of x where edge function k >= -eps on this row
+        ak = np.take(cols[k][0], r)
+        rest = np.take(cols[k][1], r) * dy
+        rest += np.take(cols[k][2], r)
+        rest += _EDGE_EPS
+        with np.errstate(divide="ignore", invalid="ignore"):
+            cross = -rest / ak
+        pos, neg = ak > 0, ak < 0
+        np.maximum(first, np.ceil(cross), out=first, where=pos)
+        np.minimum(last, np.floor(cross), out=last, where=neg)
+        last[(ak == 0) & (rest < 0)] = -1.0
+    np.clip(first, 0, width, out=first)
+    np.clip(last, -1, width - 1, out=last)
+    counts = np.maximum(last - first + 1, 0).astype(np.int64)
+    # pixels of each row span, in triangle order
+    dx = np.arange(int(counts.sum()), dtype=np.int64)
+    dx -= np.repeat(np.cumsum(counts) - counts - first.astype(np.int64), counts)
+    t = np.repeat(r, counts)
+    dyq = np.repeat(dy, counts)
+    pix = np.take(loy, t)
+    pix += dyq
+    pix *= w
+    pix += np.take(lox, t)
+    pix += dx
+    return t, dx, dyq, pix
+
+
+def scan_spans(setup: TriangleSetup, w: int) -> "Iterator[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]":
+    """``span_chunk`` of each of ``span_parts``: every pixel centre inside, in increasing triangle order."""
+    for part in span_parts(setup):
+        yield span_chunk(setup, part, w)
 
 
 def _scan(setup: TriangleSetup, w: int, bary: bool) -> "list[tuple[np.ndarray, np.ndarray, np.ndarray | None]]":

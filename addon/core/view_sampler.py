@@ -5,7 +5,7 @@ feather (+ alpha) per pixel — so every target texture projected from that view
 ``project_into`` then streams a target's texels (``TexelSet``, float32 rows) in chunks of ``CHUNK``, keeps only the texels that face
 the camera within the cut-off, land in the image and are not occluded (each test shrinks the arrays
 the next one works on), reads all their channels with 4 gathers of packed rows, and blends them straight into the texture (no (N, 3) colour array). Chunks own
-disjoint texels, so they run on a thread pool: numpy releases the GIL inside its loops.
+disjoint texels, so they run on ``threads.THREADS`` threads: numpy releases the GIL inside its loops.
 
 The maths is ``texture_blend.view_weights`` / ``project_image`` / ``accumulate`` exactly (same formulas,
 float32); ``tests/addon_core/test_texture_blend.py`` checks both agree. View images are row 0 top,
@@ -15,20 +15,17 @@ textures row 0 bottom, colours sRGB 0..1 as given.
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
+from . import threads
 from .projection import CameraView
 from .texture_blend import DEFAULT_EDGE_THRESHOLD, FEATHER_FLOOR, feather_map
 
 #: Texels per chunk: large enough that numpy's per-call overhead (~60 calls a chunk) is small, small
 #: enough (~10 MB of temporaries) to split the work evenly over threads.
 CHUNK = 1 << 16
-#: Worker threads for the chunks (numpy releases the GIL in ufuncs and ``take``).
-THREADS = max(1, min(4, os.cpu_count() or 1))
 
 
 class ViewSampler:
@@ -188,10 +185,7 @@ class TexelSet:
 
 
 def _run(chunks: int, work: Callable[[int], float]) -> float:
-    if THREADS > 1 and chunks > 1:
-        with ThreadPoolExecutor(min(THREADS, chunks)) as pool:
-            return float(sum(pool.map(work, range(chunks))))
-    return float(sum(work(c) for c in range(chunks)))
+    return float(sum(threads.map_chunks(work, range(chunks))))
 
 
 def project_into(sampler: ViewSampler, texels: TexelSet, color_tex: np.ndarray, weight_tex: np.ndarray) -> float:

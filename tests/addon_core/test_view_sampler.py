@@ -36,7 +36,7 @@ def reference(view, pts, nrm, image, depth, **params):
 @pytest.mark.parametrize("chunk,threads", [(1 << 16, 1), (512, 2)])
 def test_kernel_matches_view_weights_and_accumulate(monkeypatch, ortho, channels, chunk, threads):
     monkeypatch.setattr(vs, "CHUNK", chunk)
-    monkeypatch.setattr(vs, "THREADS", threads)
+    monkeypatch.setattr(vs.threads, "THREADS", threads)
     tris, s, pts, nrm = scene()
     view = ortho_view([0.3, -0.4, 5.0], [0, 0, 0], (120, 100), 3.5) if ortho else persp_view([0.3, -0.4, 5.0], [0, 0, 0], (120, 100))
     rng = np.random.default_rng(1)
@@ -85,3 +85,19 @@ def test_mismatched_inputs_are_refused():
         vs.ViewSampler(view, np.ones((128, 128, 3), np.float32), np.ones((64, 64), np.float32))
     with pytest.raises(ValueError, match="interpolate"):
         vs.TexelSet(pts[:-1], nrm, s.index)
+
+
+@pytest.mark.parametrize("ortho", [False, True])
+def test_rasterize_view_is_the_same_on_threads_and_small_chunks(monkeypatch, ortho):
+    import addon.core.projection as pj
+
+    tris, *_ = scene()
+    view = ortho_view([0.3, -0.4, 5.0], [0, 0, 0], (120, 100), 3.5) if ortho else persp_view([0.3, -0.4, 5.0], [0, 0, 0], (120, 100))
+    monkeypatch.setattr(vs.threads, "THREADS", 1)
+    serial = rasterize_view(view, tris)
+    monkeypatch.setattr(vs.threads, "THREADS", 2)
+    monkeypatch.setattr(pj, "_SCANLINES", 7)  # many chunks, shared edges split across them
+    threaded = rasterize_view(view, tris)
+    assert np.isfinite(serial.depth).sum() > 1000
+    for field in ("depth", "tri", "bary"):
+        assert np.array_equal(getattr(serial, field), getattr(threaded, field))
