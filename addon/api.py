@@ -84,6 +84,30 @@ def output_dir(context: bpy.types.Context | None = None) -> str:
     return os.path.join(tempfile.gettempdir(), "scenecast")
 
 
+def request_fields(
+    scene: bpy.types.Scene, model: str | None = None, server: str | None = None, timeout: float | None = None,
+    out_dir: str | None = None,
+) -> dict[str, Any]:
+    """The ``JobRequest`` fields that say where and how a job runs (server, model, backend start-up,
+    output folder): the call's values, else the scene's model and the add-on preferences. Shared by
+    every feature that sends jobs, so they all honour the same settings."""
+    s = getattr(scene, "scenecast", None)
+    prefs = preferences.settings()
+    return {
+        "server": server or prefs.server,
+        "output_dir": out_dir or output_dir(),
+        "model": model or (s.model.strip() if s is not None and s.model.strip() else None),
+        "default_model": prefs.default_model,
+        "token": prefs.token,
+        "auto_start": prefs.auto_start,
+        "backend_python": prefs.backend_python,
+        "backend_dir": prefs.backend_dir,
+        "log_path": prefs.log_path,
+        "timeout": timeout,
+        "offline": not getattr(bpy.app, "online_access", True),
+    }
+
+
 def _units(
     scene: bpy.types.Scene, units: Iterable[Mapping[str, Any]] | None, preset: str | None
 ) -> list[dict[str, Any]]:
@@ -126,7 +150,6 @@ def prepare(
 ) -> JobRequest:
     """Main-thread half of a generation: extract passes, encode them, gather settings into a request."""
     s = getattr(scene, "scenecast", None)
-    prefs = preferences.settings()
     prompt = _pick(prompt, s, "prompt", "")
     if not prompt:
         raise ValueError("the prompt is empty: type what the image should show in Scenecast › Prompt")
@@ -160,23 +183,8 @@ def prepare(
         "preset": preset,
         "preview_every": int(_pick(preview_every, s, "preview_every", 0)),
     }
-    return JobRequest(
-        server=server or prefs.server,
-        params=params,
-        units=unit_list,
-        images=images,
-        output_dir=output_dir(),
-        name=scene.name,
-        model=model or (s.model.strip() if s is not None and s.model.strip() else None),
-        default_model=prefs.default_model,
-        token=prefs.token,
-        auto_start=prefs.auto_start,
-        backend_python=prefs.backend_python,
-        backend_dir=prefs.backend_dir,
-        log_path=prefs.log_path,
-        timeout=timeout,
-        offline=not getattr(bpy.app, "online_access", True),
-    )
+    return JobRequest(params=params, units=unit_list, images=images, name=scene.name,
+                      **request_fields(scene, model, server, timeout))
 
 
 def load_results(outcome: JobOutcome) -> list[bpy.types.Image]:

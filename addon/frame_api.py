@@ -29,7 +29,6 @@ from .core import frame_sequence as seq
 from .core.conventions import DepthRange
 from .core.jobspec import build_job_spec
 from .core.remote_job import JobOutcome, JobRequest, run_job
-from .ui import preferences
 from .ui.properties import NO_PRESET, object_classes
 
 #: ControlNets when neither the call, the scene nor a preset names any: layout from depth, crisp
@@ -60,7 +59,6 @@ def request_template(
 ) -> JobRequest:
     """A ``JobRequest`` without images: the scene's and the preferences' settings, like ``api.prepare``."""
     s = getattr(scene, "scenecast", None)
-    prefs = preferences.settings()
     prompt = api._pick(prompt, s, "prompt", "")
     if not prompt:
         raise ValueError("the prompt is empty: type what the image should show in Scenecast › Prompt")
@@ -83,14 +81,8 @@ def request_template(
         "guidance": api._pick(guidance, scene_values, "guidance", None),
         "preset": preset, "preview_every": 0,
     }  # fmt: skip
-    return JobRequest(
-        server=server or prefs.server, params=params, units=unit_list, images={},
-        output_dir=out_dir or api.output_dir(), name=scene.name,
-        model=model or (s.model.strip() if s is not None and s.model.strip() else None),
-        default_model=prefs.default_model, token=prefs.token, auto_start=prefs.auto_start,
-        backend_python=prefs.backend_python, backend_dir=prefs.backend_dir, log_path=prefs.log_path,
-        timeout=timeout, offline=not getattr(bpy.app, "online_access", True),
-    )
+    return JobRequest(params=params, units=unit_list, images={}, name=scene.name,
+                      **api.request_fields(scene, model, server, timeout, out_dir))
 
 
 def _scene_depth_range(scene: bpy.types.Scene) -> DepthRange | None:

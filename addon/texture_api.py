@@ -14,9 +14,8 @@ import bpy
 
 from .blender.texturing import FIRST_VIEW_UNITS, TextureResult, TextureSettings, texture_steps
 from .core import camera_rig
-from .core.job_chain import JobSteps, run_blocking
+from .core.job_chain import run_blocking
 from .core.jobspec import validate_size
-from .ui import preferences
 
 #: View size used when neither the call nor the scene sets one.
 DEFAULT_VIEW_SIZE = 512
@@ -48,7 +47,6 @@ def settings_for(
     from . import api  # the shared helpers (output folder); api imports this module lazily
 
     s = getattr(scene, "scenecast", None)
-    prefs = preferences.settings()
     text = prompt if prompt is not None else (s.prompt if s is not None else "")
     if not text or not text.strip():
         raise ValueError("the prompt is empty: describe the look of the objects, e.g. prompt=\"weathered red brick\"")
@@ -58,7 +56,6 @@ def settings_for(
         raise ValueError(f"texture_size {texture_size}: use 8..16384 texels per side (default 1024)")
     if not 0.0 < coverage_threshold:
         raise ValueError(f"coverage_threshold must be above 0, got {coverage_threshold}")
-    chosen_model = model or (s.model.strip() if s is not None and s.model.strip() else None)
     params = {
         "prompt": text,
         "negative_prompt": negative_prompt if negative_prompt is not None else (s.negative_prompt if s is not None else None),
@@ -70,19 +67,7 @@ def settings_for(
         "preset": None,
         "preview_every": int(s.preview_every) if s is not None else 0,
     }
-    request_fields = {
-        "server": server or prefs.server,
-        "output_dir": output_dir or api.output_dir(),
-        "model": chosen_model,
-        "default_model": prefs.default_model,
-        "token": prefs.token,
-        "auto_start": prefs.auto_start,
-        "backend_python": prefs.backend_python,
-        "backend_dir": prefs.backend_dir,
-        "log_path": prefs.log_path,
-        "timeout": timeout,
-        "offline": not getattr(bpy.app, "online_access", True),
-    }
+    request_fields = api.request_fields(scene, model, server, timeout, output_dir)
     unit_list = [dict(u) for u in units] if units is not None else [dict(u) for u in FIRST_VIEW_UNITS]
     return TextureSettings(
         base_params=params, request_fields=request_fields, texture_size=(int(texture_size), int(texture_size)),
@@ -91,19 +76,6 @@ def settings_for(
         # Feathering is in view pixels: 8 px at 512² (core's default), scaled with the view size.
         weight_params={"feather_px": max(2.0, side / 64.0), **dict(weight_params or {})},
     )
-
-
-def steps_for(
-    scene: bpy.types.Scene,
-    objects: Iterable[bpy.types.Object],
-    settings: TextureSettings,
-    views: int | Sequence[bpy.types.Object] = 6,
-    elevations: Sequence[float] = camera_rig.DEFAULT_ELEVATIONS,
-    on_view: Callable[[int, int, str], None] | None = None,
-) -> JobSteps[TextureResult]:
-    """The run as a job chain; its first step validates objects and cameras before anything changes."""
-    steps = texture_steps(scene, list(objects), settings, views, elevations, on_view)
-    return steps
 
 
 def texture_objects(
@@ -117,7 +89,7 @@ def texture_objects(
     cancel: threading.Event | None = None,
 ) -> TextureResult:
     """Run the whole chain in this thread (see ``api.texture_objects``)."""
-    result = run_blocking(steps_for(scene, objects, settings, views, elevations, on_view),
+    result = run_blocking(texture_steps(scene, list(objects), settings, views, elevations, on_view),
                           on_event=on_event, cancel=cancel)
     for note in result.notes:
         print(f"Scenecast: {note}")

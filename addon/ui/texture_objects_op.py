@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 import bpy
 
 from .. import texture_api
+from ..blender.texturing import texture_steps
 from ..core.job_chain import JobSteps
 from .chain_operator import ChainOperator
 
@@ -90,8 +91,8 @@ class SCENECAST_OT_texture_objects(ChainOperator):
         elevations = (self.elevation_low,) if self.elevation_low == self.elevation_high else (
             self.elevation_low, self.elevation_high)
         settings = texture_api.settings_for(scene, None, texture_size=self.texture_size, material=self.material)
-        return texture_api.steps_for(scene, meshes, settings, views, elevations,
-                                     on_view=lambda i, n, text: self.status(context, text, i / max(n, 1)))
+        return texture_steps(scene, meshes, settings, views, elevations,
+                             on_view=lambda i, n, text: self.status(context, text, i / max(n, 1)))
 
     def chain_done(self, context: bpy.types.Context, result: Any) -> None:
         for note in result.notes:
