@@ -21,6 +21,8 @@ from typing import Any
 
 import numpy as np
 
+from ..core.errors import ScenecastError
+
 _MAGIC = 20000630
 _TILED, _NON_IMAGE, _MULTIPART = 0x200, 0x800, 0x1000
 _PIXEL_DTYPES: dict[int, np.dtype[Any]] = {0: np.dtype("<u4"), 1: np.dtype("<f2"), 2: np.dtype("<f4")}
@@ -28,7 +30,7 @@ _COMPRESSION_NAMES = ("NONE", "RLE", "ZIPS", "ZIP", "PIZ", "PXR24", "B44", "B44A
 _LINES_PER_CHUNK = {0: 1, 2: 1, 3: 16}  # the compressions we decode
 
 
-class ExrError(ValueError):
+class ExrError(ScenecastError, ValueError):
     """The file is not an OpenEXR this reader understands (the message says what to change)."""
 
 

@@ -34,8 +34,9 @@ from ..core import frame_sequence as seq
 from ..core import png
 from ..core.conventions import DepthRange
 from ..core.errors import ScenecastError
+from ..core.files import write_atomic
 from ..core.jobspec import build_job_spec
-from ..core.remote_job import JobFailed, JobOutcome, JobRequest, run_job, write_atomic
+from ..core.remote_job import JobCancelled, JobFailed, JobOutcome, JobRequest, run_job
 from .extract import Passes, extract_passes, scene_depth_range
 from .scene_state import capture_state, restore_state
 
@@ -320,7 +321,7 @@ class FrameRun:
         try:
             while True:
                 if cancel is not None and cancel.is_set():
-                    raise JobFailed("the frame sequence was cancelled", None, status="cancelled")
+                    raise JobCancelled("the frame sequence was cancelled", "finished frames are kept: run it again to go on")
                 task = self.next_task()
                 if task is None:
                     break

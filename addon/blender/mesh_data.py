@@ -14,6 +14,8 @@ from dataclasses import dataclass
 import bpy
 import numpy as np
 
+from ..core.errors import ScenecastError
+
 #: Object types Blender can turn into a mesh; all of them occlude in the depth map.
 SURFACE_TYPES = frozenset({"MESH", "CURVE", "SURFACE", "META", "FONT"})
 #: Smart UV Project's settings for meshes without UVs: Blender's default angle (66°), a small margin.
@@ -21,7 +23,7 @@ SMART_UV_ANGLE_RAD = 1.15192
 SMART_UV_MARGIN = 0.02
 
 
-class MeshDataError(ValueError):
+class MeshDataError(ScenecastError, ValueError):
     """The mesh cannot be textured as it is; the message says what to change."""
 
 
@@ -90,7 +92,7 @@ def evaluated_triangles(obj: bpy.types.Object, depsgraph: bpy.types.Depsgraph, u
             )
         positions, normals, loops = _mesh_arrays(mesh, evaluated.matrix_world)
         if len(positions) == 0:
-            raise MeshDataError(f"{obj.name!r} has no faces after its modifiers: nothing to texture")
+            raise MeshDataError(f"{obj.name!r} has no faces after its modifiers: leave it out, or fix its modifiers")
         uv = np.empty(len(mesh.loops) * 2, dtype=np.float32)
         layer.uv.foreach_get("vector", uv)
         corner_uv = uv.reshape(-1, 2)[loops]

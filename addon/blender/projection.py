@@ -20,6 +20,7 @@ from typing import Any
 import bpy
 import numpy as np
 
+from ..core.errors import ScenecastError
 from ..core.projection import CameraView, ViewRaster, rasterize_view
 from ..core.texture_blend import pad_islands, render_texture_into_view
 from ..core.uv_raster import TexelSamples, interpolate, rasterize_uv
@@ -28,7 +29,7 @@ from . import texture_target
 from .mesh_data import MeshTriangles, SceneGeometry, add_smart_uvs, evaluated_triangles, remove_uv_layers, scene_geometry, uv_layer_name
 
 
-class ProjectionError(ValueError):
+class ProjectionError(ScenecastError, ValueError):
     """Projection cannot run as asked; nothing was changed. The message says what to do."""
 
 

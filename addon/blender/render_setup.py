@@ -16,6 +16,7 @@ from contextlib import contextmanager
 import bpy
 import numpy as np
 
+from ..core.errors import ScenecastError
 from .scene_state import pass_flag_paths
 
 #: Name of the temporary clay material (removed after each extraction).
@@ -37,7 +38,7 @@ LINESET_NAME = "Scenecast Lines (temporary)"
 FREESTYLE_CREASE_DIHEDRAL_DEG = 140.0
 
 
-class PassError(RuntimeError):
+class PassError(ScenecastError, RuntimeError):
     """Extraction cannot run as asked (the message says what to change)."""
 
 

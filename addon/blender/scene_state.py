@@ -29,6 +29,8 @@ from typing import Any
 
 import bpy
 
+from ..core.errors import ScenecastError
+
 #: Attribute paths relative to the scene, captured and restored in this order when they exist.
 SCENE_ATTRIBUTES: tuple[str, ...] = (
     "render.engine",
@@ -95,7 +97,7 @@ VIEW_LAYER_ATTRIBUTES: tuple[str, ...] = (
 )
 
 
-class SceneRestoreError(RuntimeError):
+class SceneRestoreError(ScenecastError, RuntimeError):
     """Some settings could not be put back; the message lists them with the values they should have."""
 
 
@@ -191,7 +193,7 @@ def preserved_scene_state(scene: bpy.types.Scene, view_layer: bpy.types.ViewLaye
         raise
     failed = restore_state(scene, view_layer, state)
     if failed:
-        raise SceneRestoreError("could not restore: " + "; ".join(failed))
+        raise SceneRestoreError("could not restore: " + "; ".join(failed), "set these back by hand (or Ctrl-Z)")
 
 
 def _get(owner: Any, path: str) -> tuple[bool, Any]:

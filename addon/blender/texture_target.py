@@ -26,6 +26,8 @@ from collections.abc import Iterable
 import bpy
 import numpy as np
 
+from ..core.errors import ScenecastError
+
 MATERIAL_MODES = ("new", "node")
 TEXTURE_NODE = "Scenecast Texture"
 UV_NODE = "Scenecast UV"
@@ -33,7 +35,7 @@ UV_NODE = "Scenecast UV"
 UNSEEN_SRGB = 0.5
 
 
-class TextureTargetError(ValueError):
+class TextureTargetError(ScenecastError, ValueError):
     """The object's material cannot take the texture as asked; the message says what to do."""
 
 

@@ -155,7 +155,7 @@ def texture_steps(
     objects = check_objects(objects, scene)
     user_cameras = None if isinstance(views, int) else check_cameras(views)
     if isinstance(views, int) and views < 1:
-        raise ProjectionError(f"views must be at least 1, got {views}")
+        raise ProjectionError(f"views must be at least 1, got {views}: pass views=1 or more")
     width, height = int(settings.base_params["width"]), int(settings.base_params["height"])
     projector = Projector(objects, settings.texture_size)
     notes = list(projector.notes)

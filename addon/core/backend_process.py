@@ -37,20 +37,14 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .errors import BackendProcessError
+
+__all__ = ["BackendProcessError", "DEFAULT_URL", "LocalBackend", "ensure_backend", "stop_started"]
+
 DEFAULT_URL = "http://127.0.0.1:7437"
 #: Seconds to wait for a freshly started backend to answer /v1/health (it imports torch: slow).
 DEFAULT_START_TIMEOUT = 120.0
 _LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1", "[::1]"}
-
-
-class BackendProcessError(Exception):
-    """A local backend could not be found or started. ``message`` says what, ``fix`` what to do."""
-
-    def __init__(self, message: str, fix: str, log_path: str | None = None) -> None:
-        super().__init__(f"{message} — {fix}")
-        self.message = message
-        self.fix = fix
-        self.log_path = log_path
 
 
 def is_local_url(url: str) -> bool:

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote, urlsplit
 
+from .backend_process import DEFAULT_URL
 from .errors import (
     AuthError,
     BackendError,
@@ -79,7 +80,7 @@ class Event:
 
 
 class BackendClient:
-    """Talks to one backend. ``url``: "http://127.0.0.1:7860" (scheme optional); ``token``: the
+    """Talks to one backend. ``url``: e.g. :data:`DEFAULT_URL` (scheme optional); ``token``: the
     bearer token the backend was started with, if any; ``timeout``: seconds per HTTP call."""
 
     def __init__(self, url: str, token: str | None = None, timeout: float = 10.0) -> None:
@@ -89,7 +90,7 @@ class BackendClient:
         if parts.scheme != "http" or not parts.hostname:
             raise ScenecastError(
                 f"backend URL {url!r} is not an http:// URL",
-                "set the backend URL in the add-on preferences, e.g. http://127.0.0.1:7860",
+                f"set the backend URL in the add-on preferences, e.g. {DEFAULT_URL}",
             )
         self.url = url.rstrip("/")
         self.host = parts.hostname
@@ -352,12 +353,12 @@ def raise_for_job(status: Mapping[str, Any]) -> None:
         return
     job = status.get("id", "?")
     if state == "cancelled":
-        raise JobCancelled(f"job {job} was cancelled")
+        raise JobCancelled(f"job {job} was cancelled", job_id=str(job))
     error = status.get("error") or {}
     raise JobFailed(
         f"job {job} {state}: {error.get('message') or 'no reason given'}",
         error.get("fix") or "look at the backend log for details",
-        code=str(error.get("code") or ""),
+        status=str(state), job_id=str(job), code=str(error.get("code") or ""),
     )
 
 

@@ -25,7 +25,7 @@ import numpy as np
 
 from . import flow
 from .errors import ScenecastError
-from .remote_job import write_atomic
+from .files import write_atomic
 
 RECORD_VERSION = 1
 FRAME_PATTERN = "frame_{frame:04d}.png"

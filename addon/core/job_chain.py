@@ -15,7 +15,7 @@ import threading
 from collections.abc import Callable, Generator
 from typing import Any, TypeVar
 
-from .remote_job import JobFailed, JobOutcome, JobRequest, run_job
+from .remote_job import JobCancelled, JobOutcome, JobRequest, run_job
 
 T = TypeVar("T")
 #: A multi-job feature: yields requests, is sent their outcomes, returns its result.
@@ -42,7 +42,7 @@ def run_blocking(
     while True:
         if cancel is not None and cancel.is_set():
             steps.close()
-            raise JobFailed("cancelled between jobs", None, status="cancelled")
+            raise JobCancelled("cancelled between jobs")
         try:
             outcome = runner(request, on_event=on_event, cancel=cancel, on_status=on_status)
         except BaseException as exc:

@@ -50,6 +50,8 @@ _IMAGE_KEY = re.compile(r"^[A-Za-z0-9_.:\-]{1,128}$")
 class SpecError(ScenecastError, ValueError):
     """A job setting that cannot work; also a ValueError, so plain validation code can catch it."""
 
+    default_fix = "change that setting in the Scenecast panel or the call (docs/spec.md lists the allowed values)"
+
 
 def validate_size(width: int, height: int) -> tuple[int, int]:
     """``(width, height)`` as ints when both are multiples of 8 within 64..2048; SpecError otherwise."""
@@ -92,7 +94,7 @@ def build_job_spec(
     if not isinstance(model, str) or not model.strip():
         raise SpecError("no model is set", "choose a model in the Scenecast panel (or builtin:tiny to test)")
     if not isinstance(prompt, str):
-        raise SpecError(f"the prompt must be text, got {type(prompt).__name__}")
+        raise SpecError(f"the prompt must be text, got {type(prompt).__name__}", "pass the prompt as a str")
     width, height = validate_size(width, height)
     base = load_preset(preset) if isinstance(preset, str) else copy.deepcopy(dict(preset or {}))
     base.pop("description", None)
@@ -175,7 +177,7 @@ def load_preset(name: str, directories: Sequence[Path] | None = None) -> dict[st
 
 def _int_in(name: str, value: Any, lo: int, hi: int) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or int(value) != value:
-        raise SpecError(f"{name} must be a whole number, got {value!r}")
+        raise SpecError(f"{name} must be a whole number, got {value!r}", f"set {name} to a whole number from {lo} to {hi}")
     if not lo <= int(value) <= hi:
         raise SpecError(f"{name} {int(value)} is outside {lo}..{hi}", f"set {name} between {lo} and {hi}")
     return int(value)
@@ -183,7 +185,7 @@ def _int_in(name: str, value: Any, lo: int, hi: int) -> int:
 
 def _float_in(name: str, value: Any, lo: float, hi: float) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise SpecError(f"{name} must be a number, got {value!r}")
+        raise SpecError(f"{name} must be a number, got {value!r}", f"set {name} to a number from {lo:g} to {hi:g}")
     if not lo <= float(value) <= hi:
         raise SpecError(f"{name} {value} is outside {lo:g}..{hi:g}", f"set {name} between {lo:g} and {hi:g}")
     return float(value)

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 import re
-import tempfile
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -21,25 +20,15 @@ from typing import Any
 from . import backend_process
 from . import errors
 from .client import BackendClient
-from .errors import BackendUnavailable, ScenecastError
+from .errors import BackendUnavailable, JobCancelled, JobFailed, ScenecastError
+from .files import write_atomic
 from .jobspec import build_job_spec, image_keys
 from .png import control_png
 
 #: The model used when the default one cannot be had offline: tiny random weights, noise, but fast.
 OFFLINE_MODEL = "builtin:tiny"
 
-
-class JobFailed(errors.JobFailed):
-    """The job did not produce results: ``status`` "failed" (on the server, or the server vanished)
-    or "cancelled"; ``job_id`` when it had been submitted."""
-
-    def __init__(
-        self, message: str, fix: str | None = None, status: str = "failed", job_id: str | None = None,
-        code: str = "",
-    ) -> None:
-        super().__init__(message, fix, code=code)
-        self.status = status
-        self.job_id = job_id
+__all__ = ["JobCancelled", "JobFailed", "JobOutcome", "JobRequest", "OFFLINE_MODEL", "run_job", "write_atomic"]
 
 
 @dataclass
@@ -159,7 +148,7 @@ def run_job(
         on_status(f"submitting to {req.server} ({model})")
     spec = build_job_spec(model=model, units=req.units, **req.params)
     if cancel is not None and cancel.is_set():
-        raise JobFailed("cancelled before the job was submitted", None, status="cancelled")
+        raise JobCancelled("cancelled before the job was submitted")
     needed = image_keys(spec)
     missing = sorted(needed - set(req.images))
     if missing:
@@ -185,7 +174,7 @@ def run_job(
         raise
     state = final.get("status")
     if state == "cancelled":
-        raise JobFailed(f"job {job_id} was cancelled", None, status="cancelled", job_id=job_id)
+        raise JobCancelled(f"job {job_id} was cancelled", job_id=job_id)
     if state != "done":
         error = final.get("error") or {}
         raise JobFailed(
@@ -203,22 +192,6 @@ def run_job(
     if not files:
         raise JobFailed(f"job {job_id} finished without results", "look at the backend log", job_id=job_id)
     return JobOutcome(job_id=job_id, model=model, files=files, status=final, notes=notes)
-
-
-def write_atomic(path: str, data: bytes) -> None:
-    """Write ``data`` to ``path`` exactly, never leaving a partial file (temp file + rename)."""
-    folder = os.path.dirname(path) or "."
-    fd, tmp = tempfile.mkstemp(prefix=".scenecast-", suffix=".part", dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def _safe(name: str) -> str:

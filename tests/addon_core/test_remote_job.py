@@ -5,17 +5,19 @@ from __future__ import annotations
 import hashlib
 import os
 import socket
-import subprocess
-import time
-from collections.abc import Iterator
+import stat
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from addon.core import backend_process, png, remote_job
+from addon.core import png, remote_job
 from addon.core.client import BackendClient
 from addon.core.errors import BackendUnavailable
+
+sys.path.insert(0, str(Path(__file__).parent))
+from real_backend import real_backend  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 SD15 = "stable-diffusion-v1-5/stable-diffusion-v1-5"
@@ -27,7 +29,7 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def test_write_atomic_writes_exact_bytes_and_leaves_nothing_on_failure(tmp_path: Path) -> None:
+def test_write_atomic_writes_exact_bytes_and_leaves_nothing_on_a_type_error(tmp_path: Path) -> None:
     target = tmp_path / "a.png"
     remote_job.write_atomic(str(target), b"\x89PNG exact")
     assert target.read_bytes() == b"\x89PNG exact"
@@ -55,23 +57,9 @@ def test_no_backend_and_no_auto_start_names_the_fix(tmp_path: Path) -> None:
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    python = os.environ.get("SCENECAST_BACKEND_PYTHON")
-    if not python:
-        pytest.skip("needs SCENECAST_BACKEND_PYTHON (make test sets it)")
-    port = _free_port()
-    log = open(tmp_path_factory.mktemp("backend") / "backend.log", "wb")
-    proc = subprocess.Popen([python, "-m", "backend", "serve", "--port", str(port)], cwd=ROOT,
-                            env=dict(os.environ, HF_HUB_OFFLINE="1"), stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 180
-    while backend_process.probe_health(url) is None:
-        assert proc.poll() is None and time.monotonic() < deadline, "the backend did not start"
-        time.sleep(0.2)
-    yield url
-    proc.terminate()
-    proc.wait(10)
-    log.close()
+def server() -> str:
+    """The session's real backend on builtin:tiny (skips when this machine has no backend Python)."""
+    return real_backend().url
 
 
 def _request(url: str, out: Path, **kw) -> remote_job.JobRequest:
@@ -115,7 +103,14 @@ def test_a_backend_started_without_online_access_is_started_offline(tmp_path: Pa
 def test_run_job_writes_the_exact_result_bytes(server: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     events: list[str] = []
-    outcome = remote_job.run_job(_request(server, tmp_path, default_model=SD15), on_event=lambda e: events.append(e.type))
+    previous = os.umask(0o022)
+    try:
+        outcome = remote_job.run_job(_request(server, tmp_path, default_model=SD15),
+                                     on_event=lambda e: events.append(e.type))
+    finally:
+        os.umask(previous)
+    if os.name != "nt":  # a result others may read, like any file the user's programs write (not 0600)
+        assert stat.S_IMODE(os.stat(outcome.files[0]).st_mode) == 0o644
     assert outcome.model == "builtin:tiny" and any("builtin:tiny" in n for n in outcome.notes)
     assert len(outcome.files) == 1
     path = Path(outcome.files[0])
@@ -125,9 +120,10 @@ def test_run_job_writes_the_exact_result_bytes(server: str, tmp_path: Path, monk
     assert png.decode_png(data).shape[:2] == (64, 64)
     assert "a box" in " ".join(png.read_png_text(data).values())
     assert events[-1] == "done" and "step" in events
-    # Only the images the spec names were sent: the job's record lists depth alone.
+    # Only the images the spec names were sent: the job's record lists depth alone, with its hash.
     record = BackendClient(server).record(outcome.job_id)
-    assert "normal" not in str(record.get("inputs", record))
+    depth_png = _request(server, tmp_path).images["depth"]
+    assert record["inputs"] == {"depth": hashlib.sha256(depth_png).hexdigest()}
 
 
 def test_a_preset_needing_an_image_we_did_not_make_is_refused_before_submitting(server: str, tmp_path: Path) -> None:
