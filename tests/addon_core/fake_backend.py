@@ -1,9 +1,13 @@
 """A protocol-1 test double of the backend on the stdlib http.server, for the client's unit tests.
 
-It follows docs/protocol.md (endpoints, error bodies, auth, events with a binary frame after each
-preview) with scripted jobs instead of diffusion: the spec's ``name`` picks the script —
-"ok" (3 steps with previews, 1 result), "fail", "slow" (cancellable), "drop" (the event stream breaks
-mid-job while the job goes on). The real end-to-end tests run against the real backend.
+It exists for fault injection only — what the real backend (tests/addon_core/real_backend.py) cannot
+be made to do on cue: fail a job, break an event stream, die mid-job, wait for the test between steps.
+It follows docs/protocol.md (endpoints, error bodies, auth, ``seq`` from 1, record ``inputs`` as
+key -> sha256, cancel of a finished job answers 200 with its status, events with a binary frame after
+each preview), and ``test_client.py`` compares the shapes of its answers with the real server's.
+Scripted jobs instead of diffusion; the spec's ``name`` picks the script: "ok" (3 steps, a preview
+every ``preview_every`` steps but the last, 1 result), "fail", "gated" (runs a step only when the
+test calls ``release``; a cancel ends it), "drop" (the event stream breaks at step 2, the job goes on).
 """
 
 from __future__ import annotations
@@ -35,35 +39,57 @@ class FakeJob:
         self.cond = threading.Condition()
         self.status = "queued"
         self.step = 0
+        self.steps = 3
         self.error = None
         self.cancel_requested = threading.Event()
+        self.released = 0  # "gated": the steps the test has let run (see release())
         self.results: list[bytes] = []
+        self.created, self.started, self.finished = time.time(), None, None
 
     def emit(self, data: dict, png: bytes | None = None) -> None:
         with self.cond:
-            data = {"seq": len(self.events), **data}
+            data = {"seq": len(self.events) + 1, **data}  # protocol: seq starts at 1
             self.events.append((data, png))
             if data["type"] in TERMINAL:
                 self.status = data["type"]
+                self.finished = time.time()
             elif data["type"] == "started":
                 self.status = "running"
+                self.started = time.time()
             self.cond.notify_all()
+
+    def release(self, steps: int = 1) -> None:
+        """Let a "gated" job run ``steps`` more steps (it waits for this, or a cancel, before each)."""
+        with self.cond:
+            self.released += steps
+            self.cond.notify_all()
+
+    def request_cancel(self) -> None:
+        with self.cond:
+            self.cancel_requested.set()
+            self.cond.notify_all()
+
+    def _may_run(self, step: int) -> bool:
+        """Whether step ``step`` may run: False once cancelled; a gated job waits for the test."""
+        with self.cond:
+            if self.spec.get("name") == "gated":
+                self.cond.wait_for(lambda: self.released >= step or self.cancel_requested.is_set())
+            return not self.cancel_requested.is_set()
 
     def run(self) -> None:
         script = self.spec.get("name") or "ok"
         self.emit({"type": "queued", "position": 0})
         self.emit({"type": "started"})
-        steps = 100 if script == "slow" else 3
+        self.steps = steps = 100 if script == "gated" else 3
         self.emit({"type": "stage", "index": 0, "stage": "generate", "steps": steps})
         for step in range(1, steps + 1):
-            if self.cancel_requested.is_set():
+            if not self._may_run(step):
                 self.emit({"type": "cancelled"})
                 return
-            if script in ("slow", "drop"):
-                time.sleep(0.05)
             self.step = step
             self.emit({"type": "step", "stage": 0, "step": step, "steps": steps})
-            if script == "ok":
+            every = int(self.spec.get("preview_every") or 0)
+            if every and step % every == 0 and step < steps:  # as the real pipeline: none at the last step
                 preview = encode_png(np.full((8, 8, 3), step * 40, np.uint8))
                 self.emit({"type": "preview", "stage": 0, "step": step, "width": 8, "height": 8}, preview)
         if script == "fail":
@@ -81,8 +107,18 @@ class FakeJob:
         ]
 
     def public_status(self) -> dict:
-        return {"id": self.id, "status": self.status, "stage": 0, "step": self.step, "steps": 3,
-                "error": self.error, "results": self.public_results(), "record_url": f"/v1/jobs/{self.id}/record"}
+        return {"id": self.id, "status": self.status, "position": 0 if self.status == "queued" else None,
+                "stage": 0, "step": self.step, "steps": self.steps, "error": self.error,
+                "results": self.public_results(), "record_url": f"/v1/jobs/{self.id}/record",
+                "created": self.created, "started": self.started, "finished": self.finished}
+
+    def record(self, protocol: int) -> dict:
+        """The record as docs/protocol.md defines it: ``inputs`` maps each image key to its sha256."""
+        return {"job": self.id, "backend": {"version": "0.1.0", "protocol": protocol, "device": "cpu",
+                                            "dtype": "float32"},
+                "spec": self.spec, "inputs": {k: hashlib.sha256(v).hexdigest() for k, v in self.images.items()},
+                "resolved": {"device": "cpu", "dtype": "float32", "stages": []},
+                "results": [{k: r[k] for k in ("index", "width", "height", "sha256")} for r in self.public_results()]}
 
 
 class FakeBackend(ThreadingHTTPServer):
@@ -95,6 +131,7 @@ class FakeBackend(ThreadingHTTPServer):
         self.jobs: dict[str, FakeJob] = {}
         self.uploads: dict[str, bytes] = {}
         self.requests: list[tuple[str, str, dict]] = []
+        self.connections: set[socket.socket] = set()
         self.thread = threading.Thread(target=self.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
         self.thread.start()
 
@@ -103,8 +140,14 @@ class FakeBackend(ThreadingHTTPServer):
         return f"http://127.0.0.1:{self.server_address[1]}"
 
     def stop(self) -> None:
+        """Stop listening first, then cut open connections (event streams), as a dying backend does."""
         self.shutdown()
         self.server_close()
+        for conn in list(self.connections):
+            try:
+                conn.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -113,6 +156,14 @@ class Handler(BaseHTTPRequestHandler):
 
     def log_message(self, *args):
         pass
+
+    def setup(self):
+        super().setup()
+        self.server.connections.add(self.connection)
+
+    def finish(self):
+        self.server.connections.discard(self.connection)
+        super().finish()
 
     # ------------------------------------------------------------------------------- helpers
 
@@ -153,8 +204,9 @@ class Handler(BaseHTTPRequestHandler):
         self.server.requests.append(("GET", self.path, dict(self.headers)))
         parts = self.path.split("?")[0].strip("/").split("/")
         if parts == ["v1", "health"]:  # health answers without a token, like the real one
+            running = next((j.id for j in self.server.jobs.values() if j.status == "running"), None)
             return self._json(200, {"status": "ok", "version": "0.1.0", "protocol": self.server.protocol,
-                                    "device": "cpu", "dtype": "float32", "queue": 0})
+                                    "device": "cpu", "dtype": "float32", "queue": 0, "running": running})
         if not self._authorised():
             return
         if parts == ["v1", "models"]:
@@ -166,12 +218,16 @@ class Handler(BaseHTTPRequestHandler):
                 return
             if len(parts) == 3:
                 return self._json(200, job.public_status())
+            if parts[3] in ("record", "results") and job.status != "done":
+                return self._error(409, "not_done", f"job {job.id} is {job.status}; it exists once it is done",
+                                   "wait for the job to finish")
             if parts[3] == "record":
-                return self._json(200, {"spec": job.spec, "inputs": sorted(job.images)})
+                return self._json(200, job.record(self.server.protocol))
             if parts[3] == "results" and len(parts) == 5:
                 i = int(parts[4])
                 if i >= len(job.results):
-                    return self._error(404, "no_result", f"job has no result {i}", None)
+                    return self._error(404, "no_such_result", f"job {job.id} has no result {i}",
+                                       "ask for one of the results its status lists")
                 return self._send(200, job.results[i], "image/png")
             if parts[3] == "events":
                 return self._events(job)
@@ -210,11 +266,14 @@ class Handler(BaseHTTPRequestHandler):
             if spec is None or spec.get("protocol") != 1 or not spec.get("stages"):
                 return self._error(422, "invalid_spec", "the spec is invalid: stages: field required",
                                    "see docs/spec.md")
-            for stage in spec["stages"]:
-                for unit in stage.get("controlnets", []):
-                    key = unit["image"]
-                    if key not in images and key not in self.server.uploads:
-                        return self._error(400, "missing_image", f"image {key!r} is missing", "send it")
+            named = {unit["image"] for stage in spec["stages"] for unit in stage.get("controlnets", [])}
+            for key in sorted(named):
+                if key not in images and key not in self.server.uploads:
+                    return self._error(400, "missing_image", f"image {key!r} is missing", "send it")
+            unexpected = sorted(set(images) - named)
+            if unexpected:
+                return self._error(400, "unexpected_part", f"the request has image part(s) {unexpected} that the"
+                                   " spec never names", "send only the images the spec names")
             job = FakeJob(f"job{len(self.server.jobs) + 1}", spec, images)
             self.server.jobs[job.id] = job
             threading.Thread(target=job.run, daemon=True).start()
@@ -223,10 +282,10 @@ class Handler(BaseHTTPRequestHandler):
             job = self._job(parts[2])
             if job is None:
                 return
-            if job.status in TERMINAL:
-                return self._error(409, "job_finished", f"job {job.id} is already {job.status}", None)
-            job.cancel_requested.set()
-            return self._json(200, {"id": job.id, "status": job.status})
+            status = job.status  # the answer says what the job was: a running one ends with a cancelled event
+            if status not in TERMINAL:  # protocol: cancelling a finished job changes nothing
+                job.request_cancel()
+            return self._json(200, {"id": job.id, "status": status})
         self._error(404, "not_found", f"no route {self.path}", None)
 
     # -------------------------------------------------------------------------------- events
@@ -236,11 +295,17 @@ class Handler(BaseHTTPRequestHandler):
         self.wfile.write(ws.handshake_response(key))
         self.wfile.flush()
         sock = self.connection
-        sent = 0
+        with job.cond:  # the replay: past events, of previews only the latest (seq then has gaps)
+            sent = len(job.events)
+            past = job.events[:sent]
+        latest = max((i for i, (data, _) in enumerate(past) if data["type"] == "preview"), default=-1)
+        batch = [e for i, e in enumerate(past) if e[0]["type"] != "preview" or i == latest]
         while True:
-            with job.cond:
-                job.cond.wait_for(lambda: len(job.events) > sent, timeout=10)
-                batch = job.events[sent:]
+            if not batch:
+                with job.cond:
+                    job.cond.wait_for(lambda: len(job.events) > sent)
+                    batch = job.events[sent:]
+                    sent = len(job.events)
             for data, png in batch:
                 if job.spec.get("name") == "drop" and data["type"] == "step" and data["step"] == 2:
                     sock.shutdown(socket.SHUT_RDWR)  # the stream breaks; the job goes on
@@ -249,12 +314,12 @@ class Handler(BaseHTTPRequestHandler):
                 ws.send(sock, 0x1, json.dumps(data).encode())
                 if png is not None:
                     ws.send(sock, 0x2, png)
-                sent += 1
                 if data["type"] in TERMINAL:
-                    ws.send_close(sock, 1000)
-                    try:
+                    try:  # the client may hang up first, right after the terminal event
+                        ws.send_close(sock, 1000)
                         ws.read_message(sock)
                     except (ConnectionError, OSError):
                         pass
                     self.close_connection = True
                     return
+            batch = []
