@@ -6,7 +6,6 @@ import socket
 import subprocess
 import sys
 import threading
-import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -20,6 +19,11 @@ import ws_server as ws  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 BACKEND_PYTHON = ROOT / ".venv" / "bin" / "python"
+
+
+#: The "/slow" route sends half a frame, then waits for the test before it sends the rest.
+SLOW_PARTIAL_SENT = threading.Event()
+SLOW_REST_MAY_GO = threading.Event()
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -44,7 +48,10 @@ class Handler(BaseHTTPRequestHandler):
         getattr(self, "route_" + route.strip("/"))(sock)
 
     def route_badaccept(self, sock):
-        time.sleep(0.2)
+        try:  # keep the connection until the client, refusing the handshake, hangs up
+            ws.read_message(sock)
+        except (ConnectionError, OSError):
+            pass
 
     def route_echo(self, sock):
         while True:
@@ -79,7 +86,8 @@ class Handler(BaseHTTPRequestHandler):
         ws.read_message(sock)  # waits for the client's "go"
         frame = ws.encode_frame(0x1, b"late but whole")
         sock.sendall(frame[:5])
-        time.sleep(0.3)
+        SLOW_PARTIAL_SENT.set()
+        SLOW_REST_MAY_GO.wait()  # the test says when: after its recv timed out holding the 5 bytes
         sock.sendall(frame[5:])
         ws.send_close(sock)
         ws.read_message(sock)
@@ -159,13 +167,17 @@ def test_extra_headers_and_query_reach_the_server(server):
 
 
 def test_timeout_keeps_partial_frames(server):
+    SLOW_PARTIAL_SENT.clear()
+    SLOW_REST_MAY_GO.clear()
     sock = WebSocket.connect(server + "/slow")
     with pytest.raises(TimeoutError):
-        sock.recv(timeout=0.1)
+        sock.recv(timeout=0.1)  # nothing sent yet
     sock.send_text("go")
+    assert SLOW_PARTIAL_SENT.wait(10)
     with pytest.raises(TimeoutError):
-        sock.recv(timeout=0.1)  # the server sends 5 bytes, waits 0.3 s, then the rest
-    assert sock.recv(timeout=5) == Message("text", "late but whole")
+        sock.recv(timeout=0.1)  # reads the 5 bytes sent, then times out: the rest is held back
+    SLOW_REST_MAY_GO.set()
+    assert sock.recv(timeout=5) == Message("text", "late but whole")  # the 5 bytes were kept
     sock.close()
 
 
