@@ -39,7 +39,7 @@ from dataclasses import dataclass, field
 import bpy
 import numpy as np
 
-from ..core.conventions import normals_world_to_camera
+from ..core.conventions import linear_to_srgb8, normals_world_to_camera
 from . import exr
 from .render_setup import (  # noqa: F401  (constants re-exported: they document the clay shading)
     CLAY_LIGHT_CAMERA,
@@ -193,7 +193,7 @@ def _render_color(scene: bpy.types.Scene, view_layer: bpy.types.ViewLayer, sampl
     scene.cycles.samples = 1
     scene.render.film_transparent = True
     rgb = np.stack([_channel(channels, view_layer.name, "combined", i) for i in range(3)], axis=-1)
-    return _linear_to_srgb8(rgb)
+    return linear_to_srgb8(rgb)
 
 
 def _render_to_channels(
@@ -258,12 +258,6 @@ def _channel(channels: dict[str, np.ndarray], layer: str, kind: str, component: 
     raise PassError(
         f"the rendered EXR has no {kind} pass for view layer {layer!r} (channels: {', '.join(sorted(channels))})"
     )
-
-
-def _linear_to_srgb8(linear: np.ndarray) -> np.ndarray:
-    x = np.clip(np.asarray(linear, dtype=np.float64), 0.0, 1.0)
-    srgb = np.where(x <= 0.0031308, 12.92 * x, 1.055 * np.power(x, 1.0 / 2.4) - 0.055)
-    return np.rint(srgb * 255.0).astype(np.uint8)
 
 
 def _temp_exr_path() -> str:

@@ -20,6 +20,7 @@ from typing import Any
 import bpy
 import numpy as np
 
+from ..core.conventions import linear_to_srgb
 from ..core.errors import ScenecastError
 from ..core.projection import CameraView, ViewRaster, rasterize_view
 from ..core.texture_blend import pad_islands, render_texture_into_view
@@ -37,12 +38,6 @@ class ProjectionError(ScenecastError, ValueError):
 MIN_SIZE, MAX_SIZE = 8, 16384
 #: Keyword arguments passed on to ``core.texture_blend.view_weights``.
 WEIGHT_PARAMS = ("power", "cutoff_deg", "feather_px", "depth_tolerance", "feather_floor")
-
-
-def linear_to_srgb(linear: np.ndarray) -> np.ndarray:
-    """Scene-linear (Rec.709 primaries) → sRGB-encoded values, both 0..1 float32 (clipped)."""
-    x = np.clip(np.asarray(linear, dtype=np.float32), 0.0, 1.0)
-    return np.where(x <= 0.0031308, 12.92 * x, 1.055 * np.power(x, 1.0 / 2.4) - 0.055).astype(np.float32)
 
 
 def image_pixels_srgb(image: Any) -> np.ndarray:

@@ -40,7 +40,7 @@ import bpy
 import numpy as np
 
 from ..core import camera_rig
-from ..core.flow import dilate
+from ..core.masks import dilate, width_for_radius
 from ..core.job_chain import JobSteps
 from ..core.png import decode_png
 from ..core.remote_job import JobOutcome, JobRequest
@@ -255,7 +255,7 @@ def _repaint_mask(weight: np.ndarray, mask: np.ndarray, settings: TextureSetting
     if facing is not None:
         enough = np.minimum(enough, facing)
     poor = mask & (weight < enough)
-    grown = dilate(poor, settings.mask_grow_px) if settings.mask_grow_px > 0 else poor
+    grown = dilate(poor, width_for_radius(settings.mask_grow_px)) if settings.mask_grow_px > 0 else poor
     return grown | ~mask
 
 

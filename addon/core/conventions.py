@@ -14,6 +14,10 @@ Shared by all control images:
 - **Object ids**: (H, W) int32, ``BACKGROUND_ID`` (−1) where no object was hit.
 - **Depth** is planar: the distance along the view axis (= −z in camera space), in scene units,
   ``inf`` where there is no surface. Not the Euclidean distance to the camera centre.
+
+Colour images (the clay/colour render sent to img2img, the images projected onto textures) are the
+other way round: they *are* sRGB-encoded. Blender's float pixels are scene-linear (Rec.709
+primaries); :func:`linear_to_srgb` / :func:`linear_to_srgb8` are the one encoder used for both.
 """
 
 from __future__ import annotations
@@ -36,6 +40,20 @@ DEPTH_MAPPINGS: tuple[str, ...] = ("inverse", "linear")
 DEFAULT_DEPTH_MAPPING: str = "inverse"
 #: Relative margin added around the scene bounds by ``depth_range_from_bounds``.
 DEFAULT_DEPTH_MARGIN: float = 0.05
+
+
+def linear_to_srgb(linear: np.ndarray) -> np.ndarray:
+    """Scene-linear (Rec.709 primaries) → sRGB-encoded values (IEC 61966-2-1), both 0..1 float32,
+    clipped to 0..1 first (no HDR: values above 1 encode as 1). Computed in float64."""
+    x = np.clip(np.asarray(linear, dtype=np.float64), 0.0, 1.0)
+    return np.where(x <= 0.0031308, 12.92 * x, 1.055 * np.power(x, 1.0 / 2.4) - 0.055).astype(np.float32)
+
+
+def linear_to_srgb8(linear: np.ndarray) -> np.ndarray:
+    """:func:`linear_to_srgb` as 8-bit values 0..255 (uint8, rounded to nearest)."""
+    x = np.clip(np.asarray(linear, dtype=np.float64), 0.0, 1.0)
+    srgb = np.where(x <= 0.0031308, 12.92 * x, 1.055 * np.power(x, 1.0 / 2.4) - 0.055)
+    return np.rint(srgb * 255.0).astype(np.uint8)
 
 
 @dataclass(frozen=True)

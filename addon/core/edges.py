@@ -18,6 +18,7 @@ from __future__ import annotations
 import numpy as np
 
 from .conventions import BACKGROUND_ID, BACKGROUND_RGB, WHITE
+from .masks import dilate
 
 #: Default relative depth jump that counts as a discontinuity (2 %).
 DEFAULT_DEPTH_REL_THRESHOLD = 0.02
@@ -128,36 +129,6 @@ def edges_to_control(edges: np.ndarray) -> np.ndarray:
         raise ValueError(f"edges must be (H, W), got shape {e.shape}")
     out = np.full(e.shape + (3,), BACKGROUND_RGB, dtype=np.uint8)
     out[e] = WHITE
-    return out
-
-
-def dilate(mask: np.ndarray, width: int) -> np.ndarray:
-    """Thicken a bool mask to lines about ``width`` pixels wide (square structuring element)."""
-    m = np.asarray(mask, dtype=bool)
-    if width < 1:
-        raise ValueError(f"line width must be at least 1 pixel, got {width}")
-    if width == 1:
-        return m.copy()
-    lo, hi = (width - 1) // 2, width // 2
-    for axis in (0, 1):
-        grown = m.copy()
-        for off in range(-lo, hi + 1):
-            if off:
-                grown |= _shifted(m, off, axis)
-        m = grown
-    return m
-
-
-def _shifted(m: np.ndarray, off: int, axis: int) -> np.ndarray:
-    """m moved by ``off`` pixels along ``axis``, padded with False: out[i] = m[i - off]."""
-    out = np.zeros_like(m)
-    src = [slice(None)] * m.ndim
-    dst = [slice(None)] * m.ndim
-    if off > 0:
-        src[axis], dst[axis] = slice(0, -off), slice(off, None)
-    else:
-        src[axis], dst[axis] = slice(-off, None), slice(0, off)
-    out[tuple(dst)] = m[tuple(src)]
     return out
 
 

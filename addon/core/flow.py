@@ -135,33 +135,6 @@ def disocclusion_mask(
     return bad
 
 
-def dilate(mask: np.ndarray, radius_px: int) -> np.ndarray:
-    """(H, W) bool ``mask`` grown by ``radius_px`` pixels in every direction (a square of side 2r+1).
-
-    Used to give inpainting a margin around disoccluded regions. Vectorised: two 1-D running sums.
-    """
-    m = np.asarray(mask, dtype=bool)
-    if m.ndim != 2:
-        raise ValueError(f"mask must be (H, W), got shape {m.shape}")
-    r = int(radius_px)
-    if r < 0:
-        raise ValueError(f"radius_px must be >= 0, got {radius_px}")
-    if r == 0:
-        return m.copy()
-    out = m
-    for axis in (0, 1):
-        n = out.shape[axis]
-        counts = np.cumsum(out, axis=axis, dtype=np.int32)
-        pad_shape = list(out.shape)
-        pad_shape[axis] = 1
-        counts = np.concatenate([np.zeros(pad_shape, np.int32), counts], axis=axis)  # counts[k] = sum of [0, k)
-        idx = np.arange(n)
-        hi = np.minimum(idx + r + 1, n)
-        lo = np.maximum(idx - r, 0)
-        out = (np.take(counts, hi, axis=axis) - np.take(counts, lo, axis=axis)) > 0
-    return out
-
-
 def warped_difference(
     frame_t: np.ndarray, frame_prev: np.ndarray, flow_prev: np.ndarray, valid: np.ndarray | None = None
 ) -> float:

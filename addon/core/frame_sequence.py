@@ -26,6 +26,7 @@ import numpy as np
 from . import flow
 from .errors import ScenecastError
 from .files import write_atomic
+from .masks import dilate, width_for_radius
 
 RECORD_VERSION = 1
 FRAME_PATTERN = "frame_{frame:04d}.png"
@@ -160,7 +161,7 @@ def consistency_inputs(
                                    object_id_t=object_id_t, object_id_prev=object_id_prev)
     return WarpStep(
         warped=np.clip(np.rint(warped), 0, 255).astype(np.uint8),
-        holes=flow.dilate(holes, dilate_px),
+        holes=dilate(holes, width_for_radius(dilate_px)),
         valid=~holes,
         flow=flow_prev,
     )

@@ -18,70 +18,16 @@ import math
 
 import numpy as np
 
+from .feather import DEFAULT_EDGE_THRESHOLD, FEATHER_FLOOR, feather_map
 from .projection import CameraView, ViewRaster, sample_bilinear
 from .uv_raster import TexelSamples
+from .view_sampler import TexelSet, ViewSampler, project_arrays
 
-#: Neighbouring pixels whose planar depths differ by more than this fraction count as a depth edge.
-DEFAULT_EDGE_THRESHOLD = 0.05
-#: Least feather factor of a visible texel: a surface seen only near silhouettes (a thin pole a few
-#: pixels wide) still gets its colour, while any view that sees it clearly outweighs it 50 to 1.
-FEATHER_FLOOR = 0.02
+__all__ = ["DEFAULT_EDGE_THRESHOLD", "FEATHER_FLOOR", "FALLBACK_RGB", "accumulate", "feather_map", "fill_unseen",
+           "pad_islands", "project_image", "render_texture_into_view", "view_weights"]
+
 #: Colour given to island texels when no view saw any texel at all (sRGB mid grey).
 FALLBACK_RGB = (0.5, 0.5, 0.5)
-
-
-def _erode(mask: np.ndarray) -> np.ndarray:
-    """3x3 erosion (separable); pixels outside the image count as not set."""
-    out = mask.copy()
-    out[:, 1:] &= mask[:, :-1]
-    out[:, :-1] &= mask[:, 1:]
-    out[:, 0] = out[:, -1] = False
-    rows = out.copy()
-    out[1:] &= rows[:-1]
-    out[:-1] &= rows[1:]
-    out[0] = out[-1] = False
-    return out
-
-
-def _jumps(d: np.ndarray, threshold: float, axis: int = 1) -> np.ndarray:
-    """Depth discontinuities between neighbours along ``axis`` ((H, W-1) bool for 1, (H-1, W) for 0). A step
-    counts when it is larger than ``threshold`` (relative) *and* more than twice the steps beside it, so a
-    steep but smooth surface (whose steps are all alike) is not mistaken for an edge. Slices along the
-    axis itself, so axis 0 runs on contiguous rows (no transposed copy)."""
-    def cut(a: np.ndarray, start: int | None, stop: int | None) -> np.ndarray:
-        return a[start:stop] if axis == 0 else a[:, start:stop]
-
-    step = np.abs(cut(d, 1, None) - cut(d, None, -1))
-    beside = np.zeros_like(step)
-    cut(beside, 1, None)[...] = cut(step, None, -1)
-    np.maximum(cut(beside, None, -1), cut(step, 1, None), out=cut(beside, None, -1))
-    return (step > threshold * np.minimum(cut(d, 1, None), cut(d, None, -1))) & (step > 2.0 * beside)
-
-
-def feather_map(depth_map: np.ndarray, feather_px: float, edge_threshold: float = DEFAULT_EDGE_THRESHOLD) -> np.ndarray:
-    """(H, W) float32 in [0, 1], row 0 top: 0 on and next to silhouettes, depth jumps (see ``_jumps``) and the border,
-    rising linearly to 1 at ``feather_px`` pixels (chessboard distance, by repeated 3x3 erosion)."""
-    d = np.asarray(depth_map, dtype=np.float32)
-    solid = np.isfinite(d)
-    dd = np.where(solid, d, 0.0)
-    jump_x = _jumps(dd, edge_threshold)
-    jump_y = _jumps(dd, edge_threshold, axis=0)
-    inner = solid.copy()
-    inner[:, 1:] &= ~jump_x
-    inner[:, :-1] &= ~jump_x
-    inner[1:] &= ~jump_y
-    inner[:-1] &= ~jump_y
-    steps = int(math.ceil(feather_px))
-    if steps <= 0:
-        return inner.astype(np.float32)
-    dist = np.zeros(d.shape, dtype=np.float32)
-    cur = _erode(inner)  # a pixel touching an edge survives no erosion: distance 0
-    for _ in range(steps):
-        if not cur.any():
-            break
-        dist += cur
-        cur = _erode(cur)
-    return np.minimum(dist / float(feather_px), 1.0)
 
 
 def _surface_depth(dmap: np.ndarray, xy: np.ndarray) -> np.ndarray:
@@ -175,8 +121,6 @@ def project_image(samples: TexelSamples, points: np.ndarray, normals: np.ndarray
         raise ValueError(f"image must be (H, W, 3) or (H, W, 4), got {img.shape}")
     if img.shape[:2] != (view.resolution[1], view.resolution[0]):
         raise ValueError(f"image is {img.shape[1]}x{img.shape[0]} but the view is {view.resolution[0]}x{view.resolution[1]}")
-    from .view_sampler import TexelSet, ViewSampler, project_arrays  # it imports this module
-
     sampler = ViewSampler(view, img, depth_map, **weight_params)
     return project_arrays(sampler, TexelSet(points, normals, samples.index))
 

@@ -21,7 +21,7 @@ import numpy as np
 
 from . import threads
 from .projection import CameraView
-from .texture_blend import DEFAULT_EDGE_THRESHOLD, FEATHER_FLOOR, feather_map
+from .feather import DEFAULT_EDGE_THRESHOLD, FEATHER_FLOOR, feather_map
 
 #: Texels per chunk: large enough that numpy's per-call overhead (~60 calls a chunk) is small, small
 #: enough (~10 MB of temporaries) to split the work evenly over threads.

@@ -124,3 +124,24 @@ def test_widen_to_cover_grows_a_range_to_what_was_rendered_and_never_shrinks_it(
     inside = np.array([[4.5, 5.5]], dtype=np.float32)
     assert widen_to_cover(rng, inside) is rng
     assert widen_to_cover(rng, np.full((2, 2), np.inf, np.float32)) is rng
+
+
+def test_linear_to_srgb_matches_the_srgb_standard():
+    from addon.core.conventions import linear_to_srgb, linear_to_srgb8
+
+    linear = np.array([0.0, 0.0031308, 0.18, 0.5, 1.0, 2.0, -0.1])
+    expected = np.array([0.0, 0.040449936, 0.46135613, 0.73535698, 1.0, 1.0, 0.0])  # IEC 61966-2-1
+    encoded = linear_to_srgb(linear)
+    assert encoded.dtype == np.float32 and np.allclose(encoded, expected, atol=1e-6)
+    assert linear_to_srgb8(linear).tolist() == [0, 10, 118, 188, 255, 255, 0]
+    ramp = np.linspace(0.0, 1.0, 4097)
+    assert np.array_equal(linear_to_srgb8(ramp), np.rint(linear_to_srgb(ramp).astype(np.float64) * 255).astype(np.uint8))
+
+
+def test_the_srgb_transfer_function_is_written_once_in_the_addon():
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    holders = sorted(str(p.relative_to(root)) for p in (root / "addon").rglob("*.py")
+                     if "0.0031308" in p.read_text(encoding="utf-8"))
+    assert holders == ["addon/core/conventions.py"]

@@ -35,3 +35,35 @@ def test_core_refers_to_itself_relatively():
             if isinstance(node, ast.Import):
                 for alias in node.names:
                     assert alias.name.split(".")[0] not in ("addon", "bpy", "mathutils"), f"{path.name}: {alias.name}"
+
+
+def _sibling_imports(path: Path) -> set[str]:
+    """The core modules ``path`` imports, anywhere in the file (lazy imports inside functions count:
+    a function-level import hides a circle, it does not break it)."""
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.ImportFrom) and node.level == 1:
+            if node.module:
+                found.add(node.module.split(".")[0])
+            else:  # from . import a, b
+                found.update(alias.name for alias in node.names)
+    return found & set(MODULES)
+
+
+def test_core_modules_import_each_other_without_a_circle():
+    graph = {name: _sibling_imports(CORE / f"{name}.py") for name in MODULES}
+    circles = []
+
+    def visit(name: str, path: list[str]) -> None:
+        for child in sorted(graph[name]):
+            if child in path:
+                circles.append(" -> ".join(path[path.index(child):] + [child]))
+            elif child not in done:
+                visit(child, path + [child])
+        done.add(name)
+
+    done: set[str] = set()
+    for name in MODULES:
+        if name not in done:
+            visit(name, [name])
+    assert circles == []

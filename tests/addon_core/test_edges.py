@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 
 from addon.core.conventions import BACKGROUND_ID
-from addon.core.edges import canny, dilate, edges_to_control, gaussian_blur, geometric_edges
+from addon.core.edges import canny, edges_to_control, gaussian_blur, geometric_edges
+from addon.core.masks import dilate
 
 H = W = 96
 FOCAL = 110.0  # pixels

@@ -4,7 +4,6 @@ import numpy as np
 import pytest
 
 from addon.core.flow import (
-    dilate,
     disocclusion_mask,
     flicker,
     flow_to_next,
@@ -150,20 +149,6 @@ def test_object_id_mask() -> None:
     assert np.array_equal(mask, ids_t == 2)
     with pytest.raises(ValueError, match="both"):
         disocclusion_mask(flow, depth, depth, object_id_t=ids_t)
-
-
-def test_dilate_square() -> None:
-    mask = np.zeros((H, W), bool)
-    mask[10, 10] = True
-    mask[0, W - 1] = True
-    grown = dilate(mask, 2)
-    expected = np.zeros((H, W), bool)
-    expected[8:13, 8:13] = True
-    expected[0:3, W - 3 :] = True
-    assert np.array_equal(grown, expected)
-    assert np.array_equal(dilate(mask, 0), mask)
-    with pytest.raises(ValueError):
-        dilate(mask, -1)
 
 
 def test_flicker_is_zero_for_a_perfectly_warped_sequence() -> None:

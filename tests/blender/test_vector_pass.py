@@ -67,9 +67,10 @@ def _warp_errors(flow, prev, cur):
     return f, occluded, error
 
 
-def _silhouette_band(flow, ids, cube, radius=2):
+def _silhouette_band(masks, ids, cube, radius=2):
     inside = ids == cube
-    return flow.dilate(inside, radius) & flow.dilate(~inside, radius)
+    width = masks.width_for_radius(radius)
+    return masks.dilate(inside, width) & masks.dilate(~inside, width)
 
 
 def test_warp_by_camera_motion_reproduces_next_frame(empty_scene, sc_module):
@@ -79,7 +80,7 @@ def test_warp_by_camera_motion_reproduces_next_frame(empty_scene, sc_module):
     ids = cur.raw["object_id"]
     np.testing.assert_allclose(f[ids == wall], np.broadcast_to([-2.0, 1.0], ((ids == wall).sum(), 2)), atol=1e-3)
     valid = ~occluded
-    band = _silhouette_band(flow, ids, cube) | _silhouette_band(flow, prev.raw["object_id"], cube)
+    band = _silhouette_band(sc_module("core.masks"), ids, cube) | _silhouette_band(sc_module("core.masks"), prev.raw["object_id"], cube)
     # Measured (32 spp, 96×64): wall away from silhouettes 0.07/255 (sampling noise of the pixel
     # filter; max 1 level), all valid pixels 0.5 (anti-aliased silhouettes, bilinear on the cube's
     # non-integer motion); not warping: 10.6.
@@ -104,7 +105,7 @@ def test_warp_by_object_motion_and_disocclusion_behind_the_object(empty_scene, s
     uncovered = (ids_prev == cube) & (ids == wall)  # wall now where the cube was: no source in t−1
     assert uncovered.sum() > 50
     assert occluded[uncovered].all()
-    band = _silhouette_band(flow, ids, cube) | _silhouette_band(flow, ids_prev, cube)
+    band = _silhouette_band(sc_module("core.masks"), ids, cube) | _silhouette_band(sc_module("core.masks"), ids_prev, cube)
     assert not (occluded & ~uncovered & ~band).any()  # nothing marked away from the cube
     valid = ~occluded
     # Measured: static wall away from the cube exactly 0 (same pixels, same samples); cube interior
@@ -123,6 +124,7 @@ def test_flicker_metric_on_rendered_frames(empty_scene, sc_module, kind):
     flow = sc_module("core.flow")
     prev, cur, _, _ = _two_frames(empty_scene, sc_module, kind, (2.0, 1.0))
     f = flow.flow_to_previous(cur.raw["vector"])
-    valid = ~flow.dilate(flow.disocclusion_mask(f, cur.raw["depth"], prev.raw["depth"]), 1)
+    masks = sc_module("core.masks")
+    valid = ~masks.dilate(flow.disocclusion_mask(f, cur.raw["depth"], prev.raw["depth"]), masks.width_for_radius(1))
     values = flow.flicker([prev.color, cur.color], [f], [valid])
     assert len(values) == 1 and values[0] < 0.6
