@@ -80,7 +80,8 @@ def test_warp_by_camera_motion_reproduces_next_frame(empty_scene, sc_module):
     ids = cur.raw["object_id"]
     np.testing.assert_allclose(f[ids == wall], np.broadcast_to([-2.0, 1.0], ((ids == wall).sum(), 2)), atol=1e-3)
     valid = ~occluded
-    band = _silhouette_band(sc_module("core.masks"), ids, cube) | _silhouette_band(sc_module("core.masks"), prev.raw["object_id"], cube)
+    masks = sc_module("core.masks")
+    band = _silhouette_band(masks, ids, cube) | _silhouette_band(masks, prev.raw["object_id"], cube)
     # Measured (32 spp, 96×64): wall away from silhouettes 0.07/255 (sampling noise of the pixel
     # filter; max 1 level), all valid pixels 0.5 (anti-aliased silhouettes, bilinear on the cube's
     # non-integer motion); not warping: 10.6.
@@ -105,7 +106,8 @@ def test_warp_by_object_motion_and_disocclusion_behind_the_object(empty_scene, s
     uncovered = (ids_prev == cube) & (ids == wall)  # wall now where the cube was: no source in t−1
     assert uncovered.sum() > 50
     assert occluded[uncovered].all()
-    band = _silhouette_band(sc_module("core.masks"), ids, cube) | _silhouette_band(sc_module("core.masks"), ids_prev, cube)
+    masks = sc_module("core.masks")
+    band = _silhouette_band(masks, ids, cube) | _silhouette_band(masks, ids_prev, cube)
     assert not (occluded & ~uncovered & ~band).any()  # nothing marked away from the cube
     valid = ~occluded
     # Measured: static wall away from the cube exactly 0 (same pixels, same samples); cube interior
