@@ -173,3 +173,25 @@ def test_image_limits_apply(server) -> None:  # noqa: ANN001
         "prompt": "x", "init_images": [base64.b64encode(buf.getvalue()).decode()], "width": 64, "height": 64,
         "override_settings": {"sd_model_checkpoint": "builtin:tiny"}})
     assert status == 422 and answer["error"]["message"].startswith("init_images[0]") and "pixels" in answer["error"]["message"]
+
+
+def test_a_token_less_server_refuses_web_pages_on_sdapi_too() -> None:
+    """The origin guard sits in front of the adapter: a page's cross-site POST never reaches the queue."""
+    from _server import start_server
+
+    local = start_server(token=None)
+    try:
+        payload = json.dumps({"prompt": "x", "steps": 1, "width": 64, "height": 64,
+                              "override_settings": {"sd_model_checkpoint": "builtin:tiny"}}).encode()
+        import urllib.error
+        import urllib.request
+
+        req = urllib.request.Request(local.url + "/sdapi/v1/txt2img", data=payload, method="POST",
+                                     headers={"Content-Type": "application/json", "Origin": "https://evil.example"})
+        with pytest.raises(urllib.error.HTTPError) as err:
+            urllib.request.urlopen(req, timeout=30)
+        assert err.value.code == 403
+        assert local.json("GET", "/v1/health")[1]["queue"] == 0
+        assert local.json("GET", "/sdapi/v1/sd-models", token=False)[0] == 200  # a local script needs nothing
+    finally:
+        local.stop()
