@@ -58,7 +58,7 @@ async def require_token_or_basic(conn: HTTPConnection) -> None:
 router = APIRouter(dependencies=[Depends(require_token_or_basic)], tags=["a1111"])
 
 
-@dataclass
+@dataclass(eq=False)  # compared by identity: Job's generated __eq__ would compare numpy inputs
 class _Request:
     jobs: list[Job]
     started: float = field(default_factory=time.time)
@@ -159,7 +159,7 @@ async def _generate(request: Request, kind: str) -> dict[str, Any]:
             await _wait(job)
     finally:
         with adapter.lock:
-            adapter.requests.remove(entry)
+            adapter.requests[:] = [r for r in adapter.requests if r is not entry]
     failed = next((job for job in entry.jobs if job.status == "failed"), None)
     if failed is not None:
         error = failed.error or {}
@@ -246,12 +246,12 @@ def progress(request: Request, skip_current_image: bool = False) -> dict[str, An
     running = queue.running()
     waiting = queue.queued() + (running is not None)
     with adapter.lock:
-        mine = next((r for r in adapter.requests if running is not None and running in r.jobs), None)
+        mine = next((r for r in adapter.requests if any(j is running for j in r.jobs)), None)
     step, steps = (running.step or 0, running.steps or 0) if running is not None else (0, 0)
     fraction = step / steps if steps else 0.0
     job_no = 0
     if mine is not None:
-        job_no = mine.jobs.index(running)
+        job_no = next(i for i, j in enumerate(mine.jobs) if j is running)
         fraction = (job_no + fraction) / len(mine.jobs)
     started = running.started if running is not None and running.started else None
     elapsed = time.time() - (mine.started if mine is not None else started or time.time())
