@@ -29,6 +29,7 @@ from ..jobs.outputs import encode_png
 from ..jobs.record import Job
 from ..spec import JobSpec, validation_message
 from ..version import __version__
+from . import sdapi_answer as answer
 from . import sdapi_translate as tr
 from .auth import presented_token, token_ok
 from .errors import ApiError
@@ -168,8 +169,8 @@ async def _generate(request: Request, kind: str) -> dict[str, Any]:
     send = body.get("send_images", True) is not False
     pngs = await run_in_threadpool(lambda: [Path(job.results[0]["path"]).read_bytes() for job, _ in done] if send else [])
     seeds = [seed for _, seed in done]
-    return {"images": [tr.encode_b64(p) for p in pngs], "parameters": tr.echo_parameters(body),
-            "info": json.dumps(tr.info(t, body, seeds, f"scenecast {__version__}"))}
+    return {"images": [answer.encode_b64(p) for p in pngs], "parameters": answer.echo_parameters(body),
+            "info": json.dumps(answer.info(t, body, seeds, f"scenecast {__version__}"))}
 
 
 @router.post("/sdapi/v1/txt2img")
@@ -259,7 +260,7 @@ def progress(request: Request, skip_current_image: bool = False) -> dict[str, An
     image = None
     if running is not None and not skip_current_image:
         previews = [e for e in running.events.replay() if e.type == "preview" and e.png]
-        image = tr.encode_b64(previews[-1].png) if previews else None
+        image = answer.encode_b64(previews[-1].png) if previews else None
     return {"progress": round(fraction, 4), "eta_relative": round(eta, 2),
             "state": {"skipped": False, "interrupted": bool(mine and mine.interrupted), "stopping_generation": False,
                       "job": f"task({running.id})" if running is not None else "", "job_count": waiting,

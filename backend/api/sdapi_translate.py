@@ -1,9 +1,9 @@
-"""AUTOMATIC1111 / Forge request bodies -> Scenecast job specs, and results -> A1111 answers.
+"""AUTOMATIC1111 / Forge request bodies -> Scenecast job specs (answers: ``sdapi_answer``).
 
-Pure translation (numpy, Pillow, OpenCV; no FastAPI), so every mapping is testable without a server.
-The A1111 wire format carries images as base64 in JSON; here they become H x W x 3 uint8 arrays at the
-job's width x height (resized the way the request's ``resize_mode`` says), ready to be sent through the
-same image path as ``POST /v1/jobs``.
+Pure translation (no FastAPI), so every mapping is testable without a server. The A1111 wire format
+carries images as base64 in JSON; ``sdapi_images`` turns them into H x W x 3 uint8 arrays at the job's
+width x height (resized the way the request's ``resize_mode`` says), ready to be sent through the same
+image path as ``POST /v1/jobs``.
 
 The rule for fields: a field we map is mapped; a field that cannot change the image (saving, grids,
 UI flags) is accepted; a field that would change the image in a way we do not reproduce is refused
@@ -13,34 +13,21 @@ is dropped silently. docs/a1111.md lists every field.
 
 from __future__ import annotations
 
-import base64
-import binascii
-import hashlib
-import io
-import json
 import re
 import secrets
 from dataclasses import dataclass, field
 from typing import Any
 
-import cv2
 import numpy as np
-from PIL import Image, ImageFilter
 
-from ..jobs.images import MAX_IMAGE_BYTES, MAX_PIXELS
 from ..spec import MAX_CONTROLNETS
+from .sdapi_images import Unsupported, blur_mask, decode_image, fill_masked, fit_image
+
+__all__ = ["Translated", "Unsupported", "translate", "scheduler_for", "model_of", "prompt_and_loras", "SAMPLER_TITLES"]
 
 SEED_MAX = 2**32 - 1
 #: One A1111 request makes batch_size x n_iter images; each is one job in our queue.
 MAX_IMAGES_PER_REQUEST = 16
-
-
-class Unsupported(ValueError):
-    """A request field we cannot honour; ``field`` is its A1111 path (``alwayson_scripts.controlnet.args[0].module``)."""
-
-    def __init__(self, field: str, message: str, fix: str) -> None:
-        super().__init__(f"{field}: {message}")
-        self.field, self.message, self.fix = field, message, fix
 
 
 # -- samplers ----------------------------------------------------------------------------------------------
@@ -80,115 +67,6 @@ def scheduler_for(sampler: Any, schedule: Any) -> str:
                       "send 'Automatic' (or 'Karras' with DPM++ 2M)")
 
 
-# -- images ------------------------------------------------------------------------------------------------
-_DATA_URL = re.compile(r"^data:image/[A-Za-z0-9.+-]+;base64,")
-
-
-def decode_image(value: Any, where: str, *, grey: bool = False) -> tuple[np.ndarray, str]:
-    """A1111 base64 image (bare or ``data:image/...;base64,``; PNG, JPEG or WebP) -> (H x W x 3 uint8, sha256 hex).
-
-    Same byte and pixel limits as ``POST /v1/jobs``; ``grey`` returns a mask's luminance in all 3 channels,
-    with transparent pixels black (A1111 reads an RGBA mask by its alpha when it has one).
-    """
-    if not isinstance(value, str) or not value:
-        raise Unsupported(where, "expected a base64-encoded image", "send the image file as base64 text")
-    text = _DATA_URL.sub("", value, count=1)
-    if len(text) > MAX_IMAGE_BYTES * 4 // 3 + 4:
-        raise Unsupported(where, f"the image is larger than {MAX_IMAGE_BYTES} bytes", "send a smaller image")
-    try:
-        data = base64.b64decode(text, validate=False)
-    except (binascii.Error, ValueError) as exc:
-        raise Unsupported(where, f"not valid base64 ({exc})", "send the image file as base64 text") from exc
-    try:
-        with Image.open(io.BytesIO(data)) as im:
-            if im.width * im.height > MAX_PIXELS:
-                raise Unsupported(where, f"the image is {im.width}x{im.height}, larger than {MAX_PIXELS} pixels",
-                                  "send images at the job's width and height")
-            im.load()
-            if grey:
-                if im.mode in ("RGBA", "LA") or (im.mode == "P" and "transparency" in im.info):
-                    rgba = im.convert("RGBA")
-                    lum = np.asarray(rgba.convert("L"), dtype=np.uint16)
-                    alpha = np.asarray(rgba.getchannel("A"), dtype=np.uint16)
-                    arr = (lum * alpha // 255).astype(np.uint8)
-                else:
-                    arr = np.asarray(im.convert("L"), dtype=np.uint8)
-                rgb = np.repeat(arr[:, :, None], 3, axis=2)
-            else:
-                rgb = np.array(im.convert("RGB"), dtype=np.uint8)
-    except Unsupported:
-        raise
-    except Exception as exc:  # PIL raises many types for corrupt data
-        raise Unsupported(where, f"not a readable image ({exc})", "send a PNG, JPEG or WebP file as base64") from exc
-    return np.ascontiguousarray(rgb), hashlib.sha256(data).hexdigest()
-
-
-def _resize(img: np.ndarray, width: int, height: int) -> np.ndarray:
-    h, w = img.shape[:2]
-    if (w, h) == (width, height):
-        return img
-    interp = cv2.INTER_AREA if w * h > width * height else cv2.INTER_LANCZOS4
-    return cv2.resize(img, (width, height), interpolation=interp)
-
-
-def fit_image(img: np.ndarray, width: int, height: int, mode: str, *, border: str = "median") -> np.ndarray:
-    """``img`` at width x height: ``just`` stretches; ``crop`` scales to cover and cuts the centre; ``fill``
-    scales to fit and pads. ``border`` says what pads: ``median`` (ControlNet's "Resize and Fill": the median
-    colour of the image's border) or ``stretch`` (img2img's: the outermost rows/columns stretched outwards).
-    """
-    h, w = img.shape[:2]
-    if mode == "just" or (w, h) == (width, height):
-        return _resize(img, width, height)
-    if mode == "crop":
-        k = max(width / w, height / h)
-        sw, sh = max(width, round(w * k)), max(height, round(h * k))
-        scaled = _resize(img, sw, sh)
-        x, y = (sw - width) // 2, (sh - height) // 2
-        return np.ascontiguousarray(scaled[y:y + height, x:x + width])
-    k = min(width / w, height / h)
-    sw, sh = min(width, max(1, round(w * k))), min(height, max(1, round(h * k)))
-    scaled = _resize(img, sw, sh)
-    x, y = (width - sw) // 2, (height - sh) // 2
-    if border == "median":
-        edge = np.concatenate([scaled[0], scaled[-1], scaled[:, 0], scaled[:, -1]], axis=0)
-        out = np.empty((height, width, 3), np.uint8)
-        out[:] = np.median(edge, axis=0).astype(np.uint8)
-        out[y:y + sh, x:x + sw] = scaled
-        return out
-    return cv2.copyMakeBorder(scaled, y, height - sh - y, x, width - sw - x, cv2.BORDER_REPLICATE)
-
-
-def blur_mask(mask: np.ndarray, blur_x: int, blur_y: int) -> np.ndarray:
-    """A1111's mask blur: a Gaussian of standard deviation blur_x / blur_y pixels, kernel 2.5 sigma each side."""
-    out = mask
-    if blur_x > 0:
-        k = 2 * int(2.5 * blur_x + 0.5) + 1
-        out = cv2.GaussianBlur(out, (k, 1), blur_x)
-    if blur_y > 0:
-        k = 2 * int(2.5 * blur_y + 0.5) + 1
-        out = cv2.GaussianBlur(out, (1, k), blur_y)
-    return out
-
-
-def fill_masked(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    """A1111's "fill" masked content: the repainted area starts as the surrounding colours, blurred in.
-
-    Successively smaller Gaussian blurs of the kept pixels (alpha-weighted) are layered over each other,
-    so far from the edge the colour is a wide average and near it a local one; kept pixels stay as they are.
-    """
-    keep = Image.fromarray(255 - mask[:, :, 0])
-    source = Image.fromarray(image).convert("RGBA")
-    layer = Image.new("RGBA", source.size)
-    layer.paste(source, mask=keep)
-    premultiplied = layer.convert("RGBa")
-    result = Image.new("RGBA", source.size)
-    for radius, repeats in ((256, 1), (64, 1), (16, 2), (4, 4), (2, 2), (0, 1)):
-        blurred = premultiplied.filter(ImageFilter.GaussianBlur(radius)).convert("RGBA")
-        for _ in range(repeats):
-            result.alpha_composite(blurred)
-    return np.array(result.convert("RGB"), dtype=np.uint8)
-
-
 # -- the request -------------------------------------------------------------------------------------------
 #: Fields accepted because they cannot change the pixels (saving, echoing, UI state, task ids).
 HARMLESS = {
@@ -198,7 +76,7 @@ HARMLESS = {
     "subseed",  # only read when subseed_strength > 0, which is refused
 }
 #: Fields that change the image unless they hold one of these neutral values.
-NEUTRAL: dict[str, tuple[Any, ...]] = {
+NEUTRAL: dict[str, tuple[Any, ...] | None] = {
     "styles": (None, []), "subseed_strength": (None, 0, 0.0),
     "seed_resize_from_h": (None, -1, 0), "seed_resize_from_w": (None, -1, 0), "restore_faces": (None, False),
     "tiling": (None, False), "eta": (None,), "s_min_uncond": (None, 0, 0.0), "s_churn": (None, 0, 0.0),
@@ -505,67 +383,3 @@ def _img2img_stage(body: dict[str, Any], width: int, height: int, images: dict[s
     images["init"], hashes["init"] = image, digest
     images["mask"], hashes["mask"] = mask, mask_digest
     return {"type": "inpaint", "image": "init", "mask": "mask", "strength": strength}
-
-
-# -- the answer --------------------------------------------------------------------------------------------
-def infotext(t: Translated, spec: dict[str, Any], seed: int) -> str:
-    """A1111's one-image parameters text (what its PNG ``parameters`` chunk and ``infotexts`` hold)."""
-    fields = [("Steps", spec["steps"]), ("Sampler", t.sampler_name), ("CFG scale", f"{spec['guidance']:g}"),
-              ("Seed", seed), ("Size", f"{spec['width']}x{spec['height']}"), ("Model", t.model)]
-    stage = spec["stages"][0]
-    if stage["type"] != "generate":
-        fields.append(("Denoising strength", f"{stage['strength']:g}"))
-    for i, u in enumerate(stage["controlnets"]):
-        fields.append((f"ControlNet {i}", json.dumps(
-            f"Module: none, Model: {u['model']}, Weight: {u['weight']:g}, Resize Mode: n/a, "
-            f"Guidance Start: {u['start']:g}, Guidance End: {u['end']:g}, Control Mode: {u['mode']}")))
-    fields.append(("Version", "scenecast"))
-    lines = [t.prompt]
-    if t.negative_prompt:
-        lines.append(f"Negative prompt: {t.negative_prompt}")
-    lines.append(", ".join(f"{k}: {v}" for k, v in fields))
-    return "\n".join(lines)
-
-
-def info(t: Translated, body: dict[str, Any], seeds_done: list[int], version: str) -> dict[str, Any]:
-    """The ``info`` object (sent JSON-encoded as a string, as A1111 does) for the images made."""
-    spec = t.specs[0]
-    stage = spec["stages"][0]
-    texts = [infotext(t, spec, s) for s in seeds_done]
-    return {
-        "prompt": t.prompt, "all_prompts": [t.prompt] * len(seeds_done), "negative_prompt": t.negative_prompt,
-        "all_negative_prompts": [t.negative_prompt] * len(seeds_done), "seed": seeds_done[0] if seeds_done else t.seeds[0],
-        "all_seeds": seeds_done, "subseed": -1, "all_subseeds": [-1] * len(seeds_done), "subseed_strength": 0.0,
-        "width": spec["width"], "height": spec["height"], "sampler_name": t.sampler_name, "cfg_scale": spec["guidance"],
-        "steps": spec["steps"], "batch_size": body.get("batch_size") or 1, "restore_faces": False,
-        "face_restoration_model": None, "sd_model_name": t.model, "sd_model_hash": "", "sd_vae_name": None,
-        "sd_vae_hash": None, "seed_resize_from_w": -1, "seed_resize_from_h": -1,
-        "denoising_strength": stage.get("strength"), "extra_generation_params": {}, "index_of_first_image": 0,
-        "infotexts": texts, "styles": [], "job_timestamp": "", "clip_skip": 1,
-        "is_using_inpainting_conditioning": False, "version": version,
-    }
-
-
-def echo_parameters(body: dict[str, Any]) -> dict[str, Any]:
-    """The request as A1111 echoes it in ``parameters``: images left out (init_images and mask as null)."""
-    out = {k: v for k, v in body.items() if k not in ("init_images", "mask")}
-    if "init_images" in body:
-        out["init_images"] = None
-    if "mask" in body:
-        out["mask"] = None
-    scripts = body.get("alwayson_scripts")
-    if isinstance(scripts, dict):
-        out["alwayson_scripts"] = {
-            name: ({**value, "args": [{k: (None if k in ("image", "input_image") else v) for k, v in u.items()}
-                                      if isinstance(u, dict) else u for u in value.get("args", [])]}
-                   if isinstance(value, dict) and isinstance(value.get("args"), list) else value)
-            for name, value in scripts.items()}
-    return out
-
-
-def encode_b64(data: bytes) -> str:
-    return base64.b64encode(data).decode("ascii")
-
-
-__all__ = ["Translated", "Unsupported", "translate", "info", "infotext", "echo_parameters", "scheduler_for",
-           "fit_image", "blur_mask", "fill_masked", "decode_image", "model_of", "SAMPLER_TITLES"]

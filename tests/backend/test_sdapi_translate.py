@@ -9,6 +9,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from backend.api import sdapi_answer as answer
+from backend.api import sdapi_images as images
 from backend.api import sdapi_translate as tr
 from backend.spec import JobSpec
 
@@ -120,13 +122,13 @@ def test_random_seed_is_chosen_once_and_reported() -> None:
 def test_controlnet_resize_modes_fit_the_job_size() -> None:
     wide = ramp(128, 64)  # 2:1 into 64x64
     wide[:, :, 1] = 0
-    crop = tr.fit_image(wide, 64, 64, "crop")
+    crop = images.fit_image(wide, 64, 64, "crop")
     assert crop.shape == (64, 64, 3) and 40 < crop[0, 0, 0] < 80  # the centre half kept: starts near 25% grey
-    fill = tr.fit_image(wide, 64, 64, "fill")
+    fill = images.fit_image(wide, 64, 64, "fill")
     assert fill.shape == (64, 64, 3)
     assert np.array_equal(fill[0, 10], fill[63, 10])  # padded above and below with one (median border) colour
     assert np.all(np.any(fill[20:44, 10] != fill[0, 10], axis=1))  # the image itself in the middle
-    just = tr.fit_image(wide, 64, 64, "just")
+    just = images.fit_image(wide, 64, 64, "just")
     assert just[0, 0, 0] < 10 and just[0, 63, 0] > 245  # the whole ramp, squeezed
 
 
@@ -169,8 +171,8 @@ def test_alpha_masks_and_jpeg_init_images_are_read() -> None:
 
 def test_info_has_every_field_a1111_clients_read() -> None:
     t = tr.translate({**BASE, "batch_size": 2}, "txt2img", None)
-    info = tr.info(t, BASE, [5, 6], "scenecast test")
+    info = answer.info(t, BASE, [5, 6], "scenecast test")
     assert info["all_seeds"] == [5, 6] and info["sampler_name"] == "Euler a" and len(info["infotexts"]) == 2
     assert "Steps: 3, Sampler: Euler a, CFG scale: 6.5, Seed: 6, Size: 64x64, Model: builtin:tiny" in info["infotexts"][1]
-    echo = tr.echo_parameters({**BASE, "init_images": ["AAAA"], "alwayson_scripts": {"controlnet": {"args": [unit()]}}})
+    echo = answer.echo_parameters({**BASE, "init_images": ["AAAA"], "alwayson_scripts": {"controlnet": {"args": [unit()]}}})
     assert echo["init_images"] is None and echo["alwayson_scripts"]["controlnet"]["args"][0]["image"] is None
