@@ -87,6 +87,17 @@ def test_txt2img_with_controlnet_matches_the_same_job_sent_to_v1_jobs(client, se
     assert not np.array_equal(rgb(result["images"][0]), rgb(result["images"][1]))  # seeds 7 and 8 differ
 
 
+def test_img2img_matches_the_same_job_sent_to_v1_jobs(client, server) -> None:  # noqa: ANN001
+    source = depth_image()
+    result = client.img2img(source, None, body(denoising_strength=0.5, sampler="dpmpp_2m", scheduler="karras", seed=11))
+    assert json.loads(result["info"].model_dump_json())["denoising_strength"] == 0.5
+    spec = {"model": "builtin:tiny", "prompt": "a stone wall", "width": 64, "height": 64, "seed": 11, "steps": 2,
+            "guidance": 7.0, "scheduler": "dpmpp_2m_karras", "stages": [{"type": "img2img", "image": "i", "strength": 0.5}]}
+    job = server.wait(server.submit_ok(spec, {"i": gradient_png(64)}))
+    status, _, data = server.request("GET", job["results"][0]["url"])
+    assert status == 200 and np.array_equal(rgb(result["images"][0]), rgb(Image.open(io.BytesIO(data))))
+
+
 def test_inpaint_keeps_what_the_mask_keeps(client) -> None:  # noqa: ANN001
     source = Image.fromarray(np.full((64, 64, 3), (180, 90, 40), np.uint8))
     mask = Image.new("L", (64, 64), 0)
