@@ -19,7 +19,7 @@ from ..jobs.images import ImageStore
 from ..jobs.queue import JobQueue
 from ..spec import JobSpec
 from ..version import PROTOCOL, __version__
-from . import routes_events, routes_images, routes_info, routes_jobs
+from . import routes_events, routes_images, routes_info, routes_jobs, routes_sdapi
 from .auth import require_token
 from .errors import install_error_handlers
 from .origin import LoopbackOnlyMiddleware
@@ -49,7 +49,7 @@ def create_app(state: ServerState) -> FastAPI:
     app.state.scenecast = state
     app.add_middleware(LoopbackOnlyMiddleware, token_of=lambda: state.token)
     install_error_handlers(app)
-    for module in (routes_info, routes_images, routes_jobs, routes_events):
+    for module in (routes_info, routes_images, routes_jobs, routes_events, routes_sdapi):
         app.include_router(module.router)
 
     def openapi() -> dict[str, Any]:

@@ -122,3 +122,30 @@ def test_operator_blocks_in_background_and_undo_brings_the_old_material_back(sce
     with bpy.context.temp_override(scene=scene, selected_objects=[car], active_object=car):
         assert bpy.ops.scenecast.restore_materials() == {"FINISHED"}
     assert car.active_material == old
+
+
+def test_the_headless_entry_textures_each_object_in_its_own_process(scenecast, backend, scene, tmp_path):
+    """examples/texture_objects.py, as a farm task runs it (tools/flamenco): PNG + record per object, re-runnable."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    blend = tmp_path / "set.blend"
+    bpy.data.libraries.write(str(blend), {scene}, fake_user=True)
+    out = tmp_path / "textures"
+    script = Path(__file__).resolve().parents[2] / "examples" / "texture_objects.py"
+    cmd = [sys.executable, str(script), "--blend", str(blend), "--scene", scene.name, "--objects", "Car",
+           "--out", str(out), "--prompt", "a red car", "--server", backend.url, "--model", "builtin:tiny",
+           "--size", "64", "--steps", "2", "--seed", "5", "--views", "2", "--texture-size", "64"]
+    proc = subprocess.run(cmd, cwd=tmp_path, env=dict(os.environ), capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert sorted(p.name for p in out.iterdir()) == ["Car.json", "Car.png"]
+    record = json.loads((out / "Car.json").read_text())
+    assert record["object"] == "Car" and record["seed"] == 5 and len(record["jobs"]) >= 1 and record["coverage"] > 0
+    # Again: the object is done, the farm can simply re-run a task.
+    proc = subprocess.run(cmd, cwd=tmp_path, env=dict(os.environ), capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0 and "kept Car" in proc.stdout, proc.stderr[-3000:]
+    bad = subprocess.run(cmd[:7] + ["Nope"] + cmd[8:], cwd=tmp_path, env=dict(os.environ), capture_output=True,
+                         text=True, timeout=600)
+    assert bad.returncode == 2 and "no object 'Nope'" in bad.stderr
