@@ -70,13 +70,13 @@ def load_spec_file(path: Path, model: str | None = None) -> tuple[dict[str, Any]
     ``model`` (``--model``) replaces the base model on the job and on every stage.
     Returns the spec as a dict (not yet validated) and key -> PNG path.
     """
-    from .spec import JobSpec, apply_preset, list_presets
+    from .spec import JobSpec, apply_preset, list_presets, loads_json
 
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = loads_json(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise CliError(f"no spec file {path}", "give the path of a JSON job spec, e.g. examples/*.json")
-    except json.JSONDecodeError as exc:
+    except ValueError as exc:
         raise CliError(f"{path} is not valid JSON: {exc}", "fix the JSON syntax at the position given")
     if not isinstance(data, dict):
         raise CliError(f"{path} must hold a JSON object", "see docs/spec.md")

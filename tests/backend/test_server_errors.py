@@ -116,3 +116,38 @@ def test_an_oversized_image_part_is_413_before_it_is_read(server):
     status, err = error_of(server.submit(tiny_spec(), {"depth": huge, "edges": gradient_png(64, 1)}))
     assert status == 413 and err["code"] == "image_too_large" and "depth" in err["message"]
     assert server.healthy()
+
+
+@pytest.mark.parametrize("change, field, hint", [
+    ({"steps": "2"}, "steps:", "without quotes"),
+    ({"steps": True}, "steps:", "true/false"),
+    ({"seed": 2.5}, "seed:", "whole number"),
+    ({"width": "512"}, "width:", "without quotes"),
+    ({"guidance": "7.5"}, "guidance:", "without quotes"),
+    ({"prompt": 12}, "prompt:", "string"),
+])
+def test_validation_is_strict_about_types(server, change, field, hint):
+    """Documented as strict: a number in quotes or a boolean for a number is refused, naming the fix."""
+    status, err = error_of(server.submit(tiny_spec(**change), images()))
+    assert status == 422 and err["code"] == "invalid_spec" and err["message"].startswith(field), err
+    assert hint in err["message"], err
+
+
+@pytest.mark.parametrize("where", ["seed", "steps", "stages[0].controlnets[0].weight"])
+def test_a_number_with_thousands_of_digits_is_422_naming_the_field(server, where):
+    text = json.dumps(tiny_spec())
+    if where == "seed":
+        text = text.replace('"seed": 7', '"seed": ' + "9" * 5000)
+    elif where == "steps":
+        text = text.replace('"steps": 4', '"steps": -' + "1" * 5000)
+    else:
+        text = text.replace('"weight": 1.0', '"weight": ' + "1" * 5000)
+    for status, err in (error_of(server.submit(text, images())), error_of(_json_submit(server, text))):
+        assert status == 422 and err["code"] == "invalid_spec", err
+        assert err["message"].startswith(where + ":") and "5000 digits" in err["message"], err
+    assert server.healthy()
+
+
+def _json_submit(server, text):
+    status, _, raw = server.request("POST", "/v1/jobs", text.encode(), "application/json")
+    return status, json.loads(raw)
