@@ -23,8 +23,8 @@ from .device import choose_device
 from .errors import ModelNotFound, UnsafeCheckpoint
 from .loading import DownloadCallback, download, load_base, load_controlnet
 from .lora import applied_loras
-from .sources import (PICKLE_EXTS, classify_single_file, family_of_config, folder_kind, hub_cache, hub_snapshot,
-                      locate, refuse_pickle)
+from .sources import (PICKLE_EXTS, UnreadableModel, classify_single_file, family_of_config, folder_kind, hub_cache,
+                      hub_snapshot, locate, not_in_model_folders, refuse_pickle)
 from .tiny import CONTROLNET_TYPES, TINY_CONTROLNET_PREFIX, TINY_ID
 
 log = logging.getLogger("scenecast.models")
@@ -82,7 +82,10 @@ class ModelManager:
         """Raise ModelNotFound / UnsafeCheckpoint now (fast, nothing loaded) so a bad id is a 4xx at submit."""
         loc = locate(model_id, kind)  # type: ignore[arg-type]
         if loc.source == "single_file" and kind != "lora":
-            found, _, _ = classify_single_file(loc.path)
+            try:
+                found, _, _ = classify_single_file(loc.path)
+            except UnreadableModel as exc:  # as for any other path that is no model: say nothing about it
+                raise not_in_model_folders(model_id, kind) from exc  # type: ignore[arg-type]
             if found != kind:
                 raise ModelNotFound(f"{model_id} is a {found}, not a {kind}", f"use a {kind} checkpoint here")
 
