@@ -126,6 +126,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from .api import ServerState, create_app
     from .jobs.images import ImageStore
     from .jobs.queue import JobQueue
+    from .jobs.retention import Retention, restore_jobs
     from .models import ModelManager
     from .pipelines import run_job
 
@@ -135,7 +136,16 @@ def cmd_serve(args: argparse.Namespace) -> int:
     models = ModelManager(device=args.device, dtype=args.dtype, memory_budget_gb=args.memory_budget_gb)
     device = models.describe()
     queue = JobQueue(run_job, models, out, keep_finished=args.keep_jobs)
-    state = ServerState(queue=queue, store=ImageStore(data / "images"), models=models, device=device, token=token)
+    retention = Retention(out, data / "images", keep_jobs=args.keep_jobs,
+                          max_age_s=args.keep_days * 86400 if args.keep_days else None,
+                          max_bytes=int(args.max_output_gb * 1e9) if args.max_output_gb else None,
+                          upload_ttl_s=args.upload_ttl_hours * 3600 if args.upload_ttl_hours else None)
+    retention.sweep_debris()
+    retention.enforce(keep=args.keep_jobs)
+    queue.restore(restore_jobs(out))
+    queue.on_forget = retention.forget
+    state = ServerState(queue=queue, store=ImageStore(data / "images"), models=models, device=device, token=token,
+                        retention=retention)
     import torch
 
     log.info("scenecast backend %s, protocol %d: device %s, dtype %s, %d CPU threads", __version__, PROTOCOL,
@@ -260,7 +270,14 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--data", help="server data: uploaded images, outputs (default: $SCENECAST_DATA or "
                        "$XDG_CACHE_HOME/scenecast)")
     serve.add_argument("--memory-budget-gb", type=float, help="evict cached pipelines beyond this")
-    serve.add_argument("--keep-jobs", type=int, default=200, help="finished jobs kept queryable (default 200)")
+    serve.add_argument("--keep-jobs", type=int, default=200, help="finished jobs kept, queryable and on disk;"
+                       " older ones' result files are deleted (default 200)")
+    serve.add_argument("--keep-days", type=float, default=30.0, help="delete results older than this (default 30;"
+                       " 0: no age limit)")
+    serve.add_argument("--max-output-gb", type=float, default=0.0, help="delete the oldest results beyond this"
+                       " size of the output folder (default 0: no size limit)")
+    serve.add_argument("--upload-ttl-hours", type=float, default=24.0, help="uploaded images (POST /v1/images)"
+                       " expire this long after their last upload (default 24; 0: never)")
     serve.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     serve.add_argument("--log-file", help="also log to this file, rotated (tokens are redacted in every log)")
     serve.add_argument("--log-max-mb", type=float, default=10.0, help="rotate the log file at this size (default 10)")
