@@ -52,10 +52,13 @@ class RedactingFormatter(logging.Formatter):
 def setup_logging(level: str = "info", log_file: Path | None = None, *, max_bytes: int = 10 << 20,
                   backups: int = 3, secrets: Iterable[str] = ()) -> list[logging.Handler]:
     """Route every logger (uvicorn's included: start it with ``log_config=None``) to stderr and, when
-    ``log_file`` is given, to a rotating file; both redact. Returns the handlers installed on the root."""
+    ``log_file`` is given, to a rotating file that gets everything while stderr keeps warnings and errors
+    (a process whose stderr is kept in a file by whoever started it stays bounded). All redact.
+    Returns the handlers installed on the root."""
     formatter = RedactingFormatter(FORMAT, secrets)
     handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
     if log_file is not None:
+        handlers[0].setLevel(logging.WARNING)
         log_file.parent.mkdir(parents=True, exist_ok=True)
         handlers.append(logging.handlers.RotatingFileHandler(log_file, maxBytes=max_bytes, backupCount=backups,
                                                              encoding="utf-8"))
