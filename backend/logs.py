@@ -21,6 +21,7 @@ from pathlib import Path
 
 FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 REDACTED = "<redacted>"
+MIN_SECRET = 6  # shorter tokens are not replaced wherever they occur (that would garble every line)
 PATTERNS = (
     re.compile(r"([?&]token=)[^&\s\"'#]+", re.IGNORECASE),  # ?token=... in URLs and request lines
     re.compile(r"(\bbearer\s+)[^\s\"',;)\]]+", re.IGNORECASE),  # Authorization: Bearer ...
@@ -31,7 +32,7 @@ PATTERNS = (
 def redact(text: str, secrets: Iterable[str] = ()) -> str:
     """``text`` with every token-like value replaced by ``<redacted>``."""
     for secret in secrets:
-        if secret:
+        if len(secret) >= MIN_SECRET:
             text = text.replace(secret, REDACTED)
     for pattern in PATTERNS:
         text = pattern.sub(r"\1" + REDACTED, text)

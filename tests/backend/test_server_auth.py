@@ -84,8 +84,8 @@ TOKEN_DEBUG = "debug-secret-4f1c9a"
 @pytest.mark.parametrize("token", ["sëcret✓", "tab\tinside", " padded"])
 def test_a_token_that_can_never_match_is_refused_at_start(token):
     env = {k: v for k, v in os.environ.items() if k != "SCENECAST_TOKEN"}
-    proc = subprocess.run([sys.executable, "-m", "backend", "serve", "--port", str(free_port()), "--token", token], cwd=ROOT,
-                          env=env, capture_output=True, text=True, timeout=60)
+    proc = subprocess.run([sys.executable, "-m", "backend", "serve", "--port", str(free_port()), "--token", token],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2, proc.stderr
     assert "token" in proc.stderr and "fix:" in proc.stderr
     proc = subprocess.run([sys.executable, "-m", "backend", "serve", "--port", str(free_port())], cwd=ROOT,
