@@ -25,7 +25,9 @@ MIN_SECRET = 6  # shorter tokens are not replaced wherever they occur (that woul
 PATTERNS = (
     re.compile(r"([?&]token=)[^&\s\"'#]+", re.IGNORECASE),  # ?token=... in URLs and request lines
     re.compile(r"(\bbearer\s+)[^\s\"',;)\]]+", re.IGNORECASE),  # Authorization: Bearer ...
-    re.compile(r"(\bauthorization\b[\"']?\s*[:=,]\s*[b]?[\"']?)(?!bearer\b)[^\s\"',;)\]]+", re.IGNORECASE),
+    # Authorization: <scheme> <value>, also as a repr'd header tuple: (b'authorization', b'Bearer ...')
+    re.compile(r"(\bauthorization\b[\"']?\s*[:=,]\s*(?:b?[\"'])?(?:(?:bearer|basic|token)\s+)?)[^\s\"',;)\]]+",
+               re.IGNORECASE),
 )
 
 

@@ -91,3 +91,16 @@ def test_a_token_that_can_never_match_is_refused_at_start(token):
     proc = subprocess.run([sys.executable, "-m", "backend", "serve", "--port", str(free_port())], cwd=ROOT,
                           env={**env, "SCENECAST_TOKEN": token}, capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2 and "SCENECAST_TOKEN" in proc.stderr, proc.stderr
+
+
+@pytest.mark.parametrize("line", [
+    "GET /v1/jobs/x/events?token=SECRET&x=1 HTTP/1.1", "< authorization: Bearer SECRET",
+    "[(b'authorization', b'Bearer SECRET'), (b'host', b'x')]", "Authorization: Basic SECRET",
+    "{'authorization': 'SECRET'}", "a message that quotes the token SECRET itself",
+])
+def test_every_form_of_a_token_in_a_log_line_is_redacted(line):
+    from backend.logs import redact
+
+    out = redact(line.replace("SECRET", "s3cr3t-t0ken"), ["s3cr3t-t0ken"])
+    assert "s3cr3t" not in out and "<redacted>" in out
+    assert redact("authorization header missing; nothing here", []) == "authorization header missing; nothing here"
