@@ -11,7 +11,6 @@ import ipaddress
 import json
 import logging
 import os
-import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -48,18 +47,6 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-class RedactToken(logging.Filter):
-    """Blank ``token=...`` in log lines: uvicorn logs WebSocket paths with their query string."""
-
-    PATTERN = re.compile(r"([?&]token=)[^&\s\"]+")
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
-        if "token=" in message:
-            record.msg, record.args = self.PATTERN.sub(r"\1<redacted>", message), ()
-        return True
-
-
 # -- spec files ---------------------------------------------------------------------------------------
 def load_spec_file(path: Path, model: str | None = None) -> tuple[dict[str, Any], dict[str, Path]]:
     """Read a spec *file*: a job spec plus two file-only keys, resolved here and never sent.
@@ -70,13 +57,13 @@ def load_spec_file(path: Path, model: str | None = None) -> tuple[dict[str, Any]
     ``model`` (``--model``) replaces the base model on the job and on every stage.
     Returns the spec as a dict (not yet validated) and key -> PNG path.
     """
-    from .spec import JobSpec, apply_preset, list_presets
+    from .spec import JobSpec, apply_preset, list_presets, loads_json
 
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = loads_json(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise CliError(f"no spec file {path}", "give the path of a JSON job spec, e.g. examples/*.json")
-    except json.JSONDecodeError as exc:
+    except ValueError as exc:
         raise CliError(f"{path} is not valid JSON: {exc}", "fix the JSON syntax at the position given")
     if not isinstance(data, dict):
         raise CliError(f"{path} must hold a JSON object", "see docs/spec.md")
@@ -110,16 +97,36 @@ def load_spec_file(path: Path, model: str | None = None) -> tuple[dict[str, Any]
 
 
 # -- commands -----------------------------------------------------------------------------------------
-def cmd_serve(args: argparse.Namespace) -> int:
+def serve_token(args: argparse.Namespace) -> str | None:
+    """The token ``serve`` demands (flag, else environment), refused at start when it could never match."""
+    from .logs import refuse_unusable_token
+
     token = args.token or os.environ.get(TOKEN_ENV) or None
+    if token is not None:
+        why = refuse_unusable_token(token)
+        if why is not None:
+            where = "--token" if args.token else TOKEN_ENV
+            raise CliError(f"the token given by {where} could never be presented by a client: {why}",
+                           "choose a token of printable ASCII letters, digits and -._~+/ (e.g. the output of"
+                           " `python -c \"import secrets; print(secrets.token_urlsafe(24))\"`)")
     if not is_loopback(args.host) and not token:
         raise CliError(f"refusing to listen on {args.host} without a token: anyone who can reach it could use this machine",
                        f"start with --token <secret> (or set {TOKEN_ENV}), or listen on 127.0.0.1")
+    return token
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    token = serve_token(args)
+    from .logs import setup_logging
+
+    setup_logging(args.log_level, Path(args.log_file) if args.log_file else None,
+                  max_bytes=int(args.log_max_mb * (1 << 20)), backups=args.log_backups, secrets=[token or ""])
     import uvicorn
 
     from .api import ServerState, create_app
     from .jobs.images import ImageStore
     from .jobs.queue import JobQueue
+    from .jobs.retention import Retention, restore_jobs
     from .models import ModelManager
     from .pipelines import run_job
 
@@ -129,19 +136,26 @@ def cmd_serve(args: argparse.Namespace) -> int:
     models = ModelManager(device=args.device, dtype=args.dtype, memory_budget_gb=args.memory_budget_gb)
     device = models.describe()
     queue = JobQueue(run_job, models, out, keep_finished=args.keep_jobs)
-    state = ServerState(queue=queue, store=ImageStore(data / "images"), models=models, device=device, token=token)
+    retention = Retention(out, data / "images", keep_jobs=args.keep_jobs,
+                          max_age_s=args.keep_days * 86400 if args.keep_days else None,
+                          max_bytes=int(args.max_output_gb * 1e9) if args.max_output_gb else None,
+                          upload_ttl_s=args.upload_ttl_hours * 3600 if args.upload_ttl_hours else None)
+    retention.sweep_debris()
+    retention.enforce(keep=args.keep_jobs)
+    queue.restore(restore_jobs(out))
+    queue.on_forget = retention.forget
+    state = ServerState(queue=queue, store=ImageStore(data / "images"), models=models, device=device, token=token,
+                        retention=retention)
     import torch
 
     log.info("scenecast backend %s, protocol %d: device %s, dtype %s, %d CPU threads", __version__, PROTOCOL,
              device["device"], device["dtype"], torch.get_num_threads())
     log.info("listening on http://%s:%d%s; results in %s", args.host, args.port,
              " (token required)" if token else "", out)
+    # log_config=None: uvicorn's loggers propagate to the root handlers set up above, which redact tokens.
     config = uvicorn.Config(create_app(state), host=args.host, port=args.port, log_level=args.log_level,
-                            access_log=args.log_level == "debug", ws="websockets-sansio")
-    server = uvicorn.Server(config)  # Config has set up uvicorn's loggers by now
-    for name in ("uvicorn.error", "uvicorn.access"):
-        logging.getLogger(name).addFilter(RedactToken())
-    server.run()
+                            log_config=None, access_log=args.log_level == "debug", ws="websockets-sansio")
+    uvicorn.Server(config).run()
     return 0
 
 
@@ -256,8 +270,18 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--data", help="server data: uploaded images, outputs (default: $SCENECAST_DATA or "
                        "$XDG_CACHE_HOME/scenecast)")
     serve.add_argument("--memory-budget-gb", type=float, help="evict cached pipelines beyond this")
-    serve.add_argument("--keep-jobs", type=int, default=200, help="finished jobs kept queryable (default 200)")
+    serve.add_argument("--keep-jobs", type=int, default=200, help="finished jobs kept, queryable and on disk;"
+                       " older ones' result files are deleted (default 200)")
+    serve.add_argument("--keep-days", type=float, default=30.0, help="delete results older than this (default 30;"
+                       " 0: no age limit)")
+    serve.add_argument("--max-output-gb", type=float, default=0.0, help="delete the oldest results beyond this"
+                       " size of the output folder (default 0: no size limit)")
+    serve.add_argument("--upload-ttl-hours", type=float, default=24.0, help="uploaded images (POST /v1/images)"
+                       " expire this long after their last upload (default 24; 0: never)")
     serve.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    serve.add_argument("--log-file", help="also log to this file, rotated (tokens are redacted in every log)")
+    serve.add_argument("--log-max-mb", type=float, default=10.0, help="rotate the log file at this size (default 10)")
+    serve.add_argument("--log-backups", type=int, default=3, help="rotated log files kept (default 3)")
     serve.set_defaults(func=cmd_serve)
 
     gen = sub.add_parser("generate", help="run a spec file, in this process or on a server")
@@ -292,7 +316,9 @@ def set_threads(threads: int | None) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     level = getattr(args, "log_level", "info").upper()
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    from .logs import setup_logging
+
+    setup_logging(level)
     try:
         return args.func(args)
     except CliError as exc:

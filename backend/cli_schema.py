@@ -88,7 +88,8 @@ image the one before produced. Fields in *Common fields* may be set on the job a
 (the name of a multipart part of the same request, or the id `sha256:<hex>` of an image uploaded with
 `POST /v1/images`). The JSON Schema is [job-spec.schema.json](job-spec.schema.json).
 
-Validation is strict: unknown fields, wrong types, sizes outside {MIN_SIDE}–{MAX_SIDE} (multiples of 8),
+Validation is strict: unknown fields, wrong JSON types (no conversion: `"steps": "2"`, `"steps": true`
+and `"seed": 2.5` are refused; an integer is accepted where a number is asked for), sizes outside {MIN_SIDE}–{MAX_SIDE} (multiples of 8),
 more than {MAX_STEPS} steps or {MAX_CONTROLNETS} ControlNets per stage are refused with a 422 naming
 each field (`stages[0].controlnets[1].weight: ...`). Every image key must arrive with the job (400
 naming the key), and every model must be known to the server (4xx naming the model and how to get it).

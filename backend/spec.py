@@ -27,7 +27,10 @@ Scheduler = Literal["euler_a", "euler", "dpmpp_2m", "dpmpp_2m_karras", "ddim", "
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    """Strict, as documented: unknown fields are refused, and so are values of the wrong JSON type
+    (``"2"`` or ``true`` for a number) instead of being converted."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
 
 class ControlNetUnit(_Strict):
@@ -160,6 +163,59 @@ DEFAULTS: dict[str, object] = {
 
 
 STAGE_TYPES = ("generate", "img2img", "inpaint")
+MAX_INT_DIGITS = 100
+"""Longer integer literals are never valid anywhere in a spec; they are not converted at all (Python
+refuses to turn more than 4300 digits into an int, which would otherwise surface as a 500)."""
+
+
+class HugeNumber:
+    """Stands in for an integer literal of more than ``MAX_INT_DIGITS`` digits, so that validation can
+    refuse it at its field (no int field accepts it) and the message can say what it was."""
+
+    def __init__(self, text: str) -> None:
+        self.digits = len(text.lstrip("-"))
+
+    def __repr__(self) -> str:
+        return f"a number of {self.digits} digits"
+
+
+def _parse_int(text: str) -> int | HugeNumber:
+    return HugeNumber(text) if len(text) > MAX_INT_DIGITS else int(text)
+
+
+def loads_json(text: str | bytes) -> object:
+    """``json.loads`` for specs: integer literals too long to be valid become :class:`HugeNumber`.
+    Raises ``ValueError`` (``json.JSONDecodeError``, ``UnicodeDecodeError``) for text that is not JSON."""
+    return json.loads(text, parse_int=_parse_int)
+
+
+TYPE_HINTS = {
+    "int_type": "an integer", "int_parsing": "an integer", "int_from_float": "an integer",
+    "float_type": "a number", "float_parsing": "a number", "bool_type": "true or false",
+}
+
+
+def _type_hint(kind: str, got: object) -> str:
+    """What to send instead, for the JSON-type mistakes strict validation refuses."""
+    wanted = TYPE_HINTS.get(kind)
+    if wanted is None:
+        return ""
+    if isinstance(got, str):
+        return f": write {wanted} without quotes"
+    if isinstance(got, bool):
+        return f": true/false is not {wanted}"
+    if isinstance(got, float) and wanted == "an integer":
+        return ": give a whole number, without a decimal point"
+    return ""
+
+
+def _shown(got: object) -> str:
+    if isinstance(got, (dict, list)) or got is None:
+        return ""
+    try:
+        return f" (got {repr(got)[:60]})"
+    except ValueError:  # an int too long for repr
+        return " (got a very long number)"
 
 
 def _field_path(loc: tuple) -> str:
@@ -190,10 +246,11 @@ def validation_message(errors: list[dict]) -> str:
             lines.append(f"{path}: required field is missing")
         elif kind in ("union_tag_invalid", "union_tag_not_found"):
             lines.append(f"{path}: `type` must be one of {', '.join(STAGE_TYPES)}")
+        elif isinstance(err.get("input"), HugeNumber):
+            lines.append(f"{path}: {err['input']!r} is out of range; see the field's limits in docs/spec.md")
         else:
             got = err.get("input")
-            shown = "" if isinstance(got, (dict, list)) or got is None else f" (got {repr(got)[:60]})"
-            lines.append(f"{path}: {msg}{shown}")
+            lines.append(f"{path}: {msg}{_shown(got)}{_type_hint(kind, got)}")
     return "; ".join(lines)
 
 

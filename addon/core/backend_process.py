@@ -179,8 +179,15 @@ class LocalBackend:
     def url(self) -> str:
         return f"http://{self.host}:{self.port}"
 
+    @property
+    def console_path(self) -> str:
+        """The process's own stdout/stderr: warnings, errors and what happens before logging starts.
+        Truncated at each start; the log proper (``log_path``) is written and rotated by the backend."""
+        return os.path.splitext(self.log_path)[0] + "-console.log"
+
     def command(self) -> list[str]:
-        return [self.python, "-m", "backend", "serve", "--host", self.host, "--port", str(self.port)]
+        return [self.python, "-m", "backend", "serve", "--host", self.host, "--port", str(self.port),
+                "--log-file", self.log_path]
 
     def start(self) -> None:
         """Spawn the process (does not wait for it; see :meth:`wait_healthy`)."""
@@ -193,7 +200,7 @@ class LocalBackend:
         if self.offline:
             env["HF_HUB_OFFLINE"] = "1"
         os.makedirs(os.path.dirname(self.log_path) or ".", exist_ok=True)
-        with open(self.log_path, "ab") as log:
+        with open(self.console_path, "wb") as log:
             log.write(f"\n=== {time.strftime('%Y-%m-%d %H:%M:%S')} scenecast starts: {' '.join(self.command())}"
                       f" (cwd {self.backend_dir or os.getcwd()})\n".encode())
             log.flush()
@@ -223,8 +230,10 @@ class LocalBackend:
             if self.process is not None and self.process.poll() is not None:
                 code = self.process.returncode
                 raise BackendProcessError(
-                    f"the local backend exited (code {code}) before it answered:\n{_log_tail(self.log_path)}",
-                    f"read the backend log at {self.log_path}; check Backend Python and Backend Directory"
+                    f"the local backend exited (code {code}) before it answered:\n"
+                    f"{_log_tail(self.console_path) or _log_tail(self.log_path)}",
+                    f"read the backend log at {self.log_path} (and {self.console_path});"
+                    " check Backend Python and Backend Directory"
                     " in the add-on preferences, or start the backend yourself (python -m backend serve)",
                     self.log_path,
                 )

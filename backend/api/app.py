@@ -32,15 +32,20 @@ class ServerState:
     models: Any  # backend.models.ModelManager
     device: dict[str, Any]  # ModelManager.describe(): device, dtype
     token: str | None = None
+    retention: Any = None  # backend.jobs.retention.Retention: its periodic pass runs while the app does
 
 
 def create_app(state: ServerState) -> FastAPI:
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         state.queue.start()
+        if state.retention is not None:
+            state.retention.start()
         try:
             yield
         finally:
+            if state.retention is not None:
+                state.retention.stop()
             state.queue.stop()
 
     app = FastAPI(title="Scenecast backend", version=__version__, lifespan=lifespan,

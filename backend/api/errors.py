@@ -6,9 +6,10 @@ import logging
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 
 from ..jobs.images import ImageError
 from ..jobs.queue import QueueFull, UnknownJob
@@ -83,7 +84,18 @@ def install_error_handlers(app: FastAPI) -> None:
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
         return _json(exc.status_code, code, str(exc.detail), "see docs/protocol.md for the endpoints")
 
+    @app.exception_handler(ClientDisconnect)
+    async def _gone(request: Request, _: ClientDisconnect) -> Response:
+        # A client that goes away mid-request (closed Blender, a dropped network) is normal: one line at
+        # debug, and an answer that nobody reads. Handled here, uvicorn does not log it a second time.
+        log.debug("client %s disconnected during %s %s", _client(request), request.method, request.url.path)
+        return Response(status_code=400)
+
     @app.exception_handler(Exception)
     async def _internal(_: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled error")
         return _json(500, "internal", f"{type(exc).__name__}: {exc}", "the server log has the traceback")
+
+
+def _client(request: Request) -> str:
+    return f"{request.client.host}:{request.client.port}" if request.client else "?"

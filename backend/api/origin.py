@@ -9,36 +9,63 @@ the token does this job (a page cannot know it), so nothing is checked here.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 from typing import Any, Awaitable, Callable
 from urllib.parse import urlsplit
 
-LOOPBACK_NAMES = {"127.0.0.1", "localhost", "::1"}
+DEFAULT_PORTS = {"http": 80, "ws": 80, "https": 443, "wss": 443}
 
 Scope = dict[str, Any]
 Receive = Callable[[], Awaitable[dict[str, Any]]]
 Send = Callable[[dict[str, Any]], Awaitable[None]]
 
 
-def _host_name(value: str) -> str:
-    """``127.0.0.1:7437`` / ``[::1]:7437`` / ``localhost`` -> the name without port or brackets."""
-    return (urlsplit("//" + value).hostname or "").lower()
-
-
 def is_loopback_name(name: str) -> bool:
-    return name in LOOPBACK_NAMES or name.startswith("127.")
+    """``localhost`` or an exact loopback address (127.0.0.0/8, ::1) — never a name that merely starts
+    like one: ``127.0.0.1.evil.example`` is a DNS name its owner can point at 127.0.0.1 (rebinding)."""
+    name = name.lower()
+    if name == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
 
 
-def refusal(headers: dict[str, str]) -> str | None:
-    """Why a token-less server refuses these request headers, or None."""
+def _split(value: str, scheme: str) -> tuple[str, int | None] | None:
+    """``127.0.0.1:7437`` / ``[::1]:7437`` / ``localhost`` -> (name, port); None when unparsable."""
+    try:
+        parts = urlsplit(f"{scheme}://{value}")
+        port = parts.port
+    except ValueError:
+        return None
+    return (parts.hostname or ""), port if port is not None else DEFAULT_PORTS.get(scheme)
+
+
+def refusal(headers: dict[str, str], server_port: int | None = None, scheme: str = "http") -> str | None:
+    """Why a token-less server refuses these request headers, or None.
+
+    ``Host`` must be a loopback name with ``server_port`` (when known); ``Origin``, when present, must
+    be a loopback origin (any port: a page of another local server is the user's own).
+    """
     host = headers.get("host", "")
-    if host and not is_loopback_name(_host_name(host)):
-        return f"Host {host!r} is not a loopback name"
+    if host:
+        split = _split(host, scheme)
+        if split is None or not is_loopback_name(split[0]):
+            return f"Host {host!r} is not a loopback name"
+        if server_port is not None and split[1] != server_port:
+            return f"Host {host!r} names another port than this server's ({server_port})"
     origin = headers.get("origin")
-    if origin and origin != "null" and not is_loopback_name(urlsplit(origin).hostname or ""):
-        return f"requests from web pages ({origin}) are not accepted"
     if origin == "null":
         return "requests from sandboxed web pages are not accepted"
+    if origin:
+        try:
+            origin_host = urlsplit(origin).hostname or ""
+        except ValueError:
+            origin_host = ""
+        if not is_loopback_name(origin_host):
+            return f"requests from web pages ({origin}) are not accepted"
     return None
 
 
@@ -52,10 +79,12 @@ class LoopbackOnlyMiddleware:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] in ("http", "websocket") and not self.token_of():
             headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
-            why = refusal(headers)
+            server = scope.get("server")
+            scheme = {"https": "https", "wss": "https"}.get(scope.get("scheme", "http"), "http")
+            why = refusal(headers, server[1] if server and server[1] else None, scheme)
             if why is not None:
                 if scope["type"] == "websocket":
-                    await send({"type": "websocket.close", "code": 1008, "reason": why[:120]})
+                    await close_policy_violation(receive, send, why)
                     return
                 body = json.dumps({"error": {"code": "forbidden_origin", "message": why,
                                              "fix": "call the backend from the add-on, a script or curl on this machine;"
@@ -66,3 +95,14 @@ class LoopbackOnlyMiddleware:
                 await send({"type": "http.response.body", "body": body})
                 return
         await self.app(scope, receive, send)
+
+
+async def close_policy_violation(receive: Receive, send: Send, reason: str) -> None:
+    """Refuse a WebSocket the way docs/protocol.md says and clients can read: accept the handshake, then
+    close with 1008 and the reason (a close before accepting would reach the client as a bare HTTP 403).
+    The reason is cut to the 123 bytes a close frame allows."""
+    message = await receive()
+    if message.get("type") != "websocket.connect":
+        return
+    await send({"type": "websocket.accept"})
+    await send({"type": "websocket.close", "code": 1008, "reason": reason.encode()[:123].decode(errors="ignore")})

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from fastapi.responses import JSONResponse
@@ -18,6 +19,7 @@ from .auth import presented_token, token_ok
 from .errors import error_body
 
 router = APIRouter(prefix="/v1")
+log = logging.getLogger("scenecast.api")
 
 
 async def _send(ws: WebSocket, event: Event) -> None:
@@ -70,7 +72,7 @@ async def job_events(ws: WebSocket, job_id: str) -> None:
             last = item if item is not None else pending_preview.pop()
             await _send(ws, last)
         await ws.close(code=1000)
-    except WebSocketDisconnect:
-        pass
+    except (WebSocketDisconnect, OSError):  # the client went away (uvicorn's ClientDisconnected is an OSError)
+        log.debug("events client of job %s disconnected", job_id)
     finally:
         job.events.unsubscribe(deliver)

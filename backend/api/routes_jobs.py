@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import json
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +14,7 @@ from starlette.datastructures import UploadFile
 
 from ..jobs.images import IMAGE_ID, MAX_IMAGE_BYTES, decode_png
 from ..jobs.record import Job
-from ..spec import JobSpec
+from ..spec import JobSpec, loads_json
 from .auth import HTTP_AUTH
 from .errors import ApiError
 from .routes_images import read_body_limited
@@ -38,8 +37,8 @@ SUBMIT_BODY = {"requestBody": {"required": True, "content": {
 def parse_spec(text: str | bytes) -> JobSpec:
     """JSON text -> JobSpec. Bad JSON is a 400; a ValidationError becomes a 422 in errors.py."""
     try:
-        data = json.loads(text)
-    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
+        data = loads_json(text)
+    except (ValueError, RecursionError) as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
         raise ApiError(400, "invalid_json", f"the spec is not valid JSON: {exc}", "send the job spec as a JSON object")
     if not isinstance(data, dict):
         raise ApiError(422, "invalid_spec", "the spec must be a JSON object", "see docs/spec.md")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import os
 import re
 from pathlib import Path
 
@@ -81,7 +82,9 @@ class ImageStore:
         id = image_id(data)
         decode_png(data, id)
         path = self._path(id)
-        if not path.exists():
+        try:
+            os.utime(path)  # uploads expire after their last upload (jobs/retention.py): start again
+        except FileNotFoundError:
             atomic_write(path, data)
         return id
 

@@ -71,6 +71,8 @@ class JobQueue:
         self._stopping = False
         self._thread: threading.Thread | None = None
         self._device: dict[str, Any] | None = None
+        self.on_forget: Callable[[Job], None] | None = None
+        """Called (outside the lock) with each finished job the queue forgets: the server deletes its files."""
 
     # -- lifecycle -------------------------------------------------------------------------------
     def start(self) -> None:
@@ -214,8 +216,21 @@ class JobQueue:
         return self._device
 
     def _retire(self, job: Job) -> None:
-        """Remember a finished job; forget the oldest beyond ``keep_finished``."""
+        """Remember a finished job; forget the oldest beyond ``keep_finished`` (and tell ``on_forget``)."""
+        forgotten = []
         with self._lock:
             self._finished.append(job.id)
             while len(self._finished) > self._keep_finished:
-                self._jobs.pop(self._finished.popleft(), None)
+                old = self._jobs.pop(self._finished.popleft(), None)
+                if old is not None:
+                    forgotten.append(old)
+        for old in forgotten:
+            if self.on_forget is not None:
+                self.on_forget(old)
+
+    def restore(self, jobs: list[Job]) -> None:
+        """File jobs that finished in an earlier run (oldest first) as finished ones, subject to the bound."""
+        for job in jobs:
+            with self._lock:
+                self._jobs[job.id] = job
+            self._retire(job)

@@ -20,9 +20,13 @@ def new_job_id() -> str:
     return uuid.uuid4().hex[:16]
 
 
-@dataclass
+@dataclass(eq=False)
 class Job:
-    """State changes happen on the worker thread (or under the queue's lock for queued jobs)."""
+    """State changes happen on the worker thread (or under the queue's lock for queued jobs).
+
+    Compared by identity (``eq=False``): two jobs with the same spec and inputs are still two jobs, and
+    field equality would compare their numpy images, which raises instead of answering.
+    """
 
     spec: JobSpec
     images: dict[str, np.ndarray]  # key -> H x W x 3 uint8; dropped when the job ends

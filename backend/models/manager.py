@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -16,15 +17,16 @@ import torch
 from diffusers import AutoencoderTiny, ControlNetModel
 from diffusers.models.attention_processor import AttnProcessor2_0
 
-from .cache import ModelCache
+from .cache import Key, ModelCache
 from .components import BaseComponents, module_bytes
 from .defaults import DEFAULT_CONTROLNETS, KNOWN_BASES, default_controlnet
 from .device import choose_device
 from .errors import ModelNotFound, UnsafeCheckpoint
 from .loading import DownloadCallback, download, load_base, load_controlnet
 from .lora import applied_loras
-from .sources import (PICKLE_EXTS, classify_single_file, family_of_config, folder_kind, hub_cache, hub_snapshot,
-                      locate, refuse_pickle)
+from .sizes import estimate_bytes
+from .sources import (PICKLE_EXTS, UnreadableModel, classify_single_file, family_of_config, folder_kind, hub_cache,
+                      hub_snapshot, locate, not_in_model_folders, refuse_pickle)
 from .tiny import CONTROLNET_TYPES, TINY_CONTROLNET_PREFIX, TINY_ID
 
 log = logging.getLogger("scenecast.models")
@@ -44,8 +46,9 @@ def _default_budget_bytes(device: torch.device) -> int:
 class ModelManager:
     """Finds, loads, caches and places models.
 
-    ``memory_budget_gb`` bounds the parameter bytes of cached models (default: 75% of GPU memory, or half
-    the RAM on CPU/MPS). ``channels_last``, ``attention`` ("sdpa" or "default") and ``compile`` are applied
+    ``memory_budget_gb`` bounds the bytes of cached models — base models, ControlNets and TAESD previewers
+    (default: 75% of GPU memory, or half the RAM on CPU/MPS). Room is made before a model loads, from
+    its safetensors headers; models fetched inside :meth:`lease` stay pinned until it ends. ``channels_last``, ``attention`` ("sdpa" or "default") and ``compile`` are applied
     to every UNet, ControlNet and VAE when they are placed on the device. ``single_file_configs`` maps a
     family ("sd15"/"sdxl") to a diffusers config folder to use instead of the shipped one for single files.
     """
@@ -60,7 +63,8 @@ class ModelManager:
         self.attention = attention
         self.compile = compile
         self.single_file_configs = {k: Path(v) for k, v in (single_file_configs or {}).items()}
-        self._previewers: dict[str, AutoencoderTiny | None] = {}
+        self._no_previewer: set[str] = set()  # families whose TAESD is not in the HF cache
+        self._leases = threading.local()
 
     @property
     def device(self) -> torch.device:
@@ -82,7 +86,10 @@ class ModelManager:
         """Raise ModelNotFound / UnsafeCheckpoint now (fast, nothing loaded) so a bad id is a 4xx at submit."""
         loc = locate(model_id, kind)  # type: ignore[arg-type]
         if loc.source == "single_file" and kind != "lora":
-            found, _, _ = classify_single_file(loc.path)
+            try:
+                found, _, _ = classify_single_file(loc.path)
+            except UnreadableModel as exc:  # as for any other path that is no model: say nothing about it
+                raise not_in_model_folders(model_id, kind) from exc  # type: ignore[arg-type]
             if found != kind:
                 raise ModelNotFound(f"{model_id} is a {found}, not a {kind}", f"use a {kind} checkpoint here")
 
@@ -169,17 +176,43 @@ class ModelManager:
 
     # -- loading ---------------------------------------------------------------------------------------
 
+    @contextmanager
+    def lease(self) -> Iterator[None]:
+        """Pin every model this thread fetches inside the block (a running job's), so that no other
+        thread's load can evict it; released when the block ends. Nested leases pin once more each."""
+        outer = getattr(self._leases, "keys", None)
+        keys: list[Key] = []
+        self._leases.keys = keys
+        try:
+            yield
+        finally:
+            self._leases.keys = outer
+            for key in keys:
+                self.cache.unpin(key)
+
+    def _cached(self, key: Key, load: Any, size: Any, estimate: int | None) -> Any:
+        keys = getattr(self._leases, "keys", None)
+        value = self.cache.get(key, load, size, estimate, pin=keys is not None)
+        if keys is not None:
+            keys.append(key)
+        return value
+
+    def _float_size(self) -> int:
+        return torch.empty((), dtype=self.dtype).element_size()
+
     def base(self, model_id: str, on_download: DownloadCallback | None = None) -> BaseComponents:
         """The base model, from the cache or loaded and placed on the device."""
         loc = locate(model_id, "base")
-        return self.cache.get(("base", loc.id), lambda: self._place_base(
-            load_base(loc, self.dtype, self.single_file_configs, on_download)), lambda b: b.nbytes())
+        estimate = estimate_bytes(loc.path, ("unet", "vae", "text_encoder", "text_encoder_2"), self._float_size())
+        return self._cached(("base", loc.id), lambda: self._place_base(
+            load_base(loc, self.dtype, self.single_file_configs, on_download)), lambda b: b.nbytes(), estimate)
 
     def controlnet(self, model_id: str, on_download: DownloadCallback | None = None) -> ControlNetModel:
         loc = locate(model_id, "controlnet")
-        return self.cache.get(("controlnet", loc.id), lambda: self._place(
+        estimate = estimate_bytes(loc.path, ("",), self._float_size())
+        return self._cached(("controlnet", loc.id), lambda: self._place(
             load_controlnet(loc, self.dtype, self.single_file_configs, on_download), self.dtype),
-            lambda m: module_bytes(m))
+            lambda m: module_bytes(m), estimate)
 
     @contextmanager
     def loras(self, base: BaseComponents, refs: Sequence[tuple[str, float]],
@@ -205,18 +238,28 @@ class ModelManager:
                             "point at the .safetensors file itself")
 
     def previewer(self, family: str) -> AutoencoderTiny | None:
-        """TAESD for fast, good previews when its weights are in the HF cache; else None."""
-        if family not in self._previewers:
-            snap = hub_snapshot(TAESD[family]) if family in TAESD else None
-            model = None
-            if snap is not None and any(snap.glob("*.safetensors")):
-                try:
-                    model = AutoencoderTiny.from_pretrained(snap, torch_dtype=self.dtype, use_safetensors=True)
-                    model = model.to(self.device).eval()
-                except Exception as exc:  # noqa: BLE001 - previews are optional; fall back to the approximation
-                    log.warning("could not load %s for previews: %s", TAESD[family], exc)
-            self._previewers[family] = model
-        return self._previewers[family]
+        """TAESD for fast, good previews when its weights are in the HF cache; else None. A cache entry
+        like any model: inside the budget, evictable, pinned by the job that uses it."""
+        if family in self._no_previewer:
+            return None
+        snap = hub_snapshot(TAESD[family]) if family in TAESD else None
+        if snap is None or not any(snap.glob("*.safetensors")):
+            self._no_previewer.add(family)
+            return None
+
+        def load() -> AutoencoderTiny | None:
+            try:
+                model = AutoencoderTiny.from_pretrained(snap, torch_dtype=self.dtype, use_safetensors=True)
+                return model.to(self.device).eval().requires_grad_(False)
+            except Exception as exc:  # noqa: BLE001 - previews are optional; fall back to the approximation
+                log.warning("could not load %s for previews: %s", TAESD[family], exc)
+                return None
+
+        model = self._cached(("previewer", TAESD[family]), load, lambda m: module_bytes(m),
+                             estimate_bytes(snap, ("",), self._float_size()))
+        if model is None:
+            self._no_previewer.add(family)
+        return model
 
     # -- placement -------------------------------------------------------------------------------------
 

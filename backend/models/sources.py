@@ -137,6 +137,10 @@ def _lora_family(path: Path, keys: list[str]) -> str:
     return "sd15"
 
 
+class UnreadableModel(UnsupportedModel):
+    """A ``.safetensors`` file whose header cannot be read (truncated, not safetensors at all)."""
+
+
 def classify_single_file(path: Path) -> tuple[Kind, str, bool]:
     """(kind, family, inpainting) of a single .safetensors file; an unreadable file is a ModelError."""
     try:
@@ -144,7 +148,7 @@ def classify_single_file(path: Path) -> tuple[Kind, str, bool]:
     except ModelError:
         raise
     except Exception as exc:  # noqa: BLE001 - truncated files, bad headers, missing tensors
-        raise UnsupportedModel(f"{path.name} cannot be read as a safetensors model ({exc})",
+        raise UnreadableModel(f"{path.name} cannot be read as a safetensors model ({exc})",
                                "check that the file downloaded completely and is an SD1.5/SDXL checkpoint,"
                                " ControlNet or LoRA") from exc
 
@@ -173,6 +177,17 @@ def _classify_single_file(path: Path) -> tuple[Kind, str, bool]:
     return "base", family, shape[1] == 9
 
 
+def not_in_model_folders(model_id: str, kind: Kind) -> ModelNotFound:
+    """The one answer for a path that is no usable model, whatever is or is not there: an error that
+    differed for a missing path, a plain file and a folder would let any client map the server's disk."""
+    what = {"base": "a diffusers base model folder", "controlnet": "a diffusers ControlNet folder",
+            "lora": "a LoRA"}[kind]
+    return ModelNotFound(f"{kind} model {model_id!r} was not found in the model folders",
+                         f"give a hub id (org/name) in the backend's Hugging Face cache, a builtin, or the path of"
+                         f" a .safetensors file or {what} on the backend's machine; GET /v1/models lists what"
+                         " is installed")
+
+
 def locate(model_id: str, kind: Kind) -> Located:
     """Find ``model_id`` and check that it is safe; raise a :class:`ModelError` naming the fix."""
     from .builtins import BASES, CONTROLNETS  # noqa: PLC0415 - torch-heavy
@@ -188,25 +203,18 @@ def locate(model_id: str, kind: Kind) -> Located:
         raise refuse_pickle(mid)
     try:
         path = Path(mid).expanduser()
-    except RuntimeError as exc:  # "~someone/…" for a user that does not exist
-        raise ModelNotFound(f"{mid!r} is not a usable path ({exc})", "give an absolute path or a hub id") from exc
-    if _looks_like_path(mid) or path.exists():
-        if path.is_file():
-            if not path.name.lower().endswith(".safetensors"):
-                raise ModelNotFound(f"{mid} is not a .safetensors file",
-                                    "point at a .safetensors checkpoint or a diffusers folder")
+        exists = path.exists()
+    except (RuntimeError, OSError, ValueError) as exc:  # "~nobody/…", names too long, NUL bytes
+        raise not_in_model_folders(mid, kind) from exc
+    if _looks_like_path(mid) or exists:
+        if path.is_file() and path.name.lower().endswith(".safetensors"):
             return Located(mid, "single_file", path.resolve(), True)
-        if path.is_dir():
-            if kind == "lora":
-                return Located(mid, "local", path.resolve(), True)
-            found = folder_kind(path)
-            if found != kind:
-                raise ModelNotFound(f"{mid} is not a diffusers {kind} folder",
-                                    "a base model folder holds model_index.json and unet/ vae/ text_encoder/; "
-                                    "a ControlNet folder holds config.json and its weights")
+        if path.is_dir() and kind == "lora":
+            return Located(mid, "local", path.resolve(), True)
+        if path.is_dir() and folder_kind(path) == kind:
             check_weights(path, BASE_COMPONENTS if kind == "base" else ("",), mid)
             return Located(mid, "local", path.resolve(), True)
-        raise ModelNotFound(f"no file or folder at {mid}", "check the path (it is read on the backend's machine)")
+        raise not_in_model_folders(mid, kind)
     if HUB_ID.match(mid):
         snap = hub_snapshot(mid)
         if snap is None:

@@ -59,7 +59,15 @@ def _units(stage: Any, base: Any, models: ModelManager, images: Mapping[str, np.
 
 
 def run_job(spec: JobSpec, images: Mapping[str, np.ndarray], models: ModelManager, progress: Progress) -> JobResult:
-    """Run every stage of ``spec``; raises JobCancelled, ModelError or ValueError (bad input)."""
+    """Run every stage of ``spec``; raises JobCancelled, ModelError or ValueError (bad input).
+
+    The models the job fetches stay pinned in the cache until it ends: loading another model (a later
+    stage's, another thread's) cannot evict them from under it."""
+    with models.lease():
+        return _run_stages(spec, images, models, progress)
+
+
+def _run_stages(spec: JobSpec, images: Mapping[str, np.ndarray], models: ModelManager, progress: Progress) -> JobResult:
     info: dict[str, Any] = {"device": models.plan.label, "dtype": models.plan.dtype_name, "stages": []}
     previous: np.ndarray | None = None
     for index, stage in enumerate(spec.stages):

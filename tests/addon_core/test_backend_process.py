@@ -128,3 +128,9 @@ def test_real_backend_starts_answers_and_stops(tmp_path: Path) -> None:
         bp.stop_started()
     assert not backend.running()
     assert bp.probe_health(url, timeout=0.5) is None
+    # The backend writes (and rotates) backend.log itself; the process's own output goes beside it.
+    assert "--log-file" in backend.command()
+    log = (tmp_path / "backend.log").read_text()
+    assert "listening on" in log and " INFO " in log
+    console = (tmp_path / "backend-console.log").read_text()
+    assert "scenecast starts" in console and " INFO " not in console

@@ -177,14 +177,15 @@ def server_env(data: Path) -> dict[str, str]:
     return env
 
 
-def start_server(token: str | None = None, args: tuple[str, ...] = ()) -> Server:
-    data = Path(tempfile.mkdtemp(prefix="scenecast-test-"))
+def start_server(token: str | None = None, args: tuple[str, ...] = (), data: Path | None = None) -> Server:
+    """A fresh server process; ``data`` reuses the data folder of an earlier one (a restart)."""
+    data = data or Path(tempfile.mkdtemp(prefix="scenecast-test-"))
     port = free_port()
     cmd = [sys.executable, "-m", "backend", "serve", "--port", str(port), "--device", "cpu", "--threads", "1", *args]
     if token:
         cmd += ["--token", token]
     log = data / "server.log"
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=server_env(data), stdout=log.open("wb"), stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=server_env(data), stdout=log.open("ab"), stderr=subprocess.STDOUT)
     server = Server(proc, port, token, data, log)
     deadline = time.monotonic() + START_TIMEOUT
     while time.monotonic() < deadline:

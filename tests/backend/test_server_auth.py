@@ -11,7 +11,7 @@ import pytest
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
 
-from _server import ROOT, shared_server, tiny_spec
+from _server import ROOT, free_port, shared_server, tiny_spec
 
 
 @pytest.fixture(scope="module")
@@ -58,3 +58,49 @@ def test_the_token_never_reaches_the_log(server):
     assert server.events(job_id, query_token=True)[-1][0]["type"] == "done"
     log = server.log.read_text(errors="replace")
     assert "token=<redacted>" in log and server.token not in log
+
+
+def test_no_token_reaches_a_debug_log_either():
+    """At --log-level debug uvicorn and websockets log handshakes and headers: the token must not show."""
+    from _server import start_server
+
+    debug = start_server(token=TOKEN_DEBUG, args=("--log-level", "debug"))
+    try:
+        job_id = debug.submit_ok(tiny_spec(steps=1))
+        assert debug.events(job_id)[-1][0]["type"] == "done"  # token in the Authorization header
+        assert debug.events(job_id, query_token=True)[-1][0]["type"] == "done"  # token in the query string
+        with pytest.raises(InvalidStatus):
+            connect(f"ws://127.0.0.1:{debug.port}/v1/jobs/{job_id}/events?token=wrong-{TOKEN_DEBUG}")
+    finally:
+        debug.stop()
+    log = debug.log.read_text(errors="replace")
+    assert " DEBUG " in log and "<redacted>" in log
+    assert TOKEN_DEBUG not in log, [line for line in log.splitlines() if TOKEN_DEBUG in line][:5]
+
+
+TOKEN_DEBUG = "debug-secret-4f1c9a"
+
+
+@pytest.mark.parametrize("token", ["sëcret✓", "tab\tinside", " padded"])
+def test_a_token_that_can_never_match_is_refused_at_start(token):
+    env = {k: v for k, v in os.environ.items() if k != "SCENECAST_TOKEN"}
+    proc = subprocess.run([sys.executable, "-m", "backend", "serve", "--port", str(free_port()), "--token", token],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2, proc.stderr
+    assert "token" in proc.stderr and "fix:" in proc.stderr
+    proc = subprocess.run([sys.executable, "-m", "backend", "serve", "--port", str(free_port())], cwd=ROOT,
+                          env={**env, "SCENECAST_TOKEN": token}, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2 and "SCENECAST_TOKEN" in proc.stderr, proc.stderr
+
+
+@pytest.mark.parametrize("line", [
+    "GET /v1/jobs/x/events?token=SECRET&x=1 HTTP/1.1", "< authorization: Bearer SECRET",
+    "[(b'authorization', b'Bearer SECRET'), (b'host', b'x')]", "Authorization: Basic SECRET",
+    "{'authorization': 'SECRET'}", "a message that quotes the token SECRET itself",
+])
+def test_every_form_of_a_token_in_a_log_line_is_redacted(line):
+    from backend.logs import redact
+
+    out = redact(line.replace("SECRET", "s3cr3t-t0ken"), ["s3cr3t-t0ken"])
+    assert "s3cr3t" not in out and "<redacted>" in out
+    assert redact("authorization header missing; nothing here", []) == "authorization header missing; nothing here"

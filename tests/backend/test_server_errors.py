@@ -116,3 +116,80 @@ def test_an_oversized_image_part_is_413_before_it_is_read(server):
     status, err = error_of(server.submit(tiny_spec(), {"depth": huge, "edges": gradient_png(64, 1)}))
     assert status == 413 and err["code"] == "image_too_large" and "depth" in err["message"]
     assert server.healthy()
+
+
+@pytest.mark.parametrize("change, field, hint", [
+    ({"steps": "2"}, "steps:", "without quotes"),
+    ({"steps": True}, "steps:", "true/false"),
+    ({"seed": 2.5}, "seed:", "whole number"),
+    ({"width": "512"}, "width:", "without quotes"),
+    ({"guidance": "7.5"}, "guidance:", "without quotes"),
+    ({"prompt": 12}, "prompt:", "string"),
+])
+def test_validation_is_strict_about_types(server, change, field, hint):
+    """Documented as strict: a number in quotes or a boolean for a number is refused, naming the fix."""
+    status, err = error_of(server.submit(tiny_spec(**change), images()))
+    assert status == 422 and err["code"] == "invalid_spec" and err["message"].startswith(field), err
+    assert hint in err["message"], err
+
+
+@pytest.mark.parametrize("where", ["seed", "steps", "stages[0].controlnets[0].weight"])
+def test_a_number_with_thousands_of_digits_is_422_naming_the_field(server, where):
+    text = json.dumps(tiny_spec())
+    if where == "seed":
+        text = text.replace('"seed": 7', '"seed": ' + "9" * 5000)
+    elif where == "steps":
+        text = text.replace('"steps": 4', '"steps": -' + "1" * 5000)
+    else:
+        text = text.replace('"weight": 1.0', '"weight": ' + "1" * 5000)
+    for status, err in (error_of(server.submit(text, images())), error_of(_json_submit(server, text))):
+        assert status == 422 and err["code"] == "invalid_spec", err
+        assert err["message"].startswith(where + ":") and "5000 digits" in err["message"], err
+    assert server.healthy()
+
+
+def _json_submit(server, text):
+    status, _, raw = server.request("POST", "/v1/jobs", text.encode(), "application/json")
+    return status, json.loads(raw)
+
+
+def test_model_errors_do_not_tell_which_paths_exist_on_the_server(server, tmp_path):
+    """A path that is no usable model answers the same whether or not something is there."""
+    (tmp_path / "notes.txt").write_text("x")
+    (tmp_path / "folder").mkdir()
+    (tmp_path / "junk.safetensors").write_bytes(b"")  # exists, but only a model file could tell it apart
+    answers = set()
+    for path in (tmp_path / "notes.txt", tmp_path / "folder", tmp_path / "junk.safetensors", tmp_path / "absent",
+                 tmp_path / "absent.safetensors",
+                 tmp_path / "absent" / "deeper"):
+        status, err = error_of(server.submit(tiny_spec(model=str(path)), images()))
+        assert status == 404 and err["code"] == "model_not_found", err
+        assert "not found in the model folders" in err["message"], err
+        answers.add((err["message"].replace(str(path), "<id>"), err["fix"]))
+    assert len(answers) == 1, answers
+
+
+def test_a_client_that_disconnects_mid_request_is_one_debug_line():
+    """Dropping a connection is normal: no 'unhandled error', no traceback, one line at debug."""
+    import socket
+    import time
+
+    from _server import multipart, start_server
+
+    debug = start_server(args=("--log-level", "debug"))
+    try:
+        body, ctype = multipart(tiny_spec(), images())
+        for _ in range(2):
+            with socket.create_connection(("127.0.0.1", debug.port)) as sock:
+                sock.sendall((f"POST /v1/jobs HTTP/1.1\r\nHost: 127.0.0.1:{debug.port}\r\nContent-Type: {ctype}\r\n"
+                              f"Content-Length: {len(body)}\r\n\r\n").encode() + body[: len(body) // 2])
+        deadline = time.monotonic() + 30
+        while debug.log_tail().count("disconnected") < 2 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert debug.healthy()
+    finally:
+        debug.stop()
+    log = debug.log.read_text(errors="replace")
+    assert "unhandled error" not in log and "Traceback" not in log and " ERROR " not in log, log[-3000:]
+    lines = [line for line in log.splitlines() if "disconnected" in line]
+    assert len(lines) == 2 and all(" DEBUG " in line for line in lines), lines

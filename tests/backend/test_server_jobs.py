@@ -6,7 +6,7 @@ import threading
 
 import pytest
 
-from _server import shared_server, tiny_spec
+from _server import gradient_png, shared_server, tiny_spec
 
 LONG = 150  # the most steps a spec allows; at 64x64 on builtin:tiny that is seconds, so cancel lands mid-job
 
@@ -68,3 +68,22 @@ def test_two_clients_at_once_run_in_submission_order(server):
     second_name = next(n for n in ids if ids[n] == second["id"])
     queued = events[second_name][0][0]
     assert queued["type"] == "queued" and queued["position"] >= 1
+
+
+def test_cancel_of_a_queued_twin_answers_and_the_twin_never_runs(server):
+    """Two queued jobs with the same spec and images: the jobs are distinct (identity, not field equality,
+    which would compare numpy arrays), so positions are right and cancelling the second one works."""
+    first = server.submit_ok(tiny_spec(steps=LONG))
+    twin_spec = tiny_spec(steps=2)
+    a = server.submit_ok(twin_spec)
+    status, body = server.submit(twin_spec, {"depth": gradient_png(64), "edges": gradient_png(64, 1)})
+    assert status == 202 and body["position"] == 2, body
+    b = body["id"]
+    assert server.json("GET", f"/v1/jobs/{b}")[1]["position"] == 2
+    status, body = server.json("POST", f"/v1/jobs/{b}/cancel")
+    assert status == 200 and body["status"] == "cancelled", body
+    assert server.json("GET", f"/v1/jobs/{a}")[1]["position"] == 1
+    server.json("POST", f"/v1/jobs/{first}/cancel")
+    assert server.wait(a)["status"] == "done"
+    assert [e["type"] for e, _ in server.events(b)] == ["queued", "cancelled"]
+    assert server.json("GET", f"/v1/jobs/{b}")[1]["status"] == "cancelled"
