@@ -187,14 +187,18 @@ class Projector:
             remove_uv_layers(o for o in self.objects if o.name in self.uvs_added)
             raise
 
+    # A projector lives across the jobs of a multi-view run, while undo or a file load may free IDs:
+    # after construction it reaches objects through ``target.object`` (by name) and asks for the
+    # depsgraph anew, never through references kept from ``__post_init__``.
     def view(self, camera: bpy.types.Object, resolution: tuple[int, int]) -> CameraView:
-        return camera_view(camera, self.depsgraph, resolution)
+        return camera_view(camera, bpy.context.evaluated_depsgraph_get(), resolution)
 
     @property
     def geometry(self) -> SceneGeometry:
         """Every visible surface (targets included), evaluated once and reused for each view."""
         if self._geometry is None:
-            self._geometry = scene_geometry(self.depsgraph, include=self.objects)
+            self._geometry = scene_geometry(bpy.context.evaluated_depsgraph_get(),
+                                            include=[t.object for t in self.targets])
         return self._geometry
 
     def raster(self, view: CameraView) -> ViewRaster:
@@ -230,7 +234,7 @@ class Projector:
     def write(self, material: str = "new", pad: int = 16) -> dict[bpy.types.Object, bpy.types.Image]:
         """Store every target's texture (padded ``pad`` texels past its seen texels; weights stay 0 there)
         in its images and show it through ``material`` ("new" | "node"); returns object → texture image."""
-        texture_target.check_material_mode(self.objects, material)
+        texture_target.check_material_mode([t.object for t in self.targets], material)
         images = {}
         for t in self.targets:
             obj = t.object
