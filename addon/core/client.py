@@ -79,7 +79,7 @@ class Event:
 
 
 class BackendClient:
-    """Talks to one backend. ``url``: "http://127.0.0.1:7860" (scheme optional); ``token``: the
+    """Talks to one backend. ``url``: "http://127.0.0.1:7437" (scheme optional); ``token``: the
     bearer token the backend was started with, if any; ``timeout``: seconds per HTTP call."""
 
     def __init__(self, url: str, token: str | None = None, timeout: float = 10.0) -> None:
@@ -89,7 +89,7 @@ class BackendClient:
         if parts.scheme != "http" or not parts.hostname:
             raise ScenecastError(
                 f"backend URL {url!r} is not an http:// URL",
-                "set the backend URL in the add-on preferences, e.g. http://127.0.0.1:7860",
+                "set the backend URL in the add-on preferences, e.g. http://127.0.0.1:7437",
             )
         self.url = url.rstrip("/")
         self.host = parts.hostname
