@@ -158,12 +158,11 @@ class Projector:
         images = projector.write(material="new")              # {object: texture image}
     """
 
-    objects: Sequence[bpy.types.Object]
+    objects: Sequence[bpy.types.Object]  # checked and read at construction, then dropped (targets hold names)
     size: int | tuple[int, int] = (1024, 1024)
     notes: list[str] = field(default_factory=list)
     targets: list[ProjectionTarget] = field(default_factory=list)
     uvs_added: list[str] = field(default_factory=list)
-    depsgraph: bpy.types.Depsgraph = field(init=False)
     _geometry: SceneGeometry | None = field(default=None, init=False)
     _raster: tuple[CameraView, ViewRaster] | None = field(default=None, init=False)
     _texels: dict[str, TexelSet] = field(default_factory=dict, init=False)
@@ -181,11 +180,12 @@ class Projector:
         try:
             if self.uvs_added:
                 self.notes.append("no UV map, unwrapped with Smart UV Project: " + ", ".join(self.uvs_added))
-            self.depsgraph = bpy.context.evaluated_depsgraph_get()
-            self.targets = [make_target(o, self.depsgraph, self.size, uv_layer_name(o) or "UVMap") for o in self.objects]
+            depsgraph = bpy.context.evaluated_depsgraph_get()
+            self.targets = [make_target(o, depsgraph, self.size, uv_layer_name(o) or "UVMap") for o in self.objects]
         except BaseException:
             remove_uv_layers(o for o in self.objects if o.name in self.uvs_added)
             raise
+        self.objects = ()  # from here on by name (``target.object``): see the note below
 
     # A projector lives across the jobs of a multi-view run, while undo or a file load may free IDs:
     # after construction it reaches objects through ``target.object`` (by name) and asks for the

@@ -104,13 +104,14 @@ def stylize_frame(scene: bpy.types.Scene, settings: JobSettings, camera: bpy.typ
         raise ValueError("no camera to put the background image on: set the scene camera")
     request = prepare_frame(scene, settings, camera, look)
     held = Held(scene, [background] if background is not None else [], what="Stylize Frame")
+    background_name = background.name if background is not None else None  # a name across the yield
     progress, notes = Progress(), list[str]()
 
     def steps() -> JobSteps[bpy.types.Image]:
         progress.set(0, 1, "stylizing")
         outcome: JobOutcome = yield request
         notes.extend(outcome.notes)
-        target = held.object(background.name) if background is not None else None
+        target = held.object(background_name) if background_name is not None else None
         return finish_frame(held.scene, outcome, target, compositor=compositor, show=show)
 
     return FeatureRun("Stylize Frame", steps(), held, progress, notes)

@@ -118,38 +118,35 @@ def texture_objects(scene: bpy.types.Scene, objects: Sequence[bpy.types.Object],
     held = Held(scene, [*objects, *(user_cameras or [])], what="Texture Objects")
     progress = Progress(unit="view")
     projector = Projector(objects, settings.texture_size)  # validates; adds UVs where missing (notes)
-    steps = _steps(held, [o.name for o in objects], settings, user_cameras, views, elevations, projector, progress)
+    user_names = None if user_cameras is None else [c.name for c in user_cameras]
+    rig_views = int(views) if isinstance(views, int) else 0
+    steps = _steps(held, [o.name for o in objects], settings, user_names, rig_views, elevations, projector, progress)
     return FeatureRun("Texture Objects", steps, held, progress)
 
 
-def _steps(held: Held, target_names: list[str], settings: TextureSettings, user_cameras: list[bpy.types.Object] | None,
-           views: Any, elevations: Sequence[float], projector: Projector, progress: Progress) -> JobSteps[TextureResult]:
+def _steps(held: Held, target_names: list[str], settings: TextureSettings, user_cameras: list[str] | None,
+           views: int, elevations: Sequence[float], projector: Projector, progress: Progress) -> JobSteps[TextureResult]:
+    """The run (see the module doc). Its locals hold names and arrays only: Blender data is looked up
+    in the helpers below, anew after every ``yield``."""
     width, height = int(settings.base_params["width"]), int(settings.base_params["height"])
     notes = list(projector.notes)
     view_log: list[dict[str, Any]] = []
     files: list[str] = []
-    scene = held.scene
     if user_cameras is not None:
-        rig, camera_names = "", [c.name for c in user_cameras]
+        rig, camera_names = "", list(user_cameras)
     else:
-        rig, camera_names = make_rig(scene, [held.object(n) for n in target_names], int(views), elevations)
+        rig, camera_names = make_rig(held.scene, [held.object(n) for n in target_names], views, elevations)
         held.add(held.object(n) for n in camera_names)
     try:
-        targets = [held.object(n) for n in target_names]
-        with isolated(scene, targets, settings.isolate):
-            depth_range = scene_depth_range(scene, [held.object(n) for n in camera_names], (width, height))
-            projector.geometry  # noqa: B018 - occlusion geometry of the targets alone, computed once
+        depth_range = _shared_depth_range(held, target_names, camera_names, settings, projector, (width, height))
         count = len(camera_names)
         for i, camera_name in enumerate(camera_names):
-            scene, camera = held.scene, held.object(camera_name)  # anew after every job: names, not references
             progress.set(i, count, "rendering passes")
             t0 = time.perf_counter()
-            with isolated(scene, [held.object(n) for n in target_names], settings.isolate):
-                passes = extract_passes(scene, camera, (width, height), depth_range=depth_range,
-                                        classes=blender_settings.object_classes(scene) or None)
-            view = projector.view(camera, (width, height))
+            passes, view = _render_view(held, camera_name, target_names, settings, depth_range, projector,
+                                        (width, height))
             t1 = time.perf_counter()
-            request = _request(settings, passes.control, f"{scene.name}_view{i + 1:02d}")
+            request = _request(settings, passes.control, f"{held.scene_name}_view{i + 1:02d}")
             first = not view_log or all(v.get("skipped") for v in view_log)
             if not first:
                 rgb, weight, mask = projector.render_into_view(view)
@@ -196,6 +193,27 @@ def _steps(held: Held, target_names: list[str], settings: TextureSettings, user_
     for texture in written.values():
         texture["scenecast_views"] = len([v for v in view_log if not v.get("skipped")])
     return TextureResult(written, coverage, view_log, notes, files)
+
+
+def _shared_depth_range(held: Held, target_names: list[str], camera_names: list[str], settings: TextureSettings,
+                        projector: Projector, size: tuple[int, int]) -> Any:
+    """One depth range for every view, and the occlusion geometry (computed once), both with the
+    targets alone when isolating."""
+    scene = held.scene
+    with isolated(scene, [held.object(n) for n in target_names], settings.isolate):
+        depth_range = scene_depth_range(scene, [held.object(n) for n in camera_names], size)
+        projector.geometry  # noqa: B018 - evaluated here, while the rest is hidden
+    return depth_range
+
+
+def _render_view(held: Held, camera_name: str, target_names: list[str], settings: TextureSettings, depth_range: Any,
+                 projector: Projector, size: tuple[int, int]) -> tuple[Any, Any]:
+    """The view's passes (others hidden for this render only) and its camera view."""
+    scene, camera = held.scene, held.object(camera_name)
+    with isolated(scene, [held.object(n) for n in target_names], settings.isolate):
+        passes = extract_passes(scene, camera, size, depth_range=depth_range,
+                                classes=blender_settings.object_classes(scene) or None)
+    return passes, projector.view(camera, size)
 
 
 def _request(settings: TextureSettings, control: Mapping[str, np.ndarray], name: str) -> JobRequest:
