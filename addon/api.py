@@ -4,30 +4,33 @@
     passes = scenecast.extract_passes(bpy.context.scene, resolution=(512, 512))
     images = scenecast.generate(bpy.context.scene, prompt="a rainy street at dusk", steps=20)
 
-Every call here blocks until done and must run on Blender's main thread. The UI's generate operator
-runs the same three steps — :func:`prepare` (main thread), ``core.remote_job.run_job`` (worker thread)
-and :func:`load_results` (main thread) — without blocking. Arguments left ``None`` take the scene's
-Scenecast settings (the sidebar panel), and ``server`` / ``model`` override the add-on preferences.
+Every call here blocks until done and must run on Blender's main thread: it resolves its settings
+(``features.settings.resolve``) and runs the feature's generator (``features/``) blocking; the UI's
+job operator runs the same generators modally. Arguments left ``None`` take the scene's Scenecast
+settings (the sidebar panel), and ``server`` / ``model`` override the add-on preferences.
 """
 
 from __future__ import annotations
 
-import os
-import tempfile
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import bpy
 
-from .blender.extract import Passes
-from .blender.extract import extract_passes as _extract_passes
 from .blender import projection as _projection
+from .blender import settings as _settings
 from .blender import texture_target as _texture_target
+from .blender.extract import Passes
+from .blender.frame_run import FrameOptions, FramesResult
 from .core.conventions import DepthRange
 from .core.remote_job import JobFailed, JobOutcome, JobRequest, run_job
-from .ui import preferences
-from .ui.properties import NO_PRESET, object_classes
+from .features import generate as _generate
+from .features import stylize as _stylize
+from .features import texturing as _texturing
+from .features.base import run_blocking
+from .features.settings import CONTROL_TYPES, DEPTH_UNIT, GENERATE, STYLIZE, resolve
+from .features.settings import request_fields as _request_fields
 
 __all__ = [
     "JobFailed",
@@ -45,10 +48,14 @@ __all__ = [
     "stylize_frames",
 ]
 
-#: ControlNet unit types made from the scene, which are also the image keys they travel under.
-CONTROL_TYPES: tuple[str, ...] = ("depth", "normal", "edges", "segmentation")
 #: The unit used when neither the call nor the scene names any: depth at full weight.
-DEFAULT_UNITS: tuple[dict[str, Any], ...] = ({"type": "depth", "weight": 1.0, "start": 0.0, "end": 1.0},)
+DEFAULT_UNITS: tuple[dict[str, Any], ...] = (DEPTH_UNIT,)
+__all__ += ["CONTROL_TYPES", "DEFAULT_UNITS", "request_fields"]
+
+
+def _notes(notes: Iterable[str]) -> None:
+    for note in notes:
+        print(f"Scenecast: {note}")
 
 
 def extract_passes(
@@ -65,23 +72,12 @@ def extract_passes(
     ``classes=`` is given; the depth range from the scene's Set Depth Range unless ``depth_range=`` is.
     Keyword arguments go on to ``blender.extract.extract_passes`` (``frame``, ``edges``, ...).
     """
-    settings = getattr(scene, "scenecast", None)
-    kwargs.setdefault("classes", object_classes(scene) or None)
-    if settings is not None and settings.depth_override and "depth_range" not in kwargs:
-        kwargs["depth_range"] = DepthRange(settings.depth_near, settings.depth_far)
-    return _extract_passes(scene, camera, resolution, **kwargs)
+    return _generate.extract_passes(scene, camera, resolution, **kwargs)
 
 
 def output_dir(context: bpy.types.Context | None = None) -> str:
     """Where results are saved: the preference, else ``//scenecast/`` by the .blend, else a temp folder."""
-    chosen = preferences.settings(context).output_dir
-    if chosen:
-        if chosen.startswith("//") and not bpy.data.filepath:
-            return os.path.join(tempfile.gettempdir(), "scenecast", chosen[2:])
-        return bpy.path.abspath(chosen)
-    if bpy.data.filepath:
-        return bpy.path.abspath("//scenecast")
-    return os.path.join(tempfile.gettempdir(), "scenecast")
+    return _settings.output_dir(_settings.preferences(context))
 
 
 def request_fields(
@@ -91,44 +87,7 @@ def request_fields(
     """The ``JobRequest`` fields that say where and how a job runs (server, model, backend start-up,
     output folder): the call's values, else the scene's model and the add-on preferences. Shared by
     every feature that sends jobs, so they all honour the same settings."""
-    s = getattr(scene, "scenecast", None)
-    prefs = preferences.settings()
-    return {
-        "server": server or prefs.server,
-        "output_dir": out_dir or output_dir(),
-        "model": model or (s.model.strip() if s is not None and s.model.strip() else None),
-        "default_model": prefs.default_model,
-        "token": prefs.token,
-        "auto_start": prefs.auto_start,
-        "backend_python": prefs.backend_python,
-        "backend_dir": prefs.backend_dir,
-        "log_path": prefs.log_path,
-        "timeout": timeout,
-        "offline": not getattr(bpy.app, "online_access", True),
-    }
-
-
-def _units(
-    scene: bpy.types.Scene, units: Iterable[Mapping[str, Any]] | None, preset: str | None
-) -> list[dict[str, Any]]:
-    """The call's units, else the scene's enabled ones, else one depth unit — or none with a preset,
-    whose own ControlNets then run as written."""
-    if units is not None:
-        return [dict(u) for u in units]
-    settings = getattr(scene, "scenecast", None)
-    if settings is not None and len(settings.units):
-        return [
-            {"type": u.type, "weight": u.weight, "start": u.start, "end": u.end}
-            for u in settings.units
-            if u.enabled
-        ]
-    return [] if preset else [dict(u) for u in DEFAULT_UNITS]
-
-
-def _pick(value: Any, settings: Any, name: str, default: Any) -> Any:
-    if value is not None:
-        return value
-    return getattr(settings, name, default) if settings is not None else default
+    return _request_fields(scene, model=model, server=server, timeout=timeout, output_dir=out_dir)
 
 
 def prepare(
@@ -149,61 +108,15 @@ def prepare(
     preview_every: int | None = None,
 ) -> JobRequest:
     """Main-thread half of a generation: extract passes, encode them, gather settings into a request."""
-    s = getattr(scene, "scenecast", None)
-    prompt = _pick(prompt, s, "prompt", "")
-    if not prompt:
-        raise ValueError("the prompt is empty: type what the image should show in Scenecast › Prompt")
-    width = int(_pick(width, s, "width", 512))
-    height = int(_pick(height, s, "height", 512))
-    if width % 8 or height % 8:
-        raise ValueError(f"size {width}×{height} is not a multiple of 8: set width and height to multiples of 8")
-    if preset is None and s is not None and s.preset != NO_PRESET:
-        preset = s.preset
-    unit_list = _units(scene, units, preset)
-    for unit in unit_list:
-        if unit.get("type") not in CONTROL_TYPES:
-            raise ValueError(
-                f"unknown ControlNet unit type {unit.get('type')!r}: use one of {', '.join(CONTROL_TYPES)}"
-            )
-    passes = extract_passes(scene, camera, (width, height))
-    # Every control image under its conventional key (presets name them so); the worker half encodes
-    # and sends only the ones the spec refers to.
-    images = dict(passes.control)
-    # With a preset, the scene's steps/guidance/negative prompt do not override the preset's own;
-    # arguments given to this call always do.
-    scene_values = None if preset else s
-    params = {
-        "prompt": prompt,
-        "negative_prompt": _pick(negative_prompt, scene_values, "negative_prompt", None),
-        "seed": int(_pick(seed, s, "seed", 0)),
-        "steps": _pick(steps, scene_values, "steps", None),
-        "guidance": _pick(guidance, scene_values, "guidance", None),
-        "width": width,
-        "height": height,
-        "preset": preset,
-        "preview_every": int(_pick(preview_every, s, "preview_every", 0)),
-    }
-    return JobRequest(params=params, units=unit_list, images=images, name=scene.name,
-                      **request_fields(scene, model, server, timeout))
+    settings = resolve(scene, defaults=GENERATE, prompt=prompt, preset=preset, model=model, server=server,
+                       negative_prompt=negative_prompt, seed=seed, steps=steps, width=width, height=height,
+                       units=units, timeout=timeout, guidance=guidance, preview_every=preview_every)
+    return _generate.prepare(scene, settings, camera)
 
 
 def load_results(outcome: JobOutcome) -> list[bpy.types.Image]:
     """Main-thread half: the result files as Blender images, tagged with the job that made them."""
-    images = []
-    for i, path in enumerate(outcome.files):
-        image = bpy.data.images.load(path, check_existing=True)
-        if bpy.data.filepath:  # relative to the .blend when it is saved: the project folder can move
-            try:
-                image.filepath = bpy.path.relpath(path)
-            except ValueError:  # another drive (Windows): keep it absolute
-                pass
-        if path.startswith(tempfile.gettempdir() + os.sep):
-            image.pack()  # an unsaved .blend's results live in a temp folder: keep them in the file
-        image["scenecast_job"] = outcome.job_id
-        image["scenecast_model"] = outcome.model
-        image["scenecast_index"] = i
-        images.append(image)
-    return images
+    return _generate.load_results(outcome)
 
 
 def generate(
@@ -235,15 +148,13 @@ def generate(
     :class:`JobFailed` when the job fails or is cancelled; the scene is left as it was in every case.
     Notes the user should see (offline model, backend started) are printed.
     """
-    request = prepare(
-        scene, prompt=prompt, preset=preset, model=model, server=server, negative_prompt=negative_prompt,
-        seed=seed, steps=steps, width=width, height=height, camera=camera, units=units, timeout=timeout,
-        guidance=guidance, preview_every=preview_every,
-    )
-    outcome = run_job(request, on_event=on_event, cancel=cancel)
-    for note in outcome.notes:
-        print(f"Scenecast: {note}")
-    return load_results(outcome)
+    settings = resolve(scene, defaults=GENERATE, prompt=prompt, preset=preset, model=model, server=server,
+                       negative_prompt=negative_prompt, seed=seed, steps=steps, width=width, height=height,
+                       units=units, timeout=timeout, guidance=guidance, preview_every=preview_every)
+    run = _generate.generate(scene, settings, camera)
+    result = run_blocking(run, on_event=on_event, cancel=cancel)
+    _notes(run.notes)
+    return result.images
 
 
 def project(
@@ -325,19 +236,21 @@ def texture_objects(
     id, or skipped), ``.notes`` (also printed) and ``.files`` (the generated view images).
     Raises ``ValueError`` naming the fix for bad arguments and ``JobFailed`` when a job fails or is cancelled.
     """
-    from . import texture_api
-
     scene = scene or bpy.context.scene
     if scene is None:
         raise ValueError("no active scene: pass scene=")
-    settings = texture_api.settings_for(
-        scene, prompt, model=model, server=server, negative_prompt=negative_prompt, seed=seed, steps=steps,
+    settings = _texturing.settings_for(
+        scene, prompt=prompt, model=model, server=server, negative_prompt=negative_prompt, seed=seed, steps=steps,
         guidance=guidance, size=size, texture_size=texture_size, material=material, units=units,
         coverage_threshold=coverage_threshold, mask_grow_px=mask_grow_px, fill_unseen=fill_unseen,
         isolate=isolate, timeout=timeout,
     )
-    return texture_api.texture_objects(scene, objects, settings, views, elevations, on_event=on_event,
-                                       on_view=on_view, cancel=cancel)
+    run = _texturing.texture_objects(scene, list(objects), settings, views, elevations)
+    if on_view is not None:
+        run.progress.listeners.append(lambda p: on_view(p.index, p.count, p.text))
+    result = run_blocking(run, on_event=on_event, cancel=cancel)
+    _notes(result.notes)
+    return result
 
 
 def stylize_frame(
@@ -366,13 +279,13 @@ def stylize_frame(
     Other keywords as :func:`generate` (``negative_prompt``, ``seed``, ``steps``, ``guidance``,
     ``width``, ``height``, ``units``, ``timeout``). Blocks; main thread only.
     """
-    from . import frame_api
-
-    return frame_api.stylize_frame(
-        scene, camera=camera, init=init, init_strength=init_strength, refine=refine,
-        camera_background=camera_background, compositor=compositor, on_event=on_event, cancel=cancel,
-        prompt=prompt, preset=preset, model=model, server=server, **settings,
-    )
+    job = resolve(scene, defaults=STYLIZE, prompt=prompt, preset=preset, model=model, server=server, **settings)
+    look = _stylize.FrameLook(init=init, init_strength=init_strength, refine=refine)
+    run = _stylize.stylize_frame(scene, job, camera, look=look, camera_background=camera_background,
+                                 compositor=compositor)
+    image: bpy.types.Image = run_blocking(run, on_event=on_event, cancel=cancel)
+    _notes(run.notes)
+    return image
 
 
 def stylize_frames(
@@ -413,13 +326,12 @@ def stylize_frames(
     ``made``, ``skipped``, ``record_path``, ``record``). The scene's frame and render settings are
     restored, also on failure or cancel; raises :class:`JobFailed` (status "cancelled" on ``cancel``).
     """
-    from . import frame_api
-    from .blender.frame_run import FrameOptions
-
     options = FrameOptions(consistency=consistency, hole_strength=hole_strength, refresh_strength=refresh_strength,
                            dilate_px=dilate_px, depth_tolerance=depth_tolerance, restart=restart)
-    return frame_api.stylize_frames(
-        scene, frame_start, frame_end, output_dir, strip=strip, video=video, fps=fps, camera=camera,
-        depth_range=depth_range, shot_range=shot_range, options=options, on_event=on_event, cancel=cancel,
-        prompt=prompt, model=model, server=server, **settings,
-    )
+    job = resolve(scene, defaults=STYLIZE, prompt=prompt, model=model, server=server, output_dir=None, **settings)
+    run = _stylize.stylize_frames(scene, job, frame_start, frame_end, output_dir, snapshot=True, strip=strip,
+                                  video=video, fps=fps, camera=camera, depth_range=depth_range, shot_range=shot_range,
+                                  options=options)
+    result: FramesResult = run_blocking(run, on_event=on_event, cancel=cancel,
+                                        on_status=lambda text: print(f"Scenecast: {text}"))
+    return result

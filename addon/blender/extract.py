@@ -31,13 +31,12 @@ from ..core.conventions import (
     widen_to_cover,
 )
 from .passes import PassError, RawPasses, render_passes
+from .settings import CLASS_PROPERTY, object_classes  # noqa: F401  (re-exported: the one source of classes)
 
 #: Edge sources ``extract_passes`` accepts.
 EDGE_MODES: tuple[str, ...] = ("geometric", "canny", "freestyle")
 #: Canny thresholds for the clay render, on 0..255 grey (noise-free clay: neighbouring faces may differ by only ~15 levels).
 CANNY_LOW, CANNY_HIGH = 10.0, 30.0
-#: Custom property holding an object's segmentation class (an ADE20K class name).
-CLASS_PROPERTY = "scenecast_class"
 #: Object types whose bounding boxes count for the default depth range.
 _BOUNDED_TYPES = {"MESH", "CURVE", "SURFACE", "META", "FONT", "CURVES", "POINTCLOUD", "VOLUME"}
 
@@ -150,22 +149,6 @@ def scene_resolution(scene: bpy.types.Scene) -> tuple[int, int]:
     r = scene.render
     scale = r.resolution_percentage / 100.0
     return max(1, int(r.resolution_x * scale)), max(1, int(r.resolution_y * scale))
-
-
-def object_classes(scene: bpy.types.Scene, overrides: Mapping[str, str] | None = None) -> dict[str, str]:
-    """Object name → segmentation class: ``overrides`` first, then each object's ``scenecast_class``.
-
-    Objects with neither are left out: the segmentation image draws them black ("unlabelled"),
-    like the background. Class names are ADE20K's (``core.segmentation.ADE20K_CLASSES``, aliases).
-    """
-    found: dict[str, str] = {}
-    for obj in scene.objects:
-        value = obj.get(CLASS_PROPERTY)
-        if isinstance(value, str) and value.strip():
-            found[obj.name] = value.strip()
-    if overrides:
-        found.update({str(k): str(v) for k, v in overrides.items()})
-    return found
 
 
 def scene_depth_range(

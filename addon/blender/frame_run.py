@@ -4,7 +4,7 @@ The run is split so that the modal operator and a blocking script drive the same
 :meth:`FrameRun.next_task` (main thread: render the frame's passes with the Vector pass, warp the
 previous output, build the job) → ``core.remote_job.run_job`` (any thread) → :meth:`FrameRun.complete`
 (main thread: move the result into ``frame_####.png``, flicker, record) … → :meth:`FrameRun.close`.
-:meth:`FrameRun.run` chains them, blocking. The scene's frame and render settings are as they were
+``features.stylize.frame_steps`` chains them as a generator that ``api`` runs blocking and the UI modally. The scene's frame and render settings are as they were
 after every step (each frame's extraction restores them, also on failure); a blocking run also
 snapshots them whole and restores them in ``close``.
 
@@ -21,7 +21,6 @@ from __future__ import annotations
 import dataclasses
 import os
 import shutil
-import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -36,8 +35,9 @@ from ..core.conventions import DepthRange
 from ..core.errors import ScenecastError
 from ..core.files import write_atomic
 from ..core.jobspec import build_job_spec
-from ..core.remote_job import JobCancelled, JobFailed, JobOutcome, JobRequest, run_job
+from ..core.remote_job import JobOutcome, JobRequest
 from .extract import Passes, extract_passes, scene_depth_range
+from .held import DataGone, Held
 from .scene_state import capture_state, restore_state
 
 STAGING_DIR = ".scenecast-parts"
@@ -113,18 +113,21 @@ class FrameRun:
         options: FrameOptions | None = None,
         log: Callable[[str], None] = print,
     ) -> None:
-        self.scene, self.template, self.log = scene, template, log
+        self.template, self.log = template, log
         self.options = options or FrameOptions()
         self.options.check()
         self.frames = seq.check_range(frame_start, frame_end)
-        self.camera = camera or scene.camera
-        if self.camera is None or self.camera.type != "CAMERA":
+        camera = camera or scene.camera
+        if camera is None or camera.type != "CAMERA":
             raise ScenecastError("the scene has no camera", "add a camera and make it the scene camera, or pass camera=")
+        # Names, not references: the modal run spans many ticks, and undo or a file load frees IDs.
+        self.held = Held(scene, [camera], what="Stylize Frames")
+        self.camera_name = camera.name
         self.output_dir = os.path.abspath(bpy.path.abspath(output_dir))
         self.size = (int(template.params["width"]), int(template.params["height"]))
         self.classes = dict(classes or {})
         context_layer = bpy.context.view_layer if bpy.context.scene == scene else None
-        self.view_layer: bpy.types.ViewLayer = context_layer or scene.view_layers[0]
+        self.view_layer_name = (context_layer or scene.view_layers[0]).name
         # Validate the job settings now (no model needed yet): a typo must not cost a render.
         first_spec = build_job_spec(model=template.model or "builtin:tiny", units=template.units, **template.params)
         self.controlnets, self.fields = seq.main_stage_settings(first_spec)
@@ -138,14 +141,40 @@ class FrameRun:
         self.settings = self._settings(depth_source)
         os.makedirs(self.output_dir, exist_ok=True)
         self.record_path = seq.record_path(self.output_dir, self.frames[0], self.frames[-1])
+        # A restart redoes the finished frames one at a time: each old file stays until its new one
+        # replaces it, so a failure or cancel keeps the old frames.
+        self._redo = {f for f in self.frames if os.path.isfile(seq.frame_path(self.output_dir, f))} if self.options.restart else set()
         self.record = self._open_record()
-        self.skipped = [f for f in self.frames if os.path.isfile(seq.frame_path(self.output_dir, f))]
+        self.skipped = [f for f in self.frames if os.path.isfile(seq.frame_path(self.output_dir, f)) and f not in self._redo]
         self.made: list[int] = []
         self._previous: tuple[int, np.ndarray, Passes] | None = None  # frame, output RGB, its passes
         self._closed = False
         # Each frame's extraction restores the scene itself; a blocking run also snapshots it whole
         # (restored in close). The modal operator does not: the user may change the scene meanwhile.
         self._state: dict[str, Any] | None = None
+
+    # ------------------------------------------------------------------------------------ held data
+
+    @property
+    def scene(self) -> bpy.types.Scene:
+        return self.held.scene
+
+    @property
+    def camera(self) -> bpy.types.Object:
+        return self.held.object(self.camera_name)
+
+    @property
+    def view_layer(self) -> bpy.types.ViewLayer:
+        layer = self.scene.view_layers.get(self.view_layer_name)
+        if layer is None:
+            raise DataGone(f"view layer {self.view_layer_name!r} was deleted or undone away, so Stylize Frames stopped",
+                           "keep the view layer while Scenecast runs, then run it again")
+        return layer
+
+    def snapshot(self) -> None:
+        """Snapshot the scene's frame and render settings whole; ``close`` restores them (blocking runs:
+        the modal run does not, the user may change the scene meanwhile)."""
+        self._state = capture_state(self.scene, self.view_layer)
 
     # ------------------------------------------------------------------------------------ settings
 
@@ -154,7 +183,7 @@ class FrameRun:
         return {
             "prompt": p.get("prompt"), "negative_prompt": self.fields.get("negative_prompt"), "seed": self.seed,
             "model": self.template.model or f"(default: {self.template.default_model})",
-            "width": self.size[0], "height": self.size[1], "camera": self.camera.name, "scene": self.scene.name,
+            "width": self.size[0], "height": self.size[1], "camera": self.camera_name, "scene": self.held.scene_name,
             "depth_range": [self.depth_range.near, self.depth_range.far], "depth_source": depth_source,
             "shot_range": list(self.shot_range), "steps": self.fields.get("steps"), "guidance": self.fields.get("guidance"),
             "first_frame_preset": p.get("preset") if isinstance(p.get("preset"), (str, dict)) else None,
@@ -177,11 +206,8 @@ class FrameRun:
             record["settings"] = self.settings
         else:
             record = seq.new_record(self.settings, self.frames[0], self.frames[-1])
-        if self.options.restart:
-            for frame in done:
-                os.remove(seq.frame_path(self.output_dir, frame))
-        record["runs"].append({"started": time.time(), "resumed_at": seq.first_missing(self.output_dir, self.frames),
-                               "status": "running"})  # fmt: skip
+        resumed_at = self.frames[0] if self.options.restart else seq.first_missing(self.output_dir, self.frames)
+        record["runs"].append({"started": time.time(), "resumed_at": resumed_at, "status": "running"})
         record["status"] = "running"
         seq.save_record(self.record_path, record)
         return record
@@ -189,8 +215,8 @@ class FrameRun:
     # ------------------------------------------------------------------------------------ the steps
 
     def pending(self) -> list[int]:
-        """Frames of the range without a finished file, in order."""
-        return [f for f in self.frames if not os.path.isfile(seq.frame_path(self.output_dir, f))]
+        """Frames of the range without a finished file (or, restarting, not yet redone), in order."""
+        return [f for f in self.frames if f in self._redo or not os.path.isfile(seq.frame_path(self.output_dir, f))]
 
     def next_task(self) -> FrameTask | None:
         """Main thread: the next missing frame's passes, warp and job request; None when all are done."""
@@ -270,6 +296,7 @@ class FrameRun:
         entry["timings"] = {k: round(v, 4) for k, v in task.timings.items()}
         entry["finished"] = time.time()
         self._previous = (task.frame, rgb, task.passes)
+        self._redo.discard(task.frame)
         self.made.append(task.frame)
         self.record["frames"][str(task.frame)] = entry
         seq.save_record(self.record_path, self.record)
@@ -294,7 +321,10 @@ class FrameRun:
                          f" 0..255, {which} consistency) for frames {self.frames[0]}-{self.frames[-1]}")
         finally:
             if self._state is not None:
-                failed = restore_state(self.scene, self.view_layer, self._state)
+                try:
+                    failed = restore_state(self.scene, self.view_layer, self._state)
+                except DataGone:  # nothing left to restore
+                    failed = []
                 if failed:
                     self.log("Scenecast: could not restore " + "; ".join(failed))
 
@@ -304,43 +334,9 @@ class FrameRun:
         return None if self._previous is None else self._previous[1]
 
     def result(self) -> FramesResult:
-        files = [seq.frame_path(self.output_dir, f) for f in self.frames]
+        files = [seq.frame_path(self.output_dir, f) for f in self.frames]  # old frames a restart kept count too
         return FramesResult(files=[f for f in files if os.path.isfile(f)], made=list(self.made),
                             skipped=list(self.skipped), record_path=self.record_path, record=self.record)
-
-    def run(
-        self,
-        on_event: Callable[[Any], None] | None = None,
-        cancel: threading.Event | None = None,
-        on_status: Callable[[str], None] | None = None,
-    ) -> FramesResult:
-        """Blocking: every missing frame in order; ``cancel`` stops between and during frames (the
-        finished frames stay; :class:`JobFailed` with status "cancelled" is raised)."""
-        status, error = "failed", None
-        self._state = capture_state(self.scene, self.view_layer)
-        try:
-            while True:
-                if cancel is not None and cancel.is_set():
-                    raise JobCancelled("the frame sequence was cancelled", "finished frames are kept: run it again to go on")
-                task = self.next_task()
-                if task is None:
-                    break
-                outcome = None
-                if task.request is not None:
-                    outcome = run_job(task.request, on_event=on_event, cancel=cancel, on_status=on_status)
-                    for note in outcome.notes:
-                        self.log(f"Scenecast: {note}")
-                self.complete(task, outcome)
-            status = "done"
-        except JobFailed as exc:
-            status, error = exc.status, str(exc.message)
-            raise
-        except BaseException as exc:
-            error = str(exc)
-            raise
-        finally:
-            self.close(status, error)
-        return self.result()
 
     # ------------------------------------------------------------------------------------ helpers
 
@@ -357,7 +353,7 @@ class FrameRun:
         if self._previous is not None and self._previous[0] == prev:
             return self._previous
         path = seq.frame_path(self.output_dir, prev)
-        if not os.path.isfile(path):
+        if prev in self._redo or not os.path.isfile(path):  # an old frame being redone: not this run's
             return None
         with open(path, "rb") as fh:
             rgb = _rgb8(png.decode_png(fh.read()))

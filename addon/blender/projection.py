@@ -154,12 +154,11 @@ class Projector:
         images = projector.write(material="new")              # {object: texture image}
     """
 
-    objects: Sequence[bpy.types.Object]
+    objects: Sequence[bpy.types.Object]  # checked and read at construction, then dropped (targets hold names)
     size: int | tuple[int, int] = (1024, 1024)
     notes: list[str] = field(default_factory=list)
     targets: list[ProjectionTarget] = field(default_factory=list)
     uvs_added: list[str] = field(default_factory=list)
-    depsgraph: bpy.types.Depsgraph = field(init=False)
     _geometry: SceneGeometry | None = field(default=None, init=False)
     _raster: tuple[CameraView, ViewRaster] | None = field(default=None, init=False)
     _texels: dict[str, TexelSet] = field(default_factory=dict, init=False)
@@ -177,20 +176,25 @@ class Projector:
         try:
             if self.uvs_added:
                 self.notes.append("no UV map, unwrapped with Smart UV Project: " + ", ".join(self.uvs_added))
-            self.depsgraph = bpy.context.evaluated_depsgraph_get()
-            self.targets = [make_target(o, self.depsgraph, self.size, uv_layer_name(o) or "UVMap") for o in self.objects]
+            depsgraph = bpy.context.evaluated_depsgraph_get()
+            self.targets = [make_target(o, depsgraph, self.size, uv_layer_name(o) or "UVMap") for o in self.objects]
         except BaseException:
             remove_uv_layers(o for o in self.objects if o.name in self.uvs_added)
             raise
+        self.objects = ()  # from here on by name (``target.object``): see the note below
 
+    # A projector lives across the jobs of a multi-view run, while undo or a file load may free IDs:
+    # after construction it reaches objects through ``target.object`` (by name) and asks for the
+    # depsgraph anew, never through references kept from ``__post_init__``.
     def view(self, camera: bpy.types.Object, resolution: tuple[int, int]) -> CameraView:
-        return camera_view(camera, self.depsgraph, resolution)
+        return camera_view(camera, bpy.context.evaluated_depsgraph_get(), resolution)
 
     @property
     def geometry(self) -> SceneGeometry:
         """Every visible surface (targets included), evaluated once and reused for each view."""
         if self._geometry is None:
-            self._geometry = scene_geometry(self.depsgraph, include=self.objects)
+            self._geometry = scene_geometry(bpy.context.evaluated_depsgraph_get(),
+                                            include=[t.object for t in self.targets])
         return self._geometry
 
     def raster(self, view: CameraView) -> ViewRaster:
@@ -226,7 +230,7 @@ class Projector:
     def write(self, material: str = "new", pad: int = 16) -> dict[bpy.types.Object, bpy.types.Image]:
         """Store every target's texture (padded ``pad`` texels past its seen texels; weights stay 0 there)
         in its images and show it through ``material`` ("new" | "node"); returns object → texture image."""
-        texture_target.check_material_mode(self.objects, material)
+        texture_target.check_material_mode([t.object for t in self.targets], material)
         images = {}
         for t in self.targets:
             obj = t.object

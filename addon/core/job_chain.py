@@ -28,12 +28,15 @@ def run_blocking(
     cancel: threading.Event | None = None,
     on_status: Callable[[str], None] | None = None,
     runner: Callable[..., JobOutcome] = run_job,
+    check: Callable[[], None] | None = None,
 ) -> T:
     """Run every job of ``steps`` in this thread and return the generator's result.
 
     ``cancel`` set (from another thread) cancels the running job on the server and stops the
     feature; :class:`JobFailed` (status "cancelled") is raised after the generator has cleaned up.
     Any error from a job is thrown into the generator, so it can clean up (or handle it) there.
+    ``check`` (e.g. "the scene still exists") runs before each outcome goes back in; what it raises
+    is thrown into the generator the same way.
     """
     try:
         request = next(steps)
@@ -45,6 +48,8 @@ def run_blocking(
             raise JobCancelled("cancelled between jobs")
         try:
             outcome = runner(request, on_event=on_event, cancel=cancel, on_status=on_status)
+            if check is not None:
+                check()
         except BaseException as exc:
             try:
                 request = steps.throw(exc)

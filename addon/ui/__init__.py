@@ -1,7 +1,7 @@
-"""Blender UI of Scenecast: operators, panels, preferences and property groups.
+"""Blender UI of Scenecast: the job operator, operators, panels, preferences and property groups.
 
 ``register``/``unregister`` are called by the add-on's ``__init__``; classes register in order and
-unregister in reverse. Unregistering also cancels a running job and stops a backend the add-on started
+unregister in reverse. Unregistering also cancels a running run and stops a backend the add-on started
 (one the user started is left alone).
 """
 
@@ -9,21 +9,17 @@ from __future__ import annotations
 
 import bpy
 
+from ..blender import held
 from ..core import backend_process
-from . import job_runner, operators, panels, preferences, properties, texture_objects_op, texture_ops, texture_panel
-from . import frame_ops, frame_panel
+from . import job_operator, operators, panels, preferences, properties
+from .operators import backend
 
 #: Classes to register, in dependency order (property groups before the types that point to them).
 CLASSES: tuple[type, ...] = (
     *preferences.classes,
     *properties.classes,
     *operators.classes,
-    *texture_ops.classes,
-    *texture_objects_op.classes,
     *panels.classes,
-    *texture_panel.classes,
-    *frame_ops.classes,
-    *frame_panel.classes,  # after panels: its panel is a child of the main one
 )
 
 
@@ -31,15 +27,14 @@ def register() -> None:
     for cls in CLASSES:
         bpy.utils.register_class(cls)
     properties.register_properties()
-    frame_panel.register_properties()
+    held.register()
 
 
 def unregister() -> None:
-    job_runner.cancel_active()
-    frame_ops.stop_active()
-    operators.forget_start()
+    job_operator.cancel_active()
+    backend.forget_start()
     backend_process.stop_started()
+    held.unregister()
     properties.unregister_properties()
-    frame_panel.unregister_properties()
     for cls in reversed(CLASSES):
         bpy.utils.unregister_class(cls)

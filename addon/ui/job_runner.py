@@ -1,14 +1,15 @@
-"""One generation job running in a worker thread, observed from Blender's main thread.
+"""One backend job running in a worker thread, observed from Blender's main thread.
 
 The worker runs ``core.remote_job.run_job`` (network, waiting, writing result files) and never touches
-bpy; everything it learns goes into a queue that the modal operator drains on its timer. There is at
-most one active job per Blender session: the Cancel button and Esc reach it through :func:`active`.
+bpy: the request it gets was built on the main thread, and everything it learns goes into a queue
+that the job driver (``job_operator``) drains on its timer, on the main thread.
 """
 
 from __future__ import annotations
 
 import queue
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,18 +27,22 @@ class Message:
 
 @dataclass
 class RunningJob:
+    """``runner`` is ``run_job`` unless a test hands in its own (e.g. one that waits on an Event)."""
+
     request: JobRequest
     cancel: threading.Event = field(default_factory=threading.Event)
-    messages: queue.Queue = field(default_factory=queue.Queue)
+    messages: queue.Queue = field(default_factory=queue.Queue)  # type: ignore[type-arg]
     thread: threading.Thread | None = None
+    runner: Callable[..., JobOutcome] = run_job
 
-    def start(self) -> None:
+    def start(self) -> RunningJob:
         self.thread = threading.Thread(target=self._work, name="scenecast-job", daemon=True)
         self.thread.start()
+        return self
 
     def _work(self) -> None:
         try:
-            outcome = run_job(
+            outcome = self.runner(
                 self.request,
                 on_event=lambda e: self.messages.put(Message("event", event=e)),
                 cancel=self.cancel,
@@ -60,33 +65,6 @@ class RunningJob:
         return self.thread is not None and self.thread.is_alive()
 
 
-_active: RunningJob | None = None
-
-
-def active() -> RunningJob | None:
-    """The job the UI is running now, if any."""
-    return _active if _active is not None and (_active.alive() or not _active.messages.empty()) else None
-
-
-def start(request: JobRequest) -> RunningJob:
-    global _active
-    if active() is not None:
-        raise RuntimeError("a Scenecast job is already running: wait for it or cancel it first")
-    _active = RunningJob(request)
-    _active.start()
-    return _active
-
-
-def finish(job: RunningJob) -> None:
-    global _active
-    if _active is job:
-        _active = None
-
-
-def cancel_active() -> bool:
-    """Ask the running job to cancel (on the server too); False when none runs."""
-    job = active()
-    if job is None:
-        return False
-    job.cancel.set()
-    return True
+def start(request: JobRequest, runner: Callable[..., JobOutcome] = run_job) -> RunningJob:
+    """``request`` running in a new worker thread."""
+    return RunningJob(request, runner=runner).start()

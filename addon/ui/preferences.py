@@ -1,38 +1,17 @@
 """Add-on preferences: where the backend is, how to start one, where results go.
 
 Machine-wide settings live here (saved with Blender's user preferences); per-scene generation settings
-live in ``properties.py``. ``settings()`` reads them as plain data for code that may run outside the UI,
-falling back to the defaults when the add-on is not registered as an extension (e.g. ``api`` imported
-from a checkout).
+live in ``properties.py``. Code below the UI reads them as plain data through
+``blender.settings.preferences()`` (by attribute, without importing this module).
 """
 
 from __future__ import annotations
 
-import os
-from dataclasses import dataclass
-
 import bpy
 from bpy.props import BoolProperty, StringProperty
 
+from ..blender.settings import ADDON_ID, DEFAULT_MODEL
 from ..core import backend_process
-
-#: The add-on's package (``bl_ext.<repo>.scenecast`` when installed as an extension).
-ADDON_ID = __package__.rsplit(".", 1)[0] if __package__ else "scenecast"
-DEFAULT_MODEL = "stable-diffusion-v1-5/stable-diffusion-v1-5"
-
-
-@dataclass(frozen=True)
-class Settings:
-    """The preferences as plain values, safe to hand to a worker thread."""
-
-    server: str = backend_process.DEFAULT_URL
-    token: str = ""
-    backend_python: str = ""
-    backend_dir: str = ""
-    auto_start: bool = True
-    output_dir: str = ""
-    default_model: str = DEFAULT_MODEL
-    log_path: str = ""
 
 
 class SCENECAST_AP_preferences(bpy.types.AddonPreferences):
@@ -98,34 +77,6 @@ class SCENECAST_AP_preferences(bpy.types.AddonPreferences):
         row.operator("scenecast.stop_backend", icon="CANCEL")
         row.operator("scenecast.open_backend_log", icon="TEXT")
         layout.prop(self, "output_dir")
-
-
-def log_path() -> str:
-    """The backend log file: the extension's user folder when installed, else the user cache."""
-    try:
-        folder = bpy.utils.extension_path_user(ADDON_ID, path="logs", create=True)
-    except (ValueError, AttributeError, OSError):  # not installed as an extension
-        return backend_process.default_log_path()
-    return os.path.join(folder, "backend.log")
-
-
-def settings(context: bpy.types.Context | None = None) -> Settings:
-    """The current preferences as :class:`Settings` (defaults when the add-on is not registered)."""
-    ctx = context or bpy.context
-    addon = ctx.preferences.addons.get(ADDON_ID)
-    prefs = getattr(addon, "preferences", None)
-    if prefs is None:
-        return Settings(log_path=log_path())
-    return Settings(
-        server=prefs.server_url.strip() or backend_process.DEFAULT_URL,
-        token=prefs.token,
-        backend_python=bpy.path.abspath(prefs.backend_python) if prefs.backend_python else "",
-        backend_dir=bpy.path.abspath(prefs.backend_dir) if prefs.backend_dir else "",
-        auto_start=prefs.auto_start,
-        output_dir=prefs.output_dir,
-        default_model=prefs.default_model.strip() or DEFAULT_MODEL,
-        log_path=log_path(),
-    )
 
 
 classes = (SCENECAST_AP_preferences,)

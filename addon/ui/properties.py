@@ -1,6 +1,7 @@
-"""Per-scene generation settings and per-object segmentation classes, as PropertyGroups.
+"""Every PropertyGroup of the add-on: per-scene generation and frame settings, per-object classes.
 
 ``Scene.scenecast`` holds what the sidebar panel shows (saved with the .blend, undoable);
+``Scene.scenecast_frames`` what the Frames panel shows (Stylize Frame / Stylize Frames);
 ``Object.scenecast`` holds the object's class for the segmentation ControlNet image;
 ``WindowManager.scenecast_status`` / ``scenecast_progress`` hold the running job's status line — on the
 window manager because it is neither saved nor undone.
@@ -22,6 +23,7 @@ from bpy.props import (
     StringProperty,
 )
 
+from ..blender.settings import NO_CLASS, NO_PRESET
 from ..core import jobspec
 from ..core.segmentation import ADE20K_CLASSES
 
@@ -30,10 +32,14 @@ UNIT_TYPES = (
     ("depth", "Depth", "Depth pass: near bright, normalised against the job's near/far"),
     ("normal", "Normal", "Camera-space normals, ControlNet 1.1 convention"),
     ("edges", "Edges", "Geometric edges: silhouettes and creases, white on black"),
-    ("segmentation", "Segmentation", "ADE20K colours from each object's Scenecast class"),
+    ("segmentation", "Segmentation", "ADE20K colours from each object's Scenecast class (objects without one: black)"),
 )
-NO_PRESET = "NONE"
-NO_CLASS = "NONE"
+#: How a texture is shown on an object (Texture Objects, Project Image).
+MATERIAL_ITEMS = (
+    ("new", "New Material", "A new material with the texture in every slot (the old one can be restored)"),
+    ("node", "Image Node", "An Image Texture node into the Base Color of the object's own material"),
+)
+__all__ = ["NO_CLASS", "NO_PRESET", "MATERIAL_ITEMS", "UNIT_TYPES", "classes"]
 
 
 def _preset_items(self: Any, context: Any) -> list[tuple[str, str, str]]:
@@ -60,7 +66,7 @@ def available_presets() -> list[tuple[str, str]]:
 
 
 def _class_items() -> list[tuple[str, str, str]]:
-    items = [(NO_CLASS, "None (by object)", "No class: the object's colour comes from its object id")]
+    items = [(NO_CLASS, "None", "No class: the segmentation image draws the object black (unlabelled), like the background")]
     for name in sorted(ADE20K_CLASSES):
         items.append((name, name.title(), f"ADE20K class '{name}'"))
     return items
@@ -123,21 +129,64 @@ class SCENECAST_PG_object(bpy.types.PropertyGroup):
     )
 
 
-def object_classes(scene: bpy.types.Scene) -> dict[str, str]:
-    """``{object name: ADE20K class}`` for every object in ``scene`` that has a class set."""
-    out: dict[str, str] = {}
-    for obj in scene.objects:
-        settings = getattr(obj, "scenecast", None)
-        if settings is not None and settings.segment_class != NO_CLASS:
-            out[obj.name] = settings.segment_class
-    return out
+INIT_ITEMS = (
+    ("NONE", "None", "Generate from the ControlNets alone"),
+    ("CLAY", "Clay", "Start from the clay render (img2img)"),
+    ("COLOR", "Colour", "Start from a colour render with the scene's materials (img2img)"),
+)
 
 
-classes = (SCENECAST_PG_unit, SCENECAST_PG_scene, SCENECAST_PG_object)
+class SCENECAST_PG_frames(bpy.types.PropertyGroup):
+    """How Stylize Frame and Stylize Frames run."""
+
+    from_view: BoolProperty(  # type: ignore[valid-type]
+        name="From View", default=False,
+        description="Stylize what the 3D Viewport shows instead of the scene camera's view (single frame)",
+    )
+    init: EnumProperty(name="Start From", items=INIT_ITEMS, default="NONE")  # type: ignore[valid-type]
+    init_strength: FloatProperty(  # type: ignore[valid-type]
+        name="Init Strength", default=0.6, min=0.01, max=1.0, subtype="FACTOR",
+        description="How much of the clay/colour render is repainted (1: all)",
+    )
+    refine: FloatProperty(  # type: ignore[valid-type]
+        name="Refine", default=0.0, min=0.0, max=1.0, subtype="FACTOR",
+        description="Strength of a final img2img refine stage (0: none)",
+    )
+    camera_background: BoolProperty(name="Camera Background", default=False,  # type: ignore[valid-type]
+                                     description="Show the result behind the camera's view")
+    compositor: BoolProperty(name="To Compositor", default=False,  # type: ignore[valid-type]
+                             description="Put the result in an Image node 'Scenecast Image' of the compositor")
+    use_scene_range: BoolProperty(name="Scene Frame Range", default=True,  # type: ignore[valid-type]
+                                  description="Stylize the scene's frame range (else the range below)")
+    frame_start: IntProperty(name="Start", default=1)  # type: ignore[valid-type]
+    frame_end: IntProperty(name="End", default=24)  # type: ignore[valid-type]
+    output_dir: StringProperty(  # type: ignore[valid-type]
+        name="Output", subtype="DIR_PATH", default="//scenecast_frames/",
+        description="Folder of frame_####.png and the run record; a run continues the frames already there",
+    )
+    consistency: BoolProperty(  # type: ignore[valid-type]
+        name="Consistency", default=True,
+        description="Warp the previous frame along the scene's motion, inpaint what it cannot show, refresh lightly",
+    )
+    hole_strength: FloatProperty(name="Hole Strength", default=1.0, min=0.0, max=1.0,  # type: ignore[valid-type]
+                                 subtype="FACTOR", description="Inpaint strength where the previous frame has no pixel")
+    refresh_strength: FloatProperty(name="Refresh", default=0.3, min=0.0, max=1.0,  # type: ignore[valid-type]
+                                    subtype="FACTOR", description="img2img strength over the whole warped frame (0: skip)")
+    dilate_px: IntProperty(name="Hole Margin", default=2, min=0, max=64, subtype="PIXEL",  # type: ignore[valid-type]
+                           description="Grow the disocclusion mask by this many pixels")
+    add_strip: BoolProperty(name="Sequencer Strip", default=False,  # type: ignore[valid-type]
+                            description="Add the frames as an image strip in the Video Sequence Editor")
+    encode_video: BoolProperty(name="Video", default=False,  # type: ignore[valid-type]
+                               description="Also encode an MP4 with Blender's FFmpeg (the scene is not changed)")
+
+
+
+classes = (SCENECAST_PG_unit, SCENECAST_PG_scene, SCENECAST_PG_object, SCENECAST_PG_frames)
 
 
 def register_properties() -> None:
     bpy.types.Scene.scenecast = PointerProperty(type=SCENECAST_PG_scene)  # type: ignore[attr-defined, func-returns-value]
+    bpy.types.Scene.scenecast_frames = PointerProperty(type=SCENECAST_PG_frames)  # type: ignore[attr-defined, func-returns-value]
     bpy.types.Object.scenecast = PointerProperty(type=SCENECAST_PG_object)  # type: ignore[attr-defined, func-returns-value]
     bpy.types.WindowManager.scenecast_status = StringProperty(default="")  # type: ignore[attr-defined, func-returns-value]
     bpy.types.WindowManager.scenecast_progress = FloatProperty(  # type: ignore[attr-defined, func-returns-value]
@@ -151,6 +200,7 @@ def unregister_properties() -> None:
         (bpy.types.WindowManager, "scenecast_status"),
         (bpy.types.Object, "scenecast"),
         (bpy.types.Scene, "scenecast"),
+        (bpy.types.Scene, "scenecast_frames"),
     ):
         if hasattr(owner, name):
             delattr(owner, name)

@@ -54,16 +54,16 @@ def oracle_runner(scene, target, oracle, sc_module, tmp_path, seen_requests):
 
 def test_views_rebuild_a_known_texture_and_later_views_see_the_texture_so_far(oracle_scene, sc_module, tmp_path):
     scene, target, oracle, known = oracle_scene
-    texturing = sc_module("blender.texturing")
-    job_chain = sc_module("core.job_chain")
+    texturing = sc_module("features.texturing")
+    base = sc_module("features.base")
     settings = texturing.TextureSettings(
         base_params={"prompt": "x", "seed": 0, "width": SIZE, "height": SIZE, "preview_every": 0},
         request_fields={"server": "http://127.0.0.1:1", "output_dir": str(tmp_path)},
         texture_size=(TEX, TEX), weight_params={"feather_px": 2.0}, mask_grow_px=2,
     )
     requests = []
-    steps = texturing.texture_steps(scene, [target], settings, views=6, elevations=(-25.0, 25.0))
-    result = job_chain.run_blocking(steps, runner=oracle_runner(scene, target, oracle, sc_module, tmp_path, requests))
+    run = texturing.texture_objects(scene, [target], settings, views=6, elevations=(-25.0, 25.0))
+    result = base.run_blocking(run, runner=oracle_runner(scene, target, oracle, sc_module, tmp_path, requests))
 
     weight = pixels(bpy.data.images["Ball Scenecast.weight"])[..., 0]
     texture = pixels(result[target])[..., :3]
@@ -93,10 +93,12 @@ def _grow(mask: np.ndarray, r: int) -> np.ndarray:
     return out
 
 
-def test_a_failing_job_removes_the_rig_and_restores_hidden_objects(oracle_scene, sc_module, tmp_path):
+def test_a_failing_job_removes_the_rig_and_hides_nothing_while_a_job_runs(oracle_scene, sc_module, tmp_path):
+    """Other objects are hidden only around each render: while a job runs (the user may save the file
+    then) every object is as the user left it; a failing job removes the rig."""
     scene, target, oracle, _ = oracle_scene
-    texturing = sc_module("blender.texturing")
-    job_chain = sc_module("core.job_chain")
+    texturing = sc_module("features.texturing")
+    base = sc_module("features.base")
     remote_job = sc_module("core.remote_job")
     settings = texturing.TextureSettings(
         base_params={"prompt": "x", "seed": 0, "width": SIZE, "height": SIZE, "preview_every": 0},
@@ -105,13 +107,16 @@ def test_a_failing_job_removes_the_rig_and_restores_hidden_objects(oracle_scene,
     )
     other = uv_sphere(scene, "Bystander", location=(5, 0, 0))
 
+    hidden_during_jobs = []
+
     def failing(request, **kwargs):
-        assert other.hide_render, "other objects are hidden while the run lasts"
+        hidden_during_jobs.extend(o.name for o in scene.objects if o.hide_render)
         raise remote_job.JobFailed("the model ran out of memory", "use a smaller size")
 
     before = {o.name for o in scene.objects}
     with pytest.raises(remote_job.JobFailed, match="out of memory"):
-        job_chain.run_blocking(texturing.texture_steps(scene, [target], settings, views=3), runner=failing)
+        base.run_blocking(texturing.texture_objects(scene, [target], settings, views=3), runner=failing)
+    assert hidden_during_jobs == ["Oracle"], "only what the user hid is hidden while a job runs"
     assert {o.name for o in scene.objects} == before
     assert not other.hide_render and oracle.hide_render  # restored to what each was
     assert not [c for c in bpy.data.cameras if c.name.startswith("Scenecast View")]

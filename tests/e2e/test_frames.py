@@ -198,35 +198,33 @@ def test_the_operators_block_in_background_mode(scenecast, backend, scene, prefs
     assert any(st.name.startswith("Scenecast Frames") for st in scene.sequence_editor.strips)
 
 
-def test_the_ui_path_runs_each_frame_in_the_worker_while_the_main_thread_stays_free(api, backend, scene, tmp_path):
+def test_the_job_driver_runs_each_frame_in_the_worker_while_the_main_thread_stays_free(api, backend, scene, tmp_path):
     """What the modal Stylize Frames does per timer tick, driven by hand (bpy as a module has no event
-    loop): passes and warp on the main thread, the job in the worker, the result back on the main thread."""
-    frame_api = importlib.import_module(ADDON_MODULE + ".frame_api")
-    job_runner = importlib.import_module(ADDON_MODULE + ".ui.job_runner")
-    outputs = importlib.import_module(ADDON_MODULE + ".blender.frame_outputs")
+    loop): passes and warp on the main thread, the job in the worker, the result back on the main thread,
+    each finished frame shown in the "Scenecast Frame" image."""
+    job_operator = addon_module("ui.job_operator")
+    stylize = addon_module("features.stylize")
+    settings = addon_module("features.settings")
     before = scene_state(scene)
-    template = frame_api.request_template(scene, prompt="a street", server=backend.url, **TINY)
-    run = frame_api.start_frames(scene, 1, 2, str(tmp_path / "ui"), template)
-    main_thread_work = 0
-    while (task := run.next_task()) is not None:
-        assert task.request is not None
-        job = job_runner.start(task.request)
-        outcome = None
-        while outcome is None:
-            for message in job.drain():
-                if message.kind == "error":
-                    raise message.error
-                if message.kind == "done":
-                    outcome = message.outcome
-            bpy.data.meshes.remove(bpy.data.meshes.new("main thread stays usable"))
-            main_thread_work += 1
-            job.thread.join(0.05)
-        job_runner.finish(job)
-        run.complete(task, outcome)
-        image = outputs.show_frame(run.last_output)
-        assert tuple(image.size) == (64, 64)
-    run.close("done")
-    assert run.record["status"] == "done" and run.made == [1, 2] and main_thread_work >= 2
+    job = settings.resolve(scene, defaults=settings.STYLIZE, prompt="a street", server=backend.url, **TINY)
+    run = stylize.stylize_frames(scene, job, 1, 2, str(tmp_path / "ui"), show=True)
+    driver = job_operator.JobDriver(run)
+    assert driver.begin() is None
+    statuses, ending = [driver.status], None
+    while ending is None:
+        bpy.data.meshes.remove(bpy.data.meshes.new("main thread stays usable"))  # while the job runs
+        driver.job.thread.join(120)  # the tick after the job: its outcome goes into the feature
+        ending = driver.tick()
+        statuses.append(driver.status)
+    assert ending.finished, ending.reports
+    result = ending.result
+    assert result.record["status"] == "done" and result.made == [1, 2]
+    assert statuses[0] == "frame 1/2: generate" and statuses[1].startswith("frame 2/2: ")
+    assert tuple(bpy.data.images["Scenecast Frame"].size) == (64, 64)
     after = scene_state(scene)
     assert after.pop("images") == sorted(before.pop("images") + ["Scenecast Frame"])
     assert after == before
+
+
+def addon_module(name: str):
+    return importlib.import_module(f"{ADDON_MODULE}.{name}")

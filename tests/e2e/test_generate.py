@@ -139,42 +139,52 @@ def test_cancel_mid_job_cancels_on_the_server(api, backend, scene):
     assert scene_state(scene) == before
 
 
-def test_the_ui_worker_path_leaves_the_main_thread_free_and_shows_previews(scenecast, backend, scene, prefs):
-    """What the modal operator does, driven by hand (bpy as a module has no event loop for the modal):
-    the job runs in the worker thread while the main thread keeps using bpy; previews and results are
-    brought to bpy on the main thread."""
+def test_the_job_driver_runs_generate_in_a_worker_with_status_and_previews(scenecast, backend, scene, prefs):
+    """What the modal Generate operator does per timer tick, driven by hand (bpy as a module has no event
+    loop for the modal): the job runs in the worker thread while the main thread keeps using bpy;
+    status, previews and results are brought to bpy on the main thread. The worker waits for the test's
+    tick after each event and status (lock step), so every status is seen and nothing waits on the clock."""
+    job_operator = addon_module("ui.job_operator")
     job_runner = addon_module("ui.job_runner")
-    operators = addon_module("ui.operators")
-    png = addon_module("core.png")
-    api = addon_module("api")
-    request = api.prepare(scene, prompt="x", server=backend.url, units=UNITS[:1], preview_every=1,
-                          **{**TINY, "steps": 4})
-    job = job_runner.start(request)
-    assert job_runner.active() is job
-    with pytest.raises(RuntimeError, match="already running"):
-        job_runner.start(request)
-    main_thread_work = 0
-    previews = 0
-    statuses: list[str] = []
-    outcome = None
-    while outcome is None:
-        for message in job.drain():
-            if message.kind == "event" and message.event.type == "preview":
-                preview = png.decode_png(message.event.image)
-                image = operators.update_preview(preview)
-                previews += 1
-            elif message.kind == "status":
-                statuses.append(message.text)
-            elif message.kind == "done":
-                outcome = message.outcome
-            elif message.kind == "error":
-                raise message.error
-        bpy.data.meshes.remove(bpy.data.meshes.new("main thread stays usable"))  # bpy on the main thread
-        main_thread_work += 1
-        job.thread.join(0.05)
-    job_runner.finish(job)
-    assert job_runner.active() is None
-    assert previews >= 1 and image.name == operators.PREVIEW_IMAGE
+    remote_job = addon_module("core.remote_job")
+    generate = addon_module("features.generate")
+    settings = addon_module("features.settings")
+    sent, ticked, last = threading.Semaphore(0), threading.Semaphore(0), []
+
+    def lock_step(request, on_event=None, on_status=None, **kwargs):
+        def relay(handler):
+            def handle(item):
+                handler(item)
+                last[:] = [item]
+                sent.release()
+                assert ticked.acquire(timeout=120), "the test stopped ticking"
+            return handle
+        return remote_job.run_job(request, on_event=relay(on_event), on_status=relay(on_status), **kwargs)
+
+    job = settings.resolve(scene, prompt="x", server=backend.url, units=UNITS[:1], preview_every=1,
+                           **{**TINY, "steps": 4})
+    driver = job_operator.JobDriver(generate.generate(scene, job), start_job=lambda r: job_runner.start(r, runner=lock_step))
+    assert driver.begin() is None
+    statuses, previews, preview = [], 0, None
+    while True:
+        assert sent.acquire(timeout=120), "the worker sent nothing"
+        assert driver.tick() is None
+        statuses.append(driver.status)
+        if driver.preview is not None:
+            preview, driver.preview = driver.preview, None
+            image = job_operator.update_preview(preview)
+            previews += 1
+        bpy.data.meshes.remove(bpy.data.meshes.new("main thread stays usable"))  # while the job waits
+        done = getattr(last[0], "type", None) == "done"
+        ticked.release()
+        if done:
+            break
+    driver.job.thread.join(120)
+    ending = driver.tick()
+    assert statuses[0] == f"submitting to {backend.url} (builtin:tiny)"
+    steps = [s for s in statuses if s.startswith("step")]  # a preview after a step keeps the step's status
+    assert list(dict.fromkeys(steps)) == [f"step {i}/4" for i in range(1, 5)]
+    assert previews >= 1 and image.name == job_operator.PREVIEW_IMAGE
     # The preview image holds the last preview's pixels (Blender's rows run bottom-up, floats).
     h, w = preview.shape[:2]
     assert tuple(image.size) == (w, h)
@@ -182,10 +192,10 @@ def test_the_ui_worker_path_leaves_the_main_thread_free_and_shows_previews(scene
     image.pixels.foreach_get(pixels)
     shown = np.rint(pixels.reshape(h, w, 4)[::-1, :, :3] * 255).astype(np.uint8)
     assert np.array_equal(shown, preview[..., :3])
-    assert main_thread_work > 3
-    assert statuses == [f"submitting to {backend.url} (builtin:tiny)"]
-    images = api.load_results(outcome)
+    assert ending.finished and ending.status == "done"
+    images = ending.result.images
     assert len(images) == 1 and os.path.isfile(bpy.path.abspath(images[0].filepath))
+    assert images[0]["scenecast_job"] == ending.result.outcome.job_id
 
 
 def test_a_backend_speaking_another_protocol_is_refused_with_the_fix(api, scene, tmp_path):

@@ -18,8 +18,9 @@ TINY = dict(model="builtin:tiny", size=128, steps=2, seed=5, texture_size=64)
 
 
 def job_spec(url: str, job_id: str) -> dict:
-    with urllib.request.urlopen(f"{url}/v1/jobs/{job_id}") as response:
-        return json.loads(response.read())
+    """The spec the backend ran (the job's record; the job status holds no spec)."""
+    with urllib.request.urlopen(f"{url}/v1/jobs/{job_id}/record") as response:
+        return json.loads(response.read())["spec"]
 
 
 def texture_pixels(image) -> np.ndarray:
@@ -48,10 +49,11 @@ def test_views_generate_then_inpaint_and_every_object_gets_its_own_texture(api, 
     done = [v for v in result.views if not v.get("skipped")]
     assert done[0]["first"] and not any(v["first"] for v in done[1:])
     assert len({v["job_id"] for v in done}) == len(done) >= 2
-    # Later views are inpaint jobs on the texture so far, with a mask: the backend got what we meant.
-    later = job_spec(backend.url, done[1]["job_id"])
-    stage = later["spec"]["stages"][0] if "spec" in later else None
-    if stage is not None:
+    # View 1 generates; later views are inpaint jobs on the texture so far, with a mask: the backend got
+    # what we meant.
+    assert [s["type"] for s in job_spec(backend.url, done[0]["job_id"])["stages"]] == ["generate"]
+    for view in done[1:]:
+        stage = job_spec(backend.url, view["job_id"])["stages"][0]
         assert stage["type"] == "inpaint" and stage["mask"] == "mask" and stage["image"] == "init"
     assert any("view 1/4: generating" in p for p in progress) and any("projecting" in p for p in progress)
     assert scene_cameras(scene) == cameras_before, "temporary rig cameras were left in the scene"
@@ -107,7 +109,8 @@ def test_non_mesh_objects_are_refused_with_the_fix(api, backend, scene):
         api.texture_objects([scene.camera], prompt="x", server=backend.url, **TINY)
 
 
-def test_operator_blocks_in_background_and_undo_brings_the_old_material_back(scenecast, backend, scene, prefs):
+def test_operator_blocks_in_background_and_restore_materials_brings_the_old_material_back(scenecast, backend, scene, prefs):
+    """(What one undo does after Texture Objects: test_undo.py.)"""
     prefs.server_url = backend.url
     s = scene.scenecast
     s.prompt, s.model, s.width, s.height, s.steps, s.seed = "painted wood", "builtin:tiny", 64, 64, 1, 2
@@ -118,8 +121,8 @@ def test_operator_blocks_in_background_and_undo_brings_the_old_material_back(sce
     with bpy.context.temp_override(scene=scene, selected_objects=[car], active_object=car):
         assert bpy.ops.scenecast.texture_objects(views=2, texture_size=64) == {"FINISHED"}
     assert car.active_material.name == "Car Scenecast"
-    assert bpy.ops.scenecast.restore_materials.poll() or True  # restore works on the selection too
     with bpy.context.temp_override(scene=scene, selected_objects=[car], active_object=car):
+        assert bpy.ops.scenecast.restore_materials.poll()  # restore works on the selection
         assert bpy.ops.scenecast.restore_materials() == {"FINISHED"}
     assert car.active_material == old
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import bpy
 
-from . import job_runner
+from .. import job_operator
 
 
 class SCENECAST_PT_texture(bpy.types.Panel):
@@ -20,7 +20,7 @@ class SCENECAST_PT_texture(bpy.types.Panel):
         if not meshes:
             layout.label(text="Select mesh objects to texture", icon="INFO")
         col = layout.column(align=True)
-        col.enabled = job_runner.active() is None
+        col.enabled = job_operator.active() is None
         col.operator("scenecast.texture_objects", icon="TEXTURE")
         col.operator("scenecast.project_image", icon="IMAGE_REFERENCE")
         layout.operator("scenecast.restore_materials", icon="LOOP_BACK")

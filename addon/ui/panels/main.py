@@ -1,4 +1,4 @@
-"""View3D › Sidebar › Scenecast: what to generate, the ControlNet units, generate/cancel, status.
+"""View3D › Sidebar › Scenecast (main panel and its ControlNet Units, Passes, Backend children): what to generate, the ControlNet units, generate/cancel, status.
 
 Panels only draw ``Scene.scenecast`` (and the active object's class); all actions are operators.
 """
@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import bpy
 
-from . import job_runner
+from .. import job_operator
 
 
 class SCENECAST_UL_units(bpy.types.UIList):
@@ -50,7 +50,7 @@ class SCENECAST_PT_main(_Sidebar, bpy.types.Panel):
         col.prop(s, "height", text="Y")
         layout.prop(s, "preview_every")
 
-        running = job_runner.active() is not None
+        running = job_operator.active() is not None
         row = layout.row(align=True)
         row.scale_y = 1.4
         if running:

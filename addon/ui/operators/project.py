@@ -11,7 +11,8 @@ from typing import TYPE_CHECKING
 
 import bpy
 
-from .. import api
+from ... import api
+from ..properties import MATERIAL_ITEMS
 
 if TYPE_CHECKING:
     from bpy.stub_internal.rna_enums import OperatorReturnItems as Result
@@ -33,14 +34,7 @@ class SCENECAST_OT_project_image(bpy.types.Operator):
     image: bpy.props.StringProperty(name="Image", description="Image to project, as the active camera sees it")  # type: ignore[valid-type]
     size: bpy.props.IntProperty(name="Texture Size", default=1024, min=8, max=16384,  # type: ignore[valid-type]
                                 description="Texels per side of a new texture")
-    material: bpy.props.EnumProperty(  # type: ignore[valid-type]
-        name="Material",
-        items=(
-            ("new", "New Material", "A new material with the texture in every slot (the old one can be restored)"),
-            ("node", "Image Node", "An Image Texture node into the Base Color of the object's own material"),
-        ),
-        default="new",
-    )
+    material: bpy.props.EnumProperty(name="Material", items=MATERIAL_ITEMS, default="new")  # type: ignore[valid-type]
 
     @classmethod
     def poll(cls, context: bpy.types.Context) -> bool:

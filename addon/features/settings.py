@@ -1,0 +1,179 @@
+"""One settings resolver for every feature: (scene settings, preferences, call overrides) → :class:`JobSettings`.
+
+Each value comes from the call when given (not None), else the scene's Scenecast settings (the
+sidebar), else the default below; ``server``/``model`` override the add-on preferences. One place
+checks the prompt (empty or blank is refused), the size (``core.jobspec.validate_size``) and the
+ControlNet unit types, so Generate, Stylize and Texture Objects accept and refuse the same things.
+
+The features differ only in their :class:`FeatureDefaults`: which ControlNet units run when nobody
+names any, and whether the scene's preset and units apply (texturing runs its own inpaint
+pipeline, so it takes neither).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import bpy
+
+from ..blender import settings as blender_settings
+from ..core.jobspec import validate_size
+from ..core.remote_job import JobRequest
+
+#: ControlNet unit types made from the scene, which are also the image keys they travel under.
+CONTROL_TYPES: tuple[str, ...] = ("depth", "normal", "edges", "segmentation")
+#: Depth at full weight: Generate's unit when neither the call nor the scene names any.
+DEPTH_UNIT: dict[str, Any] = {"type": "depth", "weight": 1.0, "start": 0.0, "end": 1.0}
+#: Layout from depth, crisp silhouettes and creases from edges (loosened for the last fifth of the steps).
+DEPTH_EDGES_UNITS: tuple[dict[str, Any], ...] = (
+    DEPTH_UNIT,
+    {"type": "edges", "weight": 0.6, "start": 0.0, "end": 0.8},
+)
+
+
+@dataclass(frozen=True)
+class FeatureDefaults:
+    """What a feature does when neither the call nor the scene says: see the module doc."""
+
+    units: tuple[dict[str, Any], ...]
+    scene_units: bool = True  # the scene's ControlNet units list applies
+    scene_preset: bool = True  # the scene's preset applies
+
+
+GENERATE = FeatureDefaults(units=(DEPTH_UNIT,))
+STYLIZE = FeatureDefaults(units=DEPTH_EDGES_UNITS)
+TEXTURING = FeatureDefaults(units=DEPTH_EDGES_UNITS, scene_units=False, scene_preset=False)
+
+
+@dataclass(frozen=True)
+class JobSettings:
+    """Everything a feature's jobs share, resolved and validated once on the main thread.
+
+    ``params`` are the job fields (prompt, negative_prompt, seed, steps, guidance, width, height,
+    preset, preview_every); ``units`` the ControlNet units; ``fields`` the ``JobRequest`` fields
+    that say where and how a job runs (server, model, backend start-up, output folder, offline).
+    """
+
+    prompt: str
+    negative_prompt: str | None
+    seed: int
+    steps: int | None
+    guidance: float | None
+    width: int
+    height: int
+    preset: str | dict[str, Any] | None
+    preview_every: int
+    units: tuple[dict[str, Any], ...]
+    fields: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def params(self) -> dict[str, Any]:
+        return {
+            "prompt": self.prompt, "negative_prompt": self.negative_prompt, "seed": self.seed, "steps": self.steps,
+            "guidance": self.guidance, "width": self.width, "height": self.height, "preset": self.preset,
+            "preview_every": self.preview_every,
+        }  # fmt: skip
+
+    def request(self, images: Mapping[str, Any] | None = None, name: str = "", **changes: Any) -> JobRequest:
+        """A ``JobRequest`` of these settings; ``changes``: params/units/other fields to replace."""
+        request = JobRequest(params=self.params, units=[dict(u) for u in self.units], images=dict(images or {}),
+                             name=name, **self.fields)
+        return dataclasses.replace(request, **changes) if changes else request
+
+    def replace(self, **changes: Any) -> JobSettings:
+        return dataclasses.replace(self, **changes)
+
+
+def _pick(value: Any, settings: Any, name: str, default: Any) -> Any:
+    if value is not None:
+        return value
+    return getattr(settings, name, default) if settings is not None else default
+
+
+def _scene_units(settings: Any) -> list[dict[str, Any]] | None:
+    if settings is None or not len(settings.units):
+        return None
+    return [{"type": u.type, "weight": u.weight, "start": u.start, "end": u.end} for u in settings.units if u.enabled]
+
+
+def request_fields(
+    scene: bpy.types.Scene | None, prefs: blender_settings.Preferences | None = None, *, model: str | None = None,
+    server: str | None = None, timeout: float | None = None, output_dir: str | None = None,
+) -> dict[str, Any]:
+    """The ``JobRequest`` fields that say where and how a job runs: the call's values, else the scene's
+    model and the add-on preferences."""
+    prefs = prefs or blender_settings.preferences()
+    s = blender_settings.scene_settings(scene) if scene is not None else None
+    scene_model = s.model.strip() if s is not None and s.model.strip() else None
+    return {
+        "server": server or prefs.server,
+        "output_dir": output_dir or blender_settings.output_dir(prefs),
+        "model": model or scene_model,
+        "default_model": prefs.default_model,
+        "token": prefs.token,
+        "auto_start": prefs.auto_start,
+        "backend_python": prefs.backend_python,
+        "backend_dir": prefs.backend_dir,
+        "log_path": prefs.log_path,
+        "timeout": timeout,
+        "offline": prefs.offline,
+    }
+
+
+def resolve(
+    scene: bpy.types.Scene,
+    prefs: blender_settings.Preferences | None = None,
+    *,
+    defaults: FeatureDefaults = GENERATE,
+    prompt: str | None = None,
+    preset: str | Mapping[str, Any] | None = None,
+    model: str | None = None,
+    server: str | None = None,
+    negative_prompt: str | None = None,
+    seed: int | None = None,
+    steps: int | None = None,
+    guidance: float | None = None,
+    width: int | None = None,
+    height: int | None = None,
+    units: Iterable[Mapping[str, Any]] | None = None,
+    timeout: float | None = None,
+    preview_every: int | None = None,
+    output_dir: str | None = None,
+) -> JobSettings:
+    """The feature's settings; raises ``ValueError`` naming the fix before anything is changed."""
+    s = blender_settings.scene_settings(scene)
+    text = _pick(prompt, s, "prompt", "")
+    if not isinstance(text, str) or not text.strip():
+        raise ValueError("the prompt is empty: type what the image should show in Scenecast › Prompt, or pass prompt=")
+    w, h = validate_size(_pick(width, s, "width", 512), _pick(height, s, "height", 512))
+    if preset is None and defaults.scene_preset and s is not None and s.preset != blender_settings.NO_PRESET:
+        preset = s.preset
+    if units is not None:
+        unit_list = [dict(u) for u in units]
+    else:
+        scene_units = _scene_units(s) if defaults.scene_units else None
+        unit_list = scene_units if scene_units is not None else ([] if preset else [dict(u) for u in defaults.units])
+    for unit in unit_list:
+        if unit.get("type") not in CONTROL_TYPES:
+            raise ValueError(
+                f"unknown ControlNet unit type {unit.get('type')!r}: use one of {', '.join(CONTROL_TYPES)}"
+            )
+    # With a preset, the scene's steps/guidance/negative prompt do not override the preset's own;
+    # arguments given to the call always do.
+    scene_values = None if preset else s
+    return JobSettings(
+        prompt=text,
+        negative_prompt=_pick(negative_prompt, scene_values, "negative_prompt", None),
+        seed=int(_pick(seed, s, "seed", 0)),
+        steps=_pick(steps, scene_values, "steps", None),
+        guidance=_pick(guidance, scene_values, "guidance", None),
+        width=w,
+        height=h,
+        preset=dict(preset) if isinstance(preset, Mapping) else preset,
+        preview_every=int(_pick(preview_every, s, "preview_every", 0)),
+        units=tuple(unit_list),
+        fields=request_fields(scene, prefs, model=model, server=server, timeout=timeout, output_dir=output_dir),
+    )

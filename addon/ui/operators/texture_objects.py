@@ -1,0 +1,82 @@
+"""Texture Objects: a texture for each selected mesh from several agreeing views (``features.texturing``).
+
+Prompt, model, seed, steps and view size come from the Scenecast panel; the operator's own settings
+(views, elevations, texture size, material) are asked in a dialog and remembered. One undo step
+holds the whole run, finished or cancelled: textures, materials and UV maps it added.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import bpy
+
+from ...features import texturing
+from ...features.base import FeatureRun
+from ..job_operator import JobOperator
+from ..properties import MATERIAL_ITEMS
+
+
+class SCENECAST_OT_texture_objects(JobOperator):
+    """Generate a texture for each selected mesh from several views that agree (Esc cancels)"""
+
+    bl_idname = "scenecast.texture_objects"
+    bl_label = "Texture Objects"
+
+    source: bpy.props.EnumProperty(name="Views", default="RIG", items=(  # type: ignore[valid-type]
+        ("RIG", "Camera Rig", "Temporary cameras around the selection, removed afterwards"),
+        ("CAMERAS", "Selected Cameras", "The cameras among the selected objects, in name order")))
+    views: bpy.props.IntProperty(name="Rig Views", default=6, min=1, max=32,  # type: ignore[valid-type]
+                                 description="Number of rig cameras, spread evenly around the selection")
+    elevation_low: bpy.props.FloatProperty(name="Low Ring", default=15.0, min=-89.0, max=89.0,  # type: ignore[valid-type]
+                                           description="Elevation of the low ring of rig cameras (degrees)")
+    elevation_high: bpy.props.FloatProperty(name="High Ring", default=50.0, min=-89.0, max=89.0,  # type: ignore[valid-type]
+                                            description="Elevation of the high ring (degrees); views alternate rings")
+    texture_size: bpy.props.IntProperty(name="Texture Size", default=1024, min=64, max=8192,  # type: ignore[valid-type]
+                                        description="Texels per side of each object's texture")
+    material: bpy.props.EnumProperty(name="Material", items=MATERIAL_ITEMS, default="new")  # type: ignore[valid-type]
+
+    def draw(self, context: bpy.types.Context) -> None:
+        layout = self.layout
+        layout.prop(self, "source")
+        col = layout.column()
+        col.active = self.source == "RIG"
+        col.prop(self, "views")
+        row = col.row(align=True)
+        row.prop(self, "elevation_low")
+        row.prop(self, "elevation_high")
+        layout.prop(self, "texture_size")
+        layout.prop(self, "material")
+
+    @classmethod
+    def poll(cls, context: bpy.types.Context) -> bool:
+        return super().poll(context) and context.mode == "OBJECT" and any(
+            o.type == "MESH" for o in (context.selected_objects or []))
+
+    def invoke(self, context: bpy.types.Context, event: bpy.types.Event) -> Any:
+        return context.window_manager.invoke_props_dialog(self)
+
+    def make_run(self, context: bpy.types.Context) -> FeatureRun[Any]:
+        scene = context.scene
+        if scene is None:
+            raise ValueError("no active scene")
+        selected = list(context.selected_objects or [])
+        views: Any = int(self.views)
+        if self.source == "CAMERAS":
+            views = sorted((o for o in selected if o.type == "CAMERA"), key=lambda o: o.name)
+            if not views:
+                raise ValueError("no camera is selected: select the cameras to texture from, or use the Camera Rig")
+        low, high = self.elevation_low, self.elevation_high
+        settings = texturing.settings_for(scene, texture_size=self.texture_size, material=self.material)
+        return texturing.texture_objects(scene, [o for o in selected if o.type == "MESH"], settings, views,
+                                         (low,) if low == high else (low, high))
+
+    def report_result(self, context: bpy.types.Context, result: texturing.TextureResult) -> None:
+        for note in result.notes:
+            self.report({"WARNING"}, note)
+        seen = ", ".join(f"{name} {100 * c:.0f}%" for name, c in result.coverage.items())
+        done = len([v for v in result.views if not v.get("skipped")])
+        self.report({"INFO"}, f"Scenecast: textured {len(result)} object(s) from {done} view(s); texels seen: {seen}")
+
+
+classes: tuple[type, ...] = (SCENECAST_OT_texture_objects,)
