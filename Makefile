@@ -15,9 +15,11 @@ TEST_ENV := XDG_CACHE_HOME=$(CURDIR)/.cache BLENDER_USER_RESOURCES=$(CURDIR)/.ca
 
 venv: $(VENV)/.stamp $(VENV_BLENDER)/.stamp $(VENV_BLENDER42)/.stamp
 
-$(VENV)/.stamp: backend/requirements.txt
+# The backend venv installs the backend *package* (pyproject.toml; pins in backend/requirements.txt),
+# editable so the checkout's code is what runs, with the test extra (pytest).
+$(VENV)/.stamp: pyproject.toml backend/requirements.txt
 	$(PYTHON) -m venv $(VENV)
-	$(VENV)/bin/pip install -q --disable-pip-version-check -r backend/requirements.txt
+	$(VENV)/bin/pip install -q --disable-pip-version-check -e '.[test]'
 	touch $@
 
 $(VENV_BLENDER)/.stamp: tests/requirements-blender.txt

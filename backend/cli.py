@@ -237,8 +237,9 @@ def cmd_schema(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m backend", description="Scenecast backend: Stable Diffusion + "
+    parser = argparse.ArgumentParser(prog="scenecast-backend", description="Scenecast backend: Stable Diffusion + "
                                      f"ControlNet server for the Blender add-on (version {__version__}, protocol {PROTOCOL}).")
+    parser.add_argument("--version", action="version", version=f"scenecast-backend {__version__} (protocol {PROTOCOL})")
     sub = parser.add_subparsers(dest="command", required=True)
 
     def device_args(p: argparse.ArgumentParser) -> None:
@@ -309,3 +310,8 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"fix: {exc.fix}", file=sys.stderr)
             return 2
         raise
+
+
+def main_exit() -> None:
+    """The ``scenecast-backend`` console script (pyproject.toml)."""
+    sys.exit(main())
