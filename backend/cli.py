@@ -22,6 +22,7 @@ log = logging.getLogger("scenecast")
 
 DEFAULT_PORT = 7437
 TOKEN_ENV = "SCENECAST_TOKEN"
+MODELS_FOLDERS_ENV = "SCENECAST_MODELS_FOLDERS"  # read by backend/models/folders.py
 
 
 class CliError(Exception):
@@ -124,6 +125,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from .pipelines import run_job
 
     set_threads(args.threads)
+    from .models.folders import models_folders
+
     data = Path(args.data or default_data_dir())
     out = Path(args.out) if args.out else data / "outputs"
     models = ModelManager(device=args.device, dtype=args.dtype, memory_budget_gb=args.memory_budget_gb)
@@ -134,6 +137,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     log.info("scenecast backend %s, protocol %d: device %s, dtype %s, %d CPU threads", __version__, PROTOCOL,
              device["device"], device["dtype"], torch.get_num_threads())
+    if models_folders():
+        log.info("models folders: %s", ", ".join(map(str, models_folders())))
     log.info("listening on http://%s:%d%s; results in %s", args.host, args.port,
              " (token required)" if token else "", out)
     config = uvicorn.Config(create_app(state), host=args.host, port=args.port, log_level=args.log_level,
@@ -245,6 +250,9 @@ def build_parser() -> argparse.ArgumentParser:
     def device_args(p: argparse.ArgumentParser) -> None:
         p.add_argument("--device", help="cuda, cuda:1, mps or cpu (default: the best available, said in the log)")
         p.add_argument("--dtype", help="float16, bfloat16 or float32 (default: per device)")
+        p.add_argument("--models-folder", action="append", metavar="DIR",
+                       help="a ComfyUI or A1111/Forge folder (or any folder of .safetensors) whose models are "
+                       f"usable by file name; repeatable; goes before ${MODELS_FOLDERS_ENV} (see docs/models.md)")
         p.add_argument("--threads", type=int, help="CPU threads for torch (default: torch's choice); on a shared"
                        " CPU fewer threads than cores avoids oversubscription")
 
@@ -283,6 +291,20 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def use_models_folders(folders: list[str] | None) -> None:
+    """``--models-folder`` values go in front of ``$SCENECAST_MODELS_FOLDERS`` for this process (and the
+    models layer reads them there). Checked here, before anything heavy is imported."""
+    if not folders:
+        return
+    for folder in folders:
+        if not Path(folder).expanduser().is_dir():
+            raise CliError(f"--models-folder {folder}: no such folder",
+                           "give a ComfyUI or A1111/Forge folder (or its models/ folder), or a folder of .safetensors")
+    given = [str(Path(f).expanduser()) for f in folders]
+    current = [p for p in os.environ.get(MODELS_FOLDERS_ENV, "").split(os.pathsep) if p and p not in given]
+    os.environ[MODELS_FOLDERS_ENV] = os.pathsep.join(given + current)
+
+
 def set_threads(threads: int | None) -> None:
     if threads:
         import torch
@@ -295,6 +317,7 @@ def main(argv: list[str] | None = None) -> int:
     level = getattr(args, "log_level", "info").upper()
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     try:
+        use_models_folders(getattr(args, "models_folder", None))
         return args.func(args)
     except CliError as exc:
         print(f"error: {exc.message}", file=sys.stderr)

@@ -80,7 +80,7 @@ def test_the_wheel_installs_offline_and_its_command_runs(wheel: Path, tmp_path: 
     assert version.stdout.strip() == f"scenecast-backend {__version__} (protocol {PROTOCOL})"
     helped = subprocess.run([str(script), "serve", "--help"], cwd=tmp_path, env=env, capture_output=True,
                             text=True, timeout=60)
-    assert helped.returncode == 0 and "--port" in helped.stdout, helped.stderr
+    assert helped.returncode == 0 and "--models-folder" in helped.stdout, helped.stderr
     # (backend.spec needs pydantic, not installed here: --no-deps) find the installed package by path
     where = subprocess.run([str(python), "-c", "import importlib.util as u; print(u.find_spec('backend').origin)"],
                            cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
