@@ -13,6 +13,7 @@ import logging
 import os
 import re
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -116,9 +117,20 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if not is_loopback(args.host) and not token:
         raise CliError(f"refusing to listen on {args.host} without a token: anyone who can reach it could use this machine",
                        f"start with --token <secret> (or set {TOKEN_ENV}), or listen on 127.0.0.1")
+    from .ports import PortInUse, bind_listening_socket
+
+    try:  # before torch is imported: a busy port is reported at once, and cannot be taken meanwhile
+        sock = bind_listening_socket(args.host, args.port)
+    except PortInUse as exc:
+        raise CliError(str(exc), f"stop what holds port {exc.port}, or start with --port <another port>"
+                       " (--port 0 picks a free one; the add-on picks a free port for a backend it starts)")
+    port = sock.getsockname()[1]
     import uvicorn
 
     from .api import ServerState, create_app
+    from .api.routes_leases import attach_leases
+    from .jobs.leases import LeaseTable
+    from .serving import ListeningServer, stop_when_idle
     from .jobs.images import ImageStore
     from .jobs.queue import JobQueue
     from .models import ModelManager
@@ -135,18 +147,22 @@ def cmd_serve(args: argparse.Namespace) -> int:
     state = ServerState(queue=queue, store=ImageStore(data / "images"), models=models, device=device, token=token)
     import torch
 
-    log.info("scenecast backend %s, protocol %d: device %s, dtype %s, %d CPU threads", __version__, PROTOCOL,
-             device["device"], device["dtype"], torch.get_num_threads())
+    log.info("scenecast backend %s, protocol %d: device %s, dtype %s, %d CPU threads, pid %d", __version__, PROTOCOL,
+             device["device"], device["dtype"], torch.get_num_threads(), os.getpid())
     if models_folders():
         log.info("models folders: %s", ", ".join(map(str, models_folders())))
-    log.info("listening on http://%s:%d%s; results in %s", args.host, args.port,
-             " (token required)" if token else "", out)
-    config = uvicorn.Config(create_app(state), host=args.host, port=args.port, log_level=args.log_level,
+    config = uvicorn.Config(create_app(state), host=args.host, port=port, log_level=args.log_level,
                             access_log=args.log_level == "debug", ws="websockets-sansio")
-    server = uvicorn.Server(config)  # Config has set up uvicorn's loggers by now
+    listening = f"listening on http://{args.host}:{port}{' (token required)' if token else ''}; results in {out}"
+    server = ListeningServer(config, listening)  # Config has set up uvicorn's loggers by now
     for name in ("uvicorn.error", "uvicorn.access"):
         logging.getLogger(name).addFilter(RedactToken())
-    server.run()
+    leases = LeaseTable(busy=lambda: queue.running() is not None or queue.queued() > 0)
+    attach_leases(config.app, leases, server.stop_because, args.idle_exit)
+    if args.idle_exit is not None:
+        threading.Thread(target=stop_when_idle, args=(server, leases, args.idle_exit), daemon=True,
+                         name="scenecast-idle-exit").start()
+    server.run(sockets=[sock])
     return 0
 
 
@@ -258,7 +274,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     serve = sub.add_parser("serve", help="run the HTTP + WebSocket server")
     serve.add_argument("--host", default="127.0.0.1", help="default 127.0.0.1; any other host needs a token")
-    serve.add_argument("--port", type=int, default=DEFAULT_PORT)
+    serve.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"default {DEFAULT_PORT}; 0 picks a free port"
+                       " (the log's \"listening on\" line names it)")
     serve.add_argument("--token", help=f"require `Authorization: Bearer TOKEN` (or set {TOKEN_ENV})")
     device_args(serve)
     serve.add_argument("--out", help="where results are written (default: DATA/outputs)")
@@ -266,6 +283,9 @@ def build_parser() -> argparse.ArgumentParser:
                        "$XDG_CACHE_HOME/scenecast)")
     serve.add_argument("--memory-budget-gb", type=float, help="evict cached pipelines beyond this")
     serve.add_argument("--keep-jobs", type=int, default=200, help="finished jobs kept queryable (default 200)")
+    serve.add_argument("--idle-exit", type=float, metavar="SECONDS",
+                       help="stop after this long with no client lease (POST /v1/leases) and no job; default: "
+                       "run until stopped. The add-on starts its backend with one")
     serve.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     serve.set_defaults(func=cmd_serve)
 
