@@ -12,7 +12,8 @@ backend in it, made from the add-on without a terminal. Krita AI Diffusion's man
   is terminated, a venv this run created is removed), and returns the Backend Python path.
 
 The backend package comes from (first found): a wheel shipped inside the extension
-(``<add-on>/backend_dist/*.whl``), the Scenecast checkout the add-on runs from, or PyPI
+(``<add-on>/backend_dist/*.whl``, ``tools/build_extension.py --backend-wheel-python``), a
+``scenecast_backend`` wheel in the wheel folder, the Scenecast checkout the add-on runs from, or PyPI
 (``scenecast-backend==<version>``). Standard library only.
 """
 
@@ -145,11 +146,14 @@ def find_base_python(preferred: str = "") -> str:
     )
 
 
-def default_backend_source(allow_online: bool) -> str:
-    """A wheel shipped in the extension, else the checkout the add-on runs from, else PyPI."""
+def default_backend_source(allow_online: bool, find_links: tuple[str, ...] = ()) -> str:
+    """A wheel shipped in the extension, else one in a wheel folder given, else the checkout the add-on
+    runs from, else PyPI."""
     shipped = sorted((ADDON_ROOT / "backend_dist").glob("scenecast_backend-*.whl"))
     if shipped:
         return str(shipped[-1])
+    if any(any(Path(f).glob(f"scenecast_backend-{BACKEND_VERSION}-*.whl")) for f in find_links):
+        return f"scenecast-backend=={BACKEND_VERSION}"  # pip finds it in the folder
     root = ADDON_ROOT.parent
     if (root / "pyproject.toml").is_file() and (root / "backend" / "__init__.py").is_file():
         return str(root)
@@ -175,7 +179,7 @@ def make_plan(venv_dir: str | Path, *, allow_online: bool, find_links: tuple[str
         )
     return InstallPlan(
         venv_dir=Path(venv_dir).expanduser(), base_python=find_base_python(base_python),
-        torch=torch or detect(), backend_source=backend_source or default_backend_source(allow_online),
+        torch=torch or detect(), backend_source=backend_source or default_backend_source(allow_online, links),
         allow_online=allow_online, find_links=links, torch_requirement=torch_requirement, backend_deps=backend_deps,
     )
 

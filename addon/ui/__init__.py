@@ -11,13 +11,14 @@ import bpy
 
 from ..core import backend_process
 from . import job_runner, operators, panels, preferences, properties, texture_objects_op, texture_ops, texture_panel
-from . import frame_ops, frame_panel
+from . import frame_ops, frame_panel, install_backend_op
 
 #: Classes to register, in dependency order (property groups before the types that point to them).
 CLASSES: tuple[type, ...] = (
     *preferences.classes,
     *properties.classes,
     *operators.classes,
+    *install_backend_op.classes,
     *texture_ops.classes,
     *texture_objects_op.classes,
     *panels.classes,

@@ -294,7 +294,7 @@ class SCENECAST_OT_start_backend(bpy.types.Operator):
         def start() -> backend_process.LocalBackend | None:
             return backend_process.ensure_backend(
                 prefs.server, python=prefs.backend_python, backend_dir=prefs.backend_dir,
-                token=prefs.token, log_path=prefs.log_path,
+                token=prefs.token, log_path=prefs.log_path, models_folders=prefs.models_folders,
                 offline=not getattr(bpy.app, "online_access", True),
             )
 

@@ -33,6 +33,7 @@ class Settings:
     output_dir: str = ""
     default_model: str = DEFAULT_MODEL
     log_path: str = ""
+    models_folders: str = ""  # os.pathsep-separated, for a backend the add-on starts
 
 
 class SCENECAST_AP_preferences(bpy.types.AddonPreferences):
@@ -74,6 +75,18 @@ class SCENECAST_AP_preferences(bpy.types.AddonPreferences):
         default="",
         subtype="DIR_PATH",
     )
+    models_folders: StringProperty(  # type: ignore[valid-type]
+        name="Models Folders",
+        description="ComfyUI or A1111/Forge folders (or folders of .safetensors) whose models a backend the"
+        " add-on starts can use by file name; separate several with ';'",
+        default="",
+    )
+    backend_wheels: StringProperty(  # type: ignore[valid-type]
+        name="Wheel Folder",
+        description="Optional folder of wheels Install Backend installs from (needed when online access is off)",
+        default="",
+        subtype="DIR_PATH",
+    )
     output_dir: StringProperty(  # type: ignore[valid-type]
         name="Output Folder",
         description="Where results are saved. Empty: //scenecast/ next to the .blend, or a temp folder"
@@ -97,6 +110,11 @@ class SCENECAST_AP_preferences(bpy.types.AddonPreferences):
         row.operator("scenecast.start_backend", icon="PLAY")
         row.operator("scenecast.stop_backend", icon="CANCEL")
         row.operator("scenecast.open_backend_log", icon="TEXT")
+        row = col.row(align=True)
+        row.operator("scenecast.install_backend", icon="IMPORT")
+        row.operator("scenecast.stop_left_backend", icon="CANCEL")
+        col.prop(self, "backend_wheels")
+        col.prop(self, "models_folders")
         layout.prop(self, "output_dir")
 
 
@@ -125,6 +143,8 @@ def settings(context: bpy.types.Context | None = None) -> Settings:
         output_dir=prefs.output_dir,
         default_model=prefs.default_model.strip() or DEFAULT_MODEL,
         log_path=log_path(),
+        models_folders=os.pathsep.join(p.strip() for p in prefs.models_folders.replace(os.pathsep, ";").split(";")
+                                       if p.strip()),
     )
 
 
