@@ -10,6 +10,10 @@ VENV_TYPES := .venv-typecheck
 export HF_HUB_OFFLINE ?= 1
 export PYTHONDONTWRITEBYTECODE := 1
 TEST_ENV := XDG_CACHE_HOME=$(CURDIR)/.cache BLENDER_USER_RESOURCES=$(CURDIR)/.cache/blender-user SCENECAST_BACKEND_PYTHON=$(CURDIR)/$(VENV)/bin/python
+# The demo is not a test: it reads the user's own Hugging Face cache (HF_HOME or ~/.cache/huggingface),
+# so a default model already there is used. Only Blender's user folder and the backend's data
+# (uploads, outputs) stay inside the checkout.
+DEMO_ENV := BLENDER_USER_RESOURCES=$(CURDIR)/.cache/blender-user SCENECAST_DATA=$(CURDIR)/.cache/scenecast SCENECAST_BACKEND_PYTHON=$(CURDIR)/$(VENV)/bin/python
 
 .PHONY: venv demo test test-backend test-core test-blender test-blender42 typecheck extension bench bench-slow serve clean
 
@@ -40,7 +44,7 @@ $(VENV_TYPES)/.stamp: tests/requirements-typecheck.txt
 # The main job: headless Blender builds a blockout scene, extracts passes, generates through an
 # auto-started backend and writes passes and results to out/.
 demo: venv
-	$(TEST_ENV) $(VENV_BLENDER)/bin/python examples/demo.py --out out
+	$(DEMO_ENV) $(VENV_BLENDER)/bin/python examples/demo.py --out out
 
 serve: $(VENV)/.stamp
 	$(VENV)/bin/python -m backend serve
