@@ -419,6 +419,9 @@ def stop_started(timeout: float = 15.0) -> None:
     answers = backend_lease.release_all(shutdown_if_idle=True)
     for backend in backends:
         answer = answers.get(backend.url)
+        if backend.process is not None and not backend.idle_exit:
+            backend.stop()  # started without --idle-exit: no one else can rely on it outliving us
+            continue
         if not backend.running() or answer is False:
             continue  # gone, or still needed by another client (its owner file stays for the next Blender)
         if answer is True and backend.wait_exit(timeout):

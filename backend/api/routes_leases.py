@@ -75,11 +75,13 @@ def renew(lease_id: str, request: Request) -> LeaseAnswer:
 
 @router.delete("/leases/{lease_id}", response_model=ReleaseAnswer)
 def release(lease_id: str, request: Request, shutdown_if_idle: bool = False) -> ReleaseAnswer:
-    """Release a lease; with ``shutdown_if_idle`` the server stops when no other lease is live and no
-    job runs or waits (else it stays for the others)."""
+    """Release a lease; with ``shutdown_if_idle`` a server started to stop when idle (``--idle-exit``)
+    stops now when no other lease is live and no job runs or waits (else it stays for the others). A
+    server without ``--idle-exit`` (one a user runs by hand) is never stopped by a client."""
     service = _service(request)
     released = service.table.release(lease_id)
-    stopping = shutdown_if_idle and not service.table.live() and not service.table.busy()
+    stopping = (shutdown_if_idle and service.idle_exit_s is not None and not service.table.live()
+                and not service.table.busy())
     if stopping:
         service.stop(f"the last lease ({lease_id[:8]}) was released and nothing runs")
     return ReleaseAnswer(released=released, stopping=stopping)

@@ -121,8 +121,19 @@ def test_leases_keep_the_server_for_every_client_and_let_it_stop_when_none_needs
         server.stop()
 
 
+def test_a_server_run_by_hand_is_never_stopped_by_a_client_releasing_its_lease() -> None:
+    server = start_server()  # no --idle-exit: the user runs it until they stop it
+    try:
+        status, lease = server.json("POST", "/v1/leases", {"client": "blender"})
+        status, body = server.json("DELETE", f"/v1/leases/{lease['lease']['id']}?shutdown_if_idle=true")
+        assert body == {"released": True, "stopping": False}
+        assert server.healthy()
+    finally:
+        server.stop()
+
+
 def test_releasing_the_last_lease_stops_an_idle_server_at_once_and_unknown_leases_are_404() -> None:
-    server = start_server()
+    server = start_server(args=("--idle-exit", "600"))
     try:
         status, body = server.json("PUT", "/v1/leases/not-a-lease")
         assert status == 404 and body["error"]["code"] == "unknown_lease" and "POST /v1/leases" in body["error"]["fix"]
