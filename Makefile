@@ -67,8 +67,9 @@ test-blender42: $(VENV_BLENDER42)/.stamp
 typecheck: $(VENV_TYPES)/.stamp
 	$(VENV_TYPES)/bin/python -m mypy --config-file tests/mypy.ini addon
 
-extension: $(VENV_BLENDER)/.stamp
-	$(TEST_ENV) $(VENV_BLENDER)/bin/python tools/build_extension.py --out dist
+# The zip carries the backend's wheel (built with the backend venv's setuptools) for Install Backend.
+extension: $(VENV_BLENDER)/.stamp $(VENV)/.stamp
+	$(TEST_ENV) $(VENV_BLENDER)/bin/python tools/build_extension.py --out dist --backend-wheel-python $(CURDIR)/$(VENV)/bin/python
 
 bench: venv
 	$(TEST_ENV) $(VENV)/bin/python bench/run.py

@@ -58,3 +58,14 @@ def test_a_wheel_folder_without_torch_names_it_and_changes_nothing(prefs, sc_mod
     assert not Path(sc_module("ui.install_backend_op").venv_dir()).exists()
     log = Path(sc_module("ui.preferences").log_path()).parent / "install.log"
     assert "PyTorch" in log.read_text() and "offline, only from" in log.read_text()
+
+
+@pytest.mark.skipif(not BUILDER, reason="needs SCENECAST_BACKEND_PYTHON (make test sets it)")
+def test_the_zip_ships_the_backend_wheel_and_install_backend_uses_it(extension_zip, sc_module) -> None:  # noqa: ANN001
+    import zipfile
+
+    assert "backend_dist/scenecast_backend-0.1.0-py3-none-any.whl" in zipfile.ZipFile(extension_zip).namelist()
+    source = Path(sc_module("core.backend_install").default_backend_source(False))
+    assert source.name == "scenecast_backend-0.1.0-py3-none-any.whl" and source.is_file()
+    assert source.parent.parent == Path(sc_module("core.backend_install").__file__).parents[1]  # inside the add-on
+
