@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import backend_process
+from . import backend_lease, backend_process
 from . import errors
 from .client import BackendClient
 from .errors import BackendUnavailable, ScenecastError
@@ -115,7 +115,7 @@ def ensure_server(
     try:
         client.health()
         if backend_process.is_local_url(req.server):  # shared with other Blenders: say we use it
-            backend_process.backend_lease.hold(req.server, req.token)
+            backend_lease.hold(req.server, req.token)
         return client, None
     except BackendUnavailable as exc:
         if not (req.auto_start and backend_process.is_local_url(req.server)):
