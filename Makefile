@@ -10,14 +10,20 @@ VENV_TYPES := .venv-typecheck
 export HF_HUB_OFFLINE ?= 1
 export PYTHONDONTWRITEBYTECODE := 1
 TEST_ENV := XDG_CACHE_HOME=$(CURDIR)/.cache BLENDER_USER_RESOURCES=$(CURDIR)/.cache/blender-user SCENECAST_BACKEND_PYTHON=$(CURDIR)/$(VENV)/bin/python
+# The demo is not a test: it reads the user's own Hugging Face cache (HF_HOME or ~/.cache/huggingface),
+# so a default model already there is used. Only Blender's user folder and the backend's data
+# (uploads, outputs) stay inside the checkout.
+DEMO_ENV := BLENDER_USER_RESOURCES=$(CURDIR)/.cache/blender-user SCENECAST_DATA=$(CURDIR)/.cache/scenecast SCENECAST_BACKEND_PYTHON=$(CURDIR)/$(VENV)/bin/python
 
 .PHONY: venv demo test test-backend test-core test-blender test-blender42 typecheck extension bench bench-slow serve clean
 
 venv: $(VENV)/.stamp $(VENV_BLENDER)/.stamp $(VENV_BLENDER42)/.stamp
 
-$(VENV)/.stamp: backend/requirements.txt
+# The backend venv installs the backend *package* (pyproject.toml; pins in backend/requirements.txt),
+# editable so the checkout's code is what runs, with the test extra (pytest).
+$(VENV)/.stamp: pyproject.toml backend/requirements.txt
 	$(PYTHON) -m venv $(VENV)
-	$(VENV)/bin/pip install -q --disable-pip-version-check -r backend/requirements.txt
+	$(VENV)/bin/pip install -q --disable-pip-version-check -e '.[test]'
 	touch $@
 
 $(VENV_BLENDER)/.stamp: tests/requirements-blender.txt
@@ -38,7 +44,7 @@ $(VENV_TYPES)/.stamp: tests/requirements-typecheck.txt
 # The main job: headless Blender builds a blockout scene, extracts passes, generates through an
 # auto-started backend and writes passes and results to out/.
 demo: venv
-	$(TEST_ENV) $(VENV_BLENDER)/bin/python examples/demo.py --out out
+	$(DEMO_ENV) $(VENV_BLENDER)/bin/python examples/demo.py --out out
 
 serve: $(VENV)/.stamp
 	$(VENV)/bin/python -m backend serve
@@ -61,8 +67,9 @@ test-blender42: $(VENV_BLENDER42)/.stamp
 typecheck: $(VENV_TYPES)/.stamp
 	$(VENV_TYPES)/bin/python -m mypy --config-file tests/mypy.ini addon
 
-extension: $(VENV_BLENDER)/.stamp
-	$(TEST_ENV) $(VENV_BLENDER)/bin/python tools/build_extension.py --out dist
+# The zip carries the backend's wheel (built with the backend venv's setuptools) for Install Backend.
+extension: $(VENV_BLENDER)/.stamp $(VENV)/.stamp
+	$(TEST_ENV) $(VENV_BLENDER)/bin/python tools/build_extension.py --out dist --backend-wheel-python $(CURDIR)/$(VENV)/bin/python
 
 bench: venv
 	$(TEST_ENV) $(VENV)/bin/python bench/run.py

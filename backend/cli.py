@@ -12,6 +12,7 @@ import json
 import logging
 import os
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,7 @@ log = logging.getLogger("scenecast")
 
 DEFAULT_PORT = 7437
 TOKEN_ENV = "SCENECAST_TOKEN"
+MODELS_FOLDERS_ENV = "SCENECAST_MODELS_FOLDERS"  # read by backend/models/folders.py
 
 
 class CliError(Exception):
@@ -121,9 +123,20 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     setup_logging(args.log_level, Path(args.log_file) if args.log_file else None,
                   max_bytes=int(args.log_max_mb * (1 << 20)), backups=args.log_backups, secrets=[token or ""])
+    from .ports import PortInUse, bind_listening_socket
+
+    try:  # before torch is imported: a busy port is reported at once, and cannot be taken meanwhile
+        sock = bind_listening_socket(args.host, args.port)
+    except PortInUse as exc:
+        raise CliError(str(exc), f"stop what holds port {exc.port}, or start with --port <another port>"
+                       " (--port 0 picks a free one; the add-on picks a free port for a backend it starts)")
+    port = sock.getsockname()[1]
     import uvicorn
 
     from .api import ServerState, create_app
+    from .api.routes_leases import attach_leases
+    from .jobs.leases import LeaseTable
+    from .serving import ListeningServer, stop_when_idle
     from .jobs.images import ImageStore
     from .jobs.queue import JobQueue
     from .jobs.retention import Retention, restore_jobs
@@ -131,6 +144,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from .pipelines import run_job
 
     set_threads(args.threads)
+    from .models.folders import models_folders
+
     data = Path(args.data or default_data_dir())
     out = Path(args.out) if args.out else data / "outputs"
     models = ModelManager(device=args.device, dtype=args.dtype, memory_budget_gb=args.memory_budget_gb)
@@ -148,14 +163,21 @@ def cmd_serve(args: argparse.Namespace) -> int:
                         retention=retention)
     import torch
 
-    log.info("scenecast backend %s, protocol %d: device %s, dtype %s, %d CPU threads", __version__, PROTOCOL,
-             device["device"], device["dtype"], torch.get_num_threads())
-    log.info("listening on http://%s:%d%s; results in %s", args.host, args.port,
-             " (token required)" if token else "", out)
+    log.info("scenecast backend %s, protocol %d: device %s, dtype %s, %d CPU threads, pid %d", __version__, PROTOCOL,
+             device["device"], device["dtype"], torch.get_num_threads(), os.getpid())
+    if models_folders():
+        log.info("models folders: %s", ", ".join(map(str, models_folders())))
     # log_config=None: uvicorn's loggers propagate to the root handlers set up above, which redact tokens.
-    config = uvicorn.Config(create_app(state), host=args.host, port=args.port, log_level=args.log_level,
+    config = uvicorn.Config(create_app(state), host=args.host, port=port, log_level=args.log_level,
                             log_config=None, access_log=args.log_level == "debug", ws="websockets-sansio")
-    uvicorn.Server(config).run()
+    listening = f"listening on http://{args.host}:{port}{' (token required)' if token else ''}; results in {out}"
+    server = ListeningServer(config, listening)
+    leases = LeaseTable(busy=lambda: queue.running() is not None or queue.queued() > 0)
+    attach_leases(config.app, leases, server.stop_because, args.idle_exit)
+    if args.idle_exit is not None:
+        threading.Thread(target=stop_when_idle, args=(server, leases, args.idle_exit), daemon=True,
+                         name="scenecast-idle-exit").start()
+    server.run(sockets=[sock])
     return 0
 
 
@@ -251,19 +273,24 @@ def cmd_schema(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m backend", description="Scenecast backend: Stable Diffusion + "
+    parser = argparse.ArgumentParser(prog="scenecast-backend", description="Scenecast backend: Stable Diffusion + "
                                      f"ControlNet server for the Blender add-on (version {__version__}, protocol {PROTOCOL}).")
+    parser.add_argument("--version", action="version", version=f"scenecast-backend {__version__} (protocol {PROTOCOL})")
     sub = parser.add_subparsers(dest="command", required=True)
 
     def device_args(p: argparse.ArgumentParser) -> None:
         p.add_argument("--device", help="cuda, cuda:1, mps or cpu (default: the best available, said in the log)")
         p.add_argument("--dtype", help="float16, bfloat16 or float32 (default: per device)")
+        p.add_argument("--models-folder", action="append", metavar="DIR",
+                       help="a ComfyUI or A1111/Forge folder (or any folder of .safetensors) whose models are "
+                       f"usable by file name; repeatable; goes before ${MODELS_FOLDERS_ENV} (see docs/models.md)")
         p.add_argument("--threads", type=int, help="CPU threads for torch (default: torch's choice); on a shared"
                        " CPU fewer threads than cores avoids oversubscription")
 
     serve = sub.add_parser("serve", help="run the HTTP + WebSocket server")
     serve.add_argument("--host", default="127.0.0.1", help="default 127.0.0.1; any other host needs a token")
-    serve.add_argument("--port", type=int, default=DEFAULT_PORT)
+    serve.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"default {DEFAULT_PORT}; 0 picks a free port"
+                       " (the log's \"listening on\" line names it)")
     serve.add_argument("--token", help=f"require `Authorization: Bearer TOKEN` (or set {TOKEN_ENV})")
     device_args(serve)
     serve.add_argument("--out", help="where results are written (default: DATA/outputs)")
@@ -278,6 +305,9 @@ def build_parser() -> argparse.ArgumentParser:
                        " size of the output folder (default 0: no size limit)")
     serve.add_argument("--upload-ttl-hours", type=float, default=24.0, help="uploaded images (POST /v1/images)"
                        " expire this long after their last upload (default 24; 0: never)")
+    serve.add_argument("--idle-exit", type=float, metavar="SECONDS",
+                       help="stop after this long with no client lease (POST /v1/leases) and no job; default: "
+                       "run until stopped. The add-on starts its backend with one")
     serve.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     serve.add_argument("--log-file", help="also log to this file, rotated (tokens are redacted in every log)")
     serve.add_argument("--log-max-mb", type=float, default=10.0, help="rotate the log file at this size (default 10)")
@@ -306,6 +336,20 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def use_models_folders(folders: list[str] | None) -> None:
+    """``--models-folder`` values go in front of ``$SCENECAST_MODELS_FOLDERS`` for this process (and the
+    models layer reads them there). Checked here, before anything heavy is imported."""
+    if not folders:
+        return
+    for folder in folders:
+        if not Path(folder).expanduser().is_dir():
+            raise CliError(f"--models-folder {folder}: no such folder",
+                           "give a ComfyUI or A1111/Forge folder (or its models/ folder), or a folder of .safetensors")
+    given = [str(Path(f).expanduser()) for f in folders]
+    current = [p for p in os.environ.get(MODELS_FOLDERS_ENV, "").split(os.pathsep) if p and p not in given]
+    os.environ[MODELS_FOLDERS_ENV] = os.pathsep.join(given + current)
+
+
 def set_threads(threads: int | None) -> None:
     if threads:
         import torch
@@ -320,6 +364,7 @@ def main(argv: list[str] | None = None) -> int:
 
     setup_logging(level)
     try:
+        use_models_folders(getattr(args, "models_folder", None))
         return args.func(args)
     except CliError as exc:
         print(f"error: {exc.message}", file=sys.stderr)
@@ -335,3 +380,8 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"fix: {exc.fix}", file=sys.stderr)
             return 2
         raise
+
+
+def main_exit() -> None:
+    """The ``scenecast-backend`` console script (pyproject.toml)."""
+    sys.exit(main())

@@ -255,7 +255,11 @@ def validation_message(errors: list[dict]) -> str:
 
 
 # -- presets: partial specs shipped as presets/<name>.json ------------------------------------------------
-PRESETS_DIR = Path(__file__).resolve().parent.parent / "presets"
+# A checkout keeps them at its root (the add-on reads them too); an installed wheel has them as
+# backend/presets/ (pyproject.toml maps the folder).
+PRESETS_DIR = next((d for d in (Path(__file__).resolve().parent.parent / "presets",
+                                Path(__file__).resolve().parent / "presets") if d.is_dir()),
+                   Path(__file__).resolve().parent / "presets")
 
 
 def list_presets(directory: Path = PRESETS_DIR) -> dict[str, dict]:

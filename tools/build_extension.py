@@ -53,6 +53,28 @@ def stage(staging: Path) -> dict:
     return manifest
 
 
+def add_backend_wheel(staging: Path, python: str) -> Path:
+    """Build the backend's wheel with ``python`` (a Python with setuptools >= 77, e.g. the backend venv's)
+    into ``<staging>/backend_dist/``: Install Backend installs it from there, so the zip alone is
+    enough to set up a backend. A plain data file: Blender never installs it into its own Python."""
+    src = staging.parent / "backend-src"
+    if src.exists():
+        shutil.rmtree(src)
+    src.mkdir(parents=True)
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy2(ROOT / name, src / name)
+    for name in ("backend", "presets"):
+        shutil.copytree(ROOT / name, src / name, ignore=IGNORE)
+    out = staging / "backend_dist"
+    _run([python, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--no-index", "-q",
+          "--disable-pip-version-check", "-w", str(out), str(src)])
+    shutil.rmtree(src)
+    wheels = sorted(out.glob("scenecast_backend-*.whl"))
+    if len(wheels) != 1:
+        raise SystemExit(f"building the backend wheel left {len(wheels)} wheels in {out}")
+    return wheels[0]
+
+
 def builder_command(blender_ext: Path | None) -> list[str]:
     if blender_ext is not None:
         return [sys.executable, str(blender_ext)]
@@ -65,9 +87,12 @@ def builder_command(blender_ext: Path | None) -> list[str]:
     return [blender, "--background", "--factory-startup", "--command", "extension"]
 
 
-def build(out_dir: Path, staging: Path, blender_ext: Path | None = None) -> Path:
-    """Stage, build and validate; returns the zip's path. Raises ``SystemExit`` with the builder's words."""
+def build(out_dir: Path, staging: Path, blender_ext: Path | None = None, backend_wheel_python: str = "") -> Path:
+    """Stage, build and validate; returns the zip's path. Raises ``SystemExit`` with the builder's words.
+    With ``backend_wheel_python`` the zip also carries the backend's wheel (:func:`add_backend_wheel`)."""
     manifest = stage(staging)
+    if backend_wheel_python:
+        add_backend_wheel(staging, backend_wheel_python)
     out_dir.mkdir(parents=True, exist_ok=True)
     zip_path = out_dir / f"{manifest['id']}-{manifest['version']}.zip"
     if zip_path.exists():
@@ -92,8 +117,11 @@ def main(argv: list[str] | None = None) -> int:
         "--staging", type=Path, default=ROOT / "build" / "extension", help="staging folder (emptied)"
     )
     parser.add_argument("--blender-ext", type=Path, default=None, help="path to Blender's blender_ext.py")
+    parser.add_argument("--backend-wheel-python", default="",
+                        help="also ship the backend's wheel, built with this Python (setuptools >= 77), for"
+                        " the add-on's Install Backend")
     args = parser.parse_args(argv)
-    zip_path = build(args.out, args.staging, args.blender_ext)
+    zip_path = build(args.out, args.staging, args.blender_ext, args.backend_wheel_python)
     print(zip_path)
     return 0
 

@@ -46,6 +46,7 @@ class Preferences:
     default_model: str = DEFAULT_MODEL
     log_path: str = ""
     offline: bool = False  # Blender's "Allow Online Access" is off: models only from the local cache
+    models_folders: str = ""  # os.pathsep-separated ComfyUI / A1111 folders, for a backend the add-on starts
 
 
 def log_path() -> str:
@@ -75,7 +76,13 @@ def preferences(context: Any = None) -> Preferences:
         default_model=prefs.default_model.strip() or DEFAULT_MODEL,
         log_path=log_path(),
         offline=offline,
+        models_folders=_folders(prefs.models_folders),
     )
+
+
+def _folders(text: str) -> str:
+    """The Models Folders preference (``;`` or ``os.pathsep`` between folders) as an os.pathsep list."""
+    return os.pathsep.join(p.strip() for p in text.replace(os.pathsep, ";").split(";") if p.strip())
 
 
 def scene_settings(scene: bpy.types.Scene) -> Any:

@@ -14,10 +14,18 @@ preferences). That needs two things the add-on cannot guess for sure:
   contains ``backend/`` (``/x/.venv/bin/python`` → ``/x``). With none, the backend must be installed
   into that Python's environment.
 
-The process runs ``python -m backend serve --host 127.0.0.1 --port P``, with its output appended to a
-log file; health is polled on ``/v1/health`` until it answers or a timeout passes, and errors point at
-the log. A backend is stopped only if this module started it — on :func:`stop_started` (the add-on's
-``unregister``) or at interpreter exit — never one that was already running.
+The process runs ``python -m backend serve --host 127.0.0.1 --port P --idle-exit S``, with its output
+appended to a log file; health is polled on ``/v1/health`` until it answers or a timeout passes, and
+errors point at the log. When the URL's port is taken by something that is not a healthy backend, a
+free port is picked instead (the returned backend's ``url`` says which). Models Folders go to it as
+``$SCENECAST_MODELS_FOLDERS``.
+
+Sharing (several Blenders, one backend): the add-on holds a lease on any local backend it uses
+(backend_lease.py). On exit (:func:`stop_started`: the add-on's ``unregister`` or interpreter exit) it
+releases its leases asking the backend to stop only if no other client holds one and no job runs; a
+backend someone else still uses keeps running. A backend it starts is recorded in an owner file beside
+the log (backend_owner.py), so the next Blender — after a crash too — finds and uses it (or stops it)
+instead of starting a second one.
 
 Standard library only; no bpy (the add-on's preferences pass their values in).
 """
@@ -37,6 +45,7 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from . import backend_lease, backend_owner
 from .errors import BackendProcessError
 
 __all__ = ["BackendProcessError", "DEFAULT_URL", "LocalBackend", "ensure_backend", "stop_started"]
@@ -44,6 +53,8 @@ __all__ = ["BackendProcessError", "DEFAULT_URL", "LocalBackend", "ensure_backend
 DEFAULT_URL = "http://127.0.0.1:7437"
 #: Seconds to wait for a freshly started backend to answer /v1/health (it imports torch: slow).
 DEFAULT_START_TIMEOUT = 120.0
+#: Seconds a backend the add-on started waits with no client lease and no job before it stops itself.
+DEFAULT_IDLE_EXIT = 300.0
 _LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1", "[::1]"}
 
 
@@ -173,7 +184,11 @@ class LocalBackend:
     token: str = ""
     host: str = "127.0.0.1"
     offline: bool = False  # Blender's "Allow Online Access" is off: the backend must not reach the hub
+    models_folders: str = ""  # os.pathsep-separated ComfyUI / A1111 folders (the Models Folders preference)
+    idle_exit: float | None = DEFAULT_IDLE_EXIT
     process: subprocess.Popen | None = None
+    pid: int | None = None  # set for a backend found through its owner file (not our child process)
+    note: str = ""  # what the user should be told about how it was started (another port, adopted)
 
     @property
     def url(self) -> str:
@@ -185,9 +200,15 @@ class LocalBackend:
         Truncated at each start; the log proper (``log_path``) is written and rotated by the backend."""
         return os.path.splitext(self.log_path)[0] + "-console.log"
 
+    @property
+    def state_dir(self) -> str:
+        """Where its owner file lives: the folder of its log (the add-on's user data folder)."""
+        return os.path.dirname(os.path.abspath(self.log_path))
+
     def command(self) -> list[str]:
-        return [self.python, "-m", "backend", "serve", "--host", self.host, "--port", str(self.port),
-                "--log-file", self.log_path]
+        cmd = [self.python, "-m", "backend", "serve", "--host", self.host, "--port", str(self.port),
+               "--log-file", self.log_path]
+        return cmd + (["--idle-exit", f"{self.idle_exit:g}"] if self.idle_exit else [])
 
     def start(self) -> None:
         """Spawn the process (does not wait for it; see :meth:`wait_healthy`)."""
@@ -199,6 +220,9 @@ class LocalBackend:
         env.setdefault("PYTHONUNBUFFERED", "1")
         if self.offline:
             env["HF_HUB_OFFLINE"] = "1"
+        if self.models_folders.strip():
+            env["SCENECAST_MODELS_FOLDERS"] = os.pathsep.join(
+                p for p in (self.models_folders.strip(), env.get("SCENECAST_MODELS_FOLDERS", "")) if p)
         os.makedirs(os.path.dirname(self.log_path) or ".", exist_ok=True)
         with open(self.console_path, "wb") as log:
             log.write(f"\n=== {time.strftime('%Y-%m-%d %H:%M:%S')} scenecast starts: {' '.join(self.command())}"
@@ -216,9 +240,27 @@ class LocalBackend:
                     "set Preferences › Add-ons › Scenecast › Backend Python to a working python",
                     self.log_path,
                 ) from exc
+        self.pid = self.process.pid
+        try:
+            backend_owner.write(self.state_dir, backend_owner.OwnerRecord(
+                pid=self.process.pid, url=self.url, port=self.port, owner_pid=os.getpid(),
+                log_path=self.log_path, python=self.python, started=time.time()))
+        except OSError:
+            pass  # without the file a crash leaves it to its --idle-exit; not worth failing the start
 
     def running(self) -> bool:
-        return self.process is not None and self.process.poll() is None
+        if self.process is not None:
+            return self.process.poll() is None
+        return self.pid is not None and backend_owner.pid_alive(self.pid)
+
+    def wait_exit(self, timeout: float) -> bool:
+        """Wait up to ``timeout`` s for the process to end by itself; True when it did."""
+        deadline = time.monotonic() + timeout
+        while self.running():
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.05)
+        return True
 
     def wait_healthy(self, timeout: float = DEFAULT_START_TIMEOUT, cancel: threading.Event | None = None) -> dict:
         """Poll /v1/health until it answers; raise with the log's tail if the process dies or time runs out."""
@@ -250,16 +292,21 @@ class LocalBackend:
             time.sleep(0.2)
 
     def stop(self, timeout: float = 10.0) -> None:
-        """Terminate the process (then kill it if it lingers). Only ever called on one we started."""
+        """Terminate the process (then kill it if it lingers). Only ever called on one we started, or one
+        the owner file led us to (its pid checked against the server)."""
         proc = self.process
-        if proc is None or proc.poll() is not None:
+        if proc is None:
+            if self.pid is not None and self.running():
+                backend_owner.stop_left(self.state_dir, self.token, timeout)
             return
-        proc.terminate()
-        try:
-            proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=timeout)
+        if proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(timeout=timeout)
+        backend_owner.remove(self.state_dir, proc.pid)
 
 
 _started: dict[str, LocalBackend] = {}
@@ -277,6 +324,26 @@ def _key(url: str) -> str:
     return f"{urllib.parse.urlsplit(url).hostname}:{url_port(url)}"
 
 
+def port_free(port: int, host: str = "127.0.0.1") -> bool:
+    """Whether ``port`` can be bound on ``host`` now (nothing listens there)."""
+    import socket  # noqa: PLC0415
+
+    with socket.socket() as sock:
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def pick_free_port(host: str = "127.0.0.1") -> int:
+    import socket  # noqa: PLC0415
+
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        return sock.getsockname()[1]
+
+
 def ensure_backend(
     url: str,
     *,
@@ -287,43 +354,81 @@ def ensure_backend(
     timeout: float = DEFAULT_START_TIMEOUT,
     cancel: threading.Event | None = None,
     offline: bool = False,
+    models_folders: str = "",
+    idle_exit: float | None = DEFAULT_IDLE_EXIT,
 ) -> LocalBackend | None:
-    """Make sure something answers at the local ``url``; start a backend if nothing does.
+    """Make sure a backend answers for the local ``url``; start one if none does. Holds a lease on it.
 
-    Returns the :class:`LocalBackend` when this call (or an earlier one) started it, None when a server
-    was already answering. Thread-safe: two callers do not start two processes.
+    In order: the backend this process started for ``url``; a server answering at ``url`` (None is
+    returned); a backend an earlier Blender left (its owner file beside ``log_path``); else a new one,
+    on ``url``'s port when it is free, else on a free port. Returns the :class:`LocalBackend` (its
+    ``url`` is where it listens; ``note`` says when that is not ``url``). Thread-safe: two callers do
+    not start two processes.
     """
     if not is_local_url(url):
         raise BackendProcessError(
             f"{url} is not on this machine, so no backend can be started for it",
             "start the backend on that machine, or set the backend URL to http://127.0.0.1:<port>",
         )
+    log_path = log_path or default_log_path()
     with _lock:
         backend = _started.get(_key(url))
+        if backend is not None and backend.running() and probe_health(backend.url, token) is not None:
+            backend_lease.hold(backend.url, token)
+            return backend
         if probe_health(url, token) is not None:
+            backend_lease.hold(url, token)
             return backend if backend is not None and backend.running() else None
+        left = backend_owner.find_left(os.path.dirname(os.path.abspath(log_path)), token)
+        if left is not None and (left.owner_pid != os.getpid() or left.port == url_port(url)):
+            backend = LocalBackend(python=left.python, port=left.port, log_path=left.log_path, token=token,
+                                   pid=left.pid, note=f"using the backend left running on {left.url}"
+                                   f" (pid {left.pid}, started by Blender pid {left.owner_pid})")
+            _started[_key(url)] = backend
+            backend_lease.hold(backend.url, token)
+            return backend
         if backend is None or not backend.running():  # else another caller started it: wait for it too
             exe = resolve_python(python, backend_dir)
+            port, note = url_port(url), ""
+            if not port_free(port):
+                port = pick_free_port()
+                note = f"port {url_port(url)} is taken by something that is not a Scenecast backend: started on {port}"
             backend = LocalBackend(
                 python=exe,
-                port=url_port(url),
+                port=port,
                 backend_dir=resolve_backend_dir(backend_dir, exe),
-                log_path=log_path or default_log_path(),
+                log_path=log_path,
                 token=token,
                 offline=offline,
+                models_folders=models_folders,
+                idle_exit=idle_exit,
+                note=note,
             )
             backend.start()
             _started[_key(url)] = backend
     backend.wait_healthy(timeout, cancel)
+    backend_lease.hold(backend.url, token)
     return backend
 
 
-def stop_started() -> None:
-    """Stop every backend this module started (add-on unregister, interpreter exit)."""
+def stop_started(timeout: float = 15.0) -> None:
+    """On exit (add-on unregister, interpreter exit): release this Blender's leases, asking each backend
+    to stop if nothing else needs it. A backend this module started is waited for when it stops, and
+    terminated when it no longer answers; one another client still holds keeps running for it."""
     with _lock:
         backends = list(_started.values())
         _started.clear()
+    answers = backend_lease.release_all(shutdown_if_idle=True)
     for backend in backends:
+        answer = answers.get(backend.url)
+        if backend.process is not None and not backend.idle_exit:
+            backend.stop()  # started without --idle-exit: no one else can rely on it outliving us
+            continue
+        if not backend.running() or answer is False:
+            continue  # gone, or still needed by another client (its owner file stays for the next Blender)
+        if answer is True and backend.wait_exit(timeout):
+            backend_owner.remove(backend.state_dir, backend.pid)
+            continue
         backend.stop()
 
 

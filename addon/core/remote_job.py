@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import backend_process
+from . import backend_lease, backend_process
 from . import errors
 from .client import BackendClient
 from .errors import BackendUnavailable, JobCancelled, JobFailed, ScenecastError
@@ -51,6 +51,7 @@ class JobRequest:
     timeout: float | None = None
     start_timeout: float = backend_process.DEFAULT_START_TIMEOUT
     offline: bool = False  # Blender's "Allow Online Access" is off: nothing may download
+    models_folders: str = ""  # os.pathsep-separated ComfyUI / A1111 folders for a backend started here
 
 
 @dataclass
@@ -102,6 +103,8 @@ def ensure_server(
     client = BackendClient(req.server, token=req.token or None)
     try:
         client.health()
+        if backend_process.is_local_url(req.server):  # shared with other Blenders: say we use it
+            backend_lease.hold(req.server, req.token)
         return client, None
     except BackendUnavailable as exc:
         if not (req.auto_start and backend_process.is_local_url(req.server)):
@@ -118,11 +121,17 @@ def ensure_server(
         backend = backend_process.ensure_backend(
             req.server, python=req.backend_python, backend_dir=req.backend_dir, token=req.token,
             log_path=req.log_path, timeout=req.start_timeout, cancel=cancel, offline=req.offline,
+            models_folders=req.models_folders,
         )
     except backend_process.BackendProcessError as exc:
         raise BackendUnavailable(exc.message, exc.fix) from exc
+    if backend is not None and backend.url != req.server.rstrip("/"):  # another port, or one left running
+        client = BackendClient(backend.url, token=req.token or None)
     client.health()
-    note = f"Started a local backend on {req.server} (log: {backend.log_path})" if backend else None
+    note = None
+    if backend is not None:
+        note = backend.note or f"Started a local backend on {backend.url}"
+        note += f" (log: {backend.log_path})"
     return client, note
 
 

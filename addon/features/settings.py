@@ -118,6 +118,7 @@ def request_fields(
         "backend_python": prefs.backend_python,
         "backend_dir": prefs.backend_dir,
         "log_path": prefs.log_path,
+        "models_folders": prefs.models_folders,
         "timeout": timeout,
         "offline": prefs.offline,
     }

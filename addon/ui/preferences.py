@@ -53,6 +53,18 @@ class SCENECAST_AP_preferences(bpy.types.AddonPreferences):
         default="",
         subtype="DIR_PATH",
     )
+    models_folders: StringProperty(  # type: ignore[valid-type]
+        name="Models Folders",
+        description="ComfyUI or A1111/Forge folders (or folders of .safetensors) whose models a backend the"
+        " add-on starts can use by file name; separate several with ';'",
+        default="",
+    )
+    backend_wheels: StringProperty(  # type: ignore[valid-type]
+        name="Wheel Folder",
+        description="Optional folder of wheels Install Backend installs from (needed when online access is off)",
+        default="",
+        subtype="DIR_PATH",
+    )
     output_dir: StringProperty(  # type: ignore[valid-type]
         name="Output Folder",
         description="Where results are saved. Empty: //scenecast/ next to the .blend, or a temp folder"
@@ -76,6 +88,11 @@ class SCENECAST_AP_preferences(bpy.types.AddonPreferences):
         row.operator("scenecast.start_backend", icon="PLAY")
         row.operator("scenecast.stop_backend", icon="CANCEL")
         row.operator("scenecast.open_backend_log", icon="TEXT")
+        row = col.row(align=True)
+        row.operator("scenecast.install_backend", icon="IMPORT")
+        row.operator("scenecast.stop_left_backend", icon="CANCEL")
+        col.prop(self, "backend_wheels")
+        col.prop(self, "models_folders")
         layout.prop(self, "output_dir")
 
 

@@ -22,6 +22,7 @@ from .components import BaseComponents, module_bytes
 from .defaults import DEFAULT_CONTROLNETS, KNOWN_BASES, default_controlnet
 from .device import choose_device
 from .errors import ModelNotFound, UnsafeCheckpoint
+from .folders import scan as scan_models_folders
 from .loading import DownloadCallback, download, load_base, load_controlnet
 from .lora import applied_loras
 from .sizes import estimate_bytes
@@ -141,6 +142,7 @@ class ModelManager:
                 except Exception:  # noqa: BLE001 - an unreadable file is just not listed
                     continue
                 out.append({"id": f.stem, "kind": "lora", "family": family, "source": "local", "installed": True})
+        out += [m.entry() for m in scan_models_folders()]  # ComfyUI / A1111 folders (models/folders.py)
         return out
 
     def _hub_models(self) -> Iterator[dict[str, Any]]:

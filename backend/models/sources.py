@@ -1,7 +1,8 @@
 """Where a model id points, and whether it is safe to load — answered fast, without loading anything.
 
 An id is one of: ``builtin:...``; a local path (a diffusers folder, or a single ``.safetensors`` file);
-or a Hugging Face hub id ``org/name`` (diffusers layout) looked up in the standard HF cache. Pickle
+the file name of a model in the models folders (:mod:`folders`, ComfyUI/A1111 layouts); or a Hugging
+Face hub id ``org/name`` (diffusers layout) looked up in the standard HF cache. Pickle
 formats are refused wherever they turn up, because unpickling can run arbitrary code.
 """
 
@@ -188,6 +189,30 @@ def not_in_model_folders(model_id: str, kind: Kind) -> ModelNotFound:
                          " is installed")
 
 
+def _in_models_folders(name: str, kind: Kind) -> Located | None:
+    """A file of the models folders (:mod:`folders`) called ``name``; None when no folder has one."""
+    from .folders import find_by_name, pickles_named  # noqa: PLC0415
+
+    try:
+        found = find_by_name(name, kind)
+    except LookupError as exc:
+        raise ModelNotFound(f"{name!r} names several {kind} files in the models folders: {exc}",
+                            "give the full path of the one you mean") from exc
+    if found is None:
+        pickles = pickles_named(name)
+        if pickles:
+            raise refuse_pickle(str(pickles[0]))
+        return None
+    c = found.classified
+    if c.kind != kind:
+        raise ModelNotFound(f"{name} in the models folders ({found.path}) is a {c.kind}, not a {kind}",
+                            f"pick a {kind} here (GET /v1/models lists each file's kind)")
+    if not c.runnable:
+        raise UnsupportedModel(f"{name} ({found.path}) is a {c.family} {c.kind}; Scenecast runs SD1.5 and SDXL models",
+                               "pick an SD1.5 or SDXL model")
+    return Located(name, "single_file", found.path.resolve(), True)
+
+
 def locate(model_id: str, kind: Kind) -> Located:
     """Find ``model_id`` and check that it is safe; raise a :class:`ModelError` naming the fix."""
     from .builtins import BASES, CONTROLNETS  # noqa: PLC0415 - torch-heavy
@@ -206,6 +231,10 @@ def locate(model_id: str, kind: Kind) -> Located:
         exists = path.exists()
     except (RuntimeError, OSError, ValueError) as exc:  # "~nobody/…", names too long, NUL bytes
         raise not_in_model_folders(mid, kind) from exc
+    if "/" not in mid and "\\" not in mid and not exists:
+        named = _in_models_folders(mid, kind)
+        if named is not None:
+            return named
     if _looks_like_path(mid) or exists:
         if path.is_file() and path.name.lower().endswith(".safetensors"):
             return Located(mid, "single_file", path.resolve(), True)

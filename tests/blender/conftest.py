@@ -62,7 +62,9 @@ def extension_zip(tmp_path_factory: pytest.TempPathFactory) -> Path:
     finally:
         sys.path.remove(str(ROOT / "tools"))
     out = tmp_path_factory.mktemp("dist")
-    return build_extension.build(out, out / "staging")
+    # as `make extension` builds it: with the backend's wheel for Install Backend, when the backend venv is known
+    return build_extension.build(out, out / "staging",
+                                 backend_wheel_python=os.environ.get("SCENECAST_BACKEND_PYTHON", ""))
 
 
 @pytest.fixture(scope="session")

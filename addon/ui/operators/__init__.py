@@ -3,7 +3,7 @@ subclasses of ``ui.job_operator.JobOperator``: build the feature's run, report i
 
 from __future__ import annotations
 
-from . import backend, generate, project, scene_tools, stylize_frame, stylize_frames, texture_objects
+from . import backend, generate, install_backend, project, scene_tools, stylize_frame, stylize_frames, texture_objects
 
 classes: tuple[type, ...] = (
     *scene_tools.classes,
@@ -13,4 +13,5 @@ classes: tuple[type, ...] = (
     *texture_objects.classes,
     *project.classes,
     *backend.classes,
+    *install_backend.classes,
 )

@@ -33,6 +33,7 @@ def backend_starter(prefs: blender_settings.Preferences) -> Callable[[], backend
         return backend_process.ensure_backend(
             prefs.server, python=prefs.backend_python, backend_dir=prefs.backend_dir,
             token=prefs.token, log_path=prefs.log_path, offline=prefs.offline,
+            models_folders=prefs.models_folders,
         )
 
     return start
