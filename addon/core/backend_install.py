@@ -43,9 +43,14 @@ ADDON_ROOT = Path(__file__).resolve().parents[1]
 class InstallError(ScenecastError):
     """The install cannot start or failed; ``message`` says what, ``fix`` what to do."""
 
+    default_fix = ("look at install.log beside the backend log, then press Install Backend again; or install the"
+                   " backend by hand (pip install scenecast-backend) and set Backend Python")
+
 
 class InstallCancelled(InstallError):
     """The user cancelled; nothing half-made is left behind."""
+
+    default_fix = "press Install Backend again to start over"
 
 
 @dataclass(frozen=True)
