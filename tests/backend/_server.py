@@ -101,11 +101,18 @@ class Server:
                  gates: Path | None = None) -> None:
         self.proc, self.port, self.token, self.data, self.log, self.gates = proc, port, token, data, log, gates
         self.url = f"http://127.0.0.1:{port}"
+        self._gates: list[Gate] = []
 
     def gate(self, step: int) -> Gate:
         """A new step gate; the server must have been started with ``gates=True``."""
         assert self.gates is not None, "start the server with gates=True"
-        return Gate(self.gates, step, self.proc)
+        self._gates.append(Gate(self.gates, step, self.proc))
+        return self._gates[-1]
+
+    def release_gates(self) -> None:
+        """Let every gated job go (after a test, so that one that failed holding a job blocks no other)."""
+        while self._gates:
+            self._gates.pop().release()
 
     # -- HTTP --------------------------------------------------------------------------------------
     def request(self, method: str, path: str, body: bytes | None = None, ctype: str | None = None,
@@ -240,6 +247,11 @@ def start_server(token: str | None = None, args: tuple[str, ...] = (), data: Pat
 
 
 _shared: Server | None = None
+
+
+def release_shared_gates() -> None:
+    if _shared is not None:
+        _shared.release_gates()
 
 
 def shared_server() -> Server:
