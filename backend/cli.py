@@ -117,8 +117,22 @@ def serve_token(args: argparse.Namespace) -> str | None:
     return token
 
 
+def serve_test_gates(args: argparse.Namespace) -> Path | None:
+    """``--test-gates DIR`` (hidden; the test suite's step gates, backend/testing/gates.py): refused unless the
+    environment has ``SCENECAST_TEST_GATES=1``, so that no production start can hold jobs at a gate."""
+    if args.test_gates is None:
+        return None
+    from .testing.gates import GATE_ENV, allowed
+
+    if not allowed():
+        raise CliError("--test-gates is for Scenecast's own test suite: it lets a file hold any job at a step",
+                       f"remove --test-gates (the test suite sets {GATE_ENV}=1 to use it)")
+    return Path(args.test_gates)
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     token = serve_token(args)
+    gates_dir = serve_test_gates(args)
     from .logs import setup_logging
 
     setup_logging(args.log_level, Path(args.log_file) if args.log_file else None,
@@ -150,7 +164,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else data / "outputs"
     models = ModelManager(device=args.device, dtype=args.dtype, memory_budget_gb=args.memory_budget_gb)
     device = models.describe()
-    queue = JobQueue(run_job, models, out, keep_finished=args.keep_jobs)
+    runner = run_job
+    if gates_dir is not None:
+        from .testing.gates import FileGates, gated
+
+        log.warning("test gates on (%s): a job marked [test-gate:ID@N] waits at step N; for tests only", gates_dir)
+        runner = gated(run_job, FileGates(gates_dir))
+    queue = JobQueue(runner, models, out, keep_finished=args.keep_jobs)
     retention = Retention(out, data / "images", keep_jobs=args.keep_jobs,
                           max_age_s=args.keep_days * 86400 if args.keep_days else None,
                           max_bytes=int(args.max_output_gb * 1e9) if args.max_output_gb else None,
@@ -311,6 +331,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     serve.add_argument("--log-file", help="also log to this file, rotated (tokens are redacted in every log)")
     serve.add_argument("--log-max-mb", type=float, default=10.0, help="rotate the log file at this size (default 10)")
+    serve.add_argument("--test-gates", help=argparse.SUPPRESS)  # tests only: see serve_test_gates
     serve.add_argument("--log-backups", type=int, default=3, help="rotated log files kept (default 3)")
     serve.set_defaults(func=cmd_serve)
 

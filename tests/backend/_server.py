@@ -71,10 +71,48 @@ def multipart(spec: dict[str, Any] | str, files: dict[str, bytes]) -> tuple[byte
     return bytes(out), f"multipart/form-data; boundary={boundary}"
 
 
+class Gate:
+    """The test's side of one step gate (backend/testing/gates.py) on a server started with ``gates=True``.
+
+    Put :attr:`mark` in a job's ``name`` (or prompt): the server holds that job right after step ``step``
+    until :meth:`release` (or a cancel of the job). :meth:`wait_held` returns once the job is held.
+    """
+
+    def __init__(self, directory: Path, step: int, proc: subprocess.Popen) -> None:
+        self.id, self.step, self._proc = uuid.uuid4().hex[:12], step, proc
+        self.mark = f"[test-gate:{self.id}@{step}]"
+        self._held, self._release = directory / f"{self.id}.held", directory / f"{self.id}.release"
+
+    def wait_held(self, timeout: float = 120.0) -> None:
+        """Until the server says the job is held (the timeout only bounds a failure)."""
+        deadline = time.monotonic() + timeout
+        while not self._held.exists():
+            if self._proc.poll() is not None or time.monotonic() > deadline:
+                raise TimeoutError(f"no job reached gate {self.mark}")
+            time.sleep(0.01)
+        assert self._held.read_text() == str(self.step)
+
+    def release(self) -> None:
+        self._release.touch()
+
+
 class Server:
-    def __init__(self, proc: subprocess.Popen, port: int, token: str | None, data: Path, log: Path) -> None:
-        self.proc, self.port, self.token, self.data, self.log = proc, port, token, data, log
+    def __init__(self, proc: subprocess.Popen, port: int, token: str | None, data: Path, log: Path,
+                 gates: Path | None = None) -> None:
+        self.proc, self.port, self.token, self.data, self.log, self.gates = proc, port, token, data, log, gates
         self.url = f"http://127.0.0.1:{port}"
+        self._gates: list[Gate] = []
+
+    def gate(self, step: int) -> Gate:
+        """A new step gate; the server must have been started with ``gates=True``."""
+        assert self.gates is not None, "start the server with gates=True"
+        self._gates.append(Gate(self.gates, step, self.proc))
+        return self._gates[-1]
+
+    def release_gates(self) -> None:
+        """Let every gated job go (after a test, so that one that failed holding a job blocks no other)."""
+        while self._gates:
+            self._gates.pop().release()
 
     # -- HTTP --------------------------------------------------------------------------------------
     def request(self, method: str, path: str, body: bytes | None = None, ctype: str | None = None,
@@ -173,20 +211,30 @@ class Server:
 def server_env(data: Path) -> dict[str, str]:
     env = dict(os.environ, HF_HUB_OFFLINE="1", SCENECAST_DATA=str(data), PYTHONDONTWRITEBYTECODE="1")
     env.pop("SCENECAST_TOKEN", None)
+    env.pop("SCENECAST_TEST_GATES", None)  # only start_server(gates=True) allows them
     env.setdefault("XDG_CACHE_HOME", str(data / "cache"))
     return env
 
 
-def start_server(token: str | None = None, args: tuple[str, ...] = (), data: Path | None = None) -> Server:
-    """A fresh server process; ``data`` reuses the data folder of an earlier one (a restart)."""
+def start_server(token: str | None = None, args: tuple[str, ...] = (), data: Path | None = None,
+                 gates: bool = False) -> Server:
+    """A fresh server process; ``data`` reuses the data folder of an earlier one (a restart).
+
+    ``gates``: with the test-only step gates on (``--test-gates``, allowed by ``SCENECAST_TEST_GATES=1``).
+    """
     data = data or Path(tempfile.mkdtemp(prefix="scenecast-test-"))
     port = free_port()
     cmd = [sys.executable, "-m", "backend", "serve", "--port", str(port), "--device", "cpu", "--threads", "1", *args]
     if token:
         cmd += ["--token", token]
+    env = server_env(data)
+    gate_dir = data / "test-gates" if gates else None
+    if gate_dir is not None:
+        cmd += ["--test-gates", str(gate_dir)]
+        env["SCENECAST_TEST_GATES"] = "1"
     log = data / "server.log"
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=server_env(data), stdout=log.open("ab"), stderr=subprocess.STDOUT)
-    server = Server(proc, port, token, data, log)
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log.open("ab"), stderr=subprocess.STDOUT)
+    server = Server(proc, port, token, data, log, gate_dir)
     deadline = time.monotonic() + START_TIMEOUT
     while time.monotonic() < deadline:
         if proc.poll() is not None:
@@ -201,10 +249,18 @@ def start_server(token: str | None = None, args: tuple[str, ...] = (), data: Pat
 _shared: Server | None = None
 
 
+def release_shared_gates() -> None:
+    if _shared is not None:
+        _shared.release_gates()
+
+
 def shared_server() -> Server:
-    """The one token-protected server most tests share (starting a backend imports torch: seconds)."""
+    """The one token-protected server most tests share (starting a backend imports torch: seconds).
+
+    It has the test-only step gates on: jobs without a gate mark run exactly as in production.
+    """
     global _shared
     if _shared is None or _shared.proc.poll() is not None:
-        _shared = start_server(token=TOKEN)
+        _shared = start_server(token=TOKEN, gates=True)
         atexit.register(_shared.stop)
     return _shared

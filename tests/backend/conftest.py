@@ -36,6 +36,15 @@ def manager():  # noqa: ANN201
     return ModelManager(device="cpu")
 
 
+@pytest.fixture(autouse=True)
+def _release_step_gates():  # noqa: ANN202
+    """A test that fails while the shared server holds one of its jobs at a step gate holds up no other test."""
+    yield
+    from _server import release_shared_gates
+
+    release_shared_gates()
+
+
 @pytest.fixture
 def progress() -> RecordingProgress:
     return RecordingProgress()

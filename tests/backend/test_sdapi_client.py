@@ -10,7 +10,6 @@ from __future__ import annotations
 import base64
 import io
 import json
-import time
 
 import numpy as np
 import pytest
@@ -109,23 +108,18 @@ def test_inpaint_keeps_what_the_mask_keeps(client) -> None:  # noqa: ANN001
 
 
 def test_progress_and_interrupt_stop_the_request(client, server) -> None:  # noqa: ANN001
-    handle = client.submit_txt2img(body(steps=150, width=128, height=128, batch_size=2))
-    deadline = time.monotonic() + 120
-    seen = None
-    while time.monotonic() < deadline:
-        state = client.progress_check()
-        if state.state.sampling_step >= 1:
-            seen = state
-            break
-        time.sleep(0.02)
-    assert seen is not None, "the job never reported a step"
-    assert seen.state.sampling_steps == 150 and seen.state.job_count >= 2 and 0 < seen.progress < 0.5
+    gate = server.gate(1)  # the batch's first job waits after step 1 of 4 (A1111 requests carry no name: the prompt)
+    handle = client.submit_txt2img(body(prompt=f"a stone wall {gate.mark}", steps=4, batch_size=2))
+    gate.wait_held()
+    seen = client.progress_check()
+    assert seen.state.sampling_step == 1 and seen.state.sampling_steps == 4 and seen.state.job_count == 2
+    assert seen.state.job_no == 0 and seen.progress == pytest.approx(0.125)  # step 1 of 4, job 1 of 2
     job_id = seen.state.job[len("task("):-1]
-    assert handle.cancel()
+    assert handle.cancel()  # never released: only the interrupt can end the held job
     with pytest.raises(GenerationError):
         handle.wait(timeout=120)
     status, job = server.json("GET", f"/v1/jobs/{job_id}")
-    assert status == 200 and job["status"] == "cancelled"  # interrupted at step 1 of 150
+    assert status == 200 and job["status"] == "cancelled" and job["step"] == 1  # interrupted at step 1 of 4
     health = server.json("GET", "/v1/health")[1]
     assert health["queue"] == 0 and health["running"] is None  # the batch's second job went with it
 

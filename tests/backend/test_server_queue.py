@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import threading
 
-import numpy as np
 import pytest
 
 from backend.jobs.events import EventLog
@@ -13,6 +12,7 @@ from backend.jobs.queue import JobQueue, UnknownJob
 from backend.models import ModelManager
 from backend.pipelines import run_job
 from backend.spec import JobSpec
+from backend.testing.gates import EventGate, gated
 
 
 def test_replay_keeps_every_event_but_only_the_latest_preview():
@@ -95,18 +95,22 @@ def test_finished_jobs_are_kept_up_to_a_bound(tmp_path, spec):
 
 
 def test_stop_cancels_queued_and_running_jobs(tmp_path, spec):
-    queue = JobQueue(run_job, ModelManager(device="cpu"), tmp_path)
+    gate = EventGate(step=1)  # the running job waits after step 1 until released: stop() surely lands mid-job
+    queue = JobQueue(gated(run_job, lambda s: gate if s.name == "held" else None), ModelManager(device="cpu"), tmp_path)
     queue.start()
-    long = spec.model_copy(update={"steps": 150})
-    running, waiting = queue.submit(long, {}, {}), queue.submit(long, {}, {})
-    while running.status != "running" or running.step is None:
-        running.events.replay()  # spin until the first step
-        if running.finished.wait(0.01):
-            break
-    queue.stop()
-    assert running.finished.wait(30) and waiting.finished.is_set()
-    assert running.status == "cancelled" and waiting.status == "cancelled"
-    assert np.all([e.type != "done" for e in running.events.replay()])
+    try:
+        running = queue.submit(spec.model_copy(update={"name": "held", "steps": 4}), {}, {})
+        waiting = queue.submit(spec, {}, {})
+        assert gate.held.wait(60), "the first job never reached step 1"
+        assert running.status == "running" and waiting.status == "queued"
+        queue.stop()  # never releases the gate: only the cancel it sends can end the held job
+        assert running.finished.wait(30) and waiting.finished.is_set()
+        assert running.status == "cancelled" and waiting.status == "cancelled"
+        assert [e.data["step"] for e in running.events.replay() if e.type == "step"] == [1]
+        assert [e.type for e in waiting.events.replay()] == ["queued", "cancelled"]
+    finally:
+        gate.release()
+        queue.stop()
 
 
 def test_an_exception_in_the_pipeline_fails_only_that_job(tmp_path, spec):
