@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from diffusers import AutoencoderTiny, ControlNetModel
+from diffusers import AutoencoderTiny
 from diffusers.models.attention_processor import AttnProcessor2_0
 
 from .cache import ModelCache
@@ -39,6 +39,13 @@ def _default_budget_bytes(device: torch.device) -> int:
     except (ValueError, OSError, AttributeError):
         ram = 16 << 30
     return int(ram * 0.5)
+
+
+def _own_attention(module: torch.nn.Module) -> bool:
+    """Flow transformers (FLUX, ...) bring attention processors of their own (joint attention, RoPE);
+    replacing them with the UNet's AttnProcessor2_0 would break them."""
+    return any(type(p).__name__ not in ("AttnProcessor", "AttnProcessor2_0")
+               for p in getattr(module, "attn_processors", {}).values())
 
 
 class ModelManager:
@@ -91,7 +98,9 @@ class ModelManager:
         it is a hub model that is not downloaded yet."""
         loc = locate(model_id, "base")
         if loc.source == "builtin":
-            return "sd15"
+            from .builtins import BUILTIN_FAMILIES  # noqa: PLC0415 - torch-heavy
+
+            return BUILTIN_FAMILIES[loc.id]
         if loc.source == "single_file":
             return classify_single_file(loc.path)[1]
         if loc.path is None:
@@ -109,9 +118,14 @@ class ModelManager:
         return model if model else default_controlnet(base_id, family, unit_type)
 
     def list_models(self) -> list[dict[str, Any]]:
+        from .builtins import BUILTIN_FAMILIES, CONTROLNETS  # noqa: PLC0415 - torch-heavy
+
         out = [{"id": TINY_ID, "kind": "base", "family": "sd15", "source": "builtin", "installed": True}]
         out += [{"id": TINY_CONTROLNET_PREFIX + t, "kind": "controlnet", "family": "sd15", "source": "builtin",
                  "installed": True} for t in CONTROLNET_TYPES]
+        out += [{"id": mid, "kind": "controlnet" if mid in CONTROLNETS else "base", "family": fam,
+                 "source": "builtin", "installed": True}
+                for mid, fam in BUILTIN_FAMILIES.items() if fam != "sd15"]  # flow families' tiny builtins
         seen = {m["id"] for m in out}
         for entry in self._hub_models():
             if entry["id"] not in seen:
@@ -175,7 +189,8 @@ class ModelManager:
         return self.cache.get(("base", loc.id), lambda: self._place_base(
             load_base(loc, self.dtype, self.single_file_configs, on_download)), lambda b: b.nbytes())
 
-    def controlnet(self, model_id: str, on_download: DownloadCallback | None = None) -> ControlNetModel:
+    def controlnet(self, model_id: str, on_download: DownloadCallback | None = None) -> Any:
+        """A ControlNet (ControlNetModel, FluxControlNetModel, ...) from the cache or loaded and placed."""
         loc = locate(model_id, "controlnet")
         return self.cache.get(("controlnet", loc.id), lambda: self._place(
             load_controlnet(loc, self.dtype, self.single_file_configs, on_download), self.dtype),
@@ -226,14 +241,17 @@ class ModelManager:
             module = module.to(dtype)
         if self.channels_last:
             module = module.to(memory_format=torch.channels_last)
-        if self.attention == "sdpa" and hasattr(module, "set_attn_processor"):
+        if self.attention == "sdpa" and hasattr(module, "set_attn_processor") and not _own_attention(module):
             module.set_attn_processor(AttnProcessor2_0())
         if self.compile:
             module.compile()
         return module.requires_grad_(False)
 
     def _place_base(self, base: BaseComponents) -> BaseComponents:
-        base.unet = self._place(base.unet, self.dtype)
+        if base.unet is not None:
+            base.unet = self._place(base.unet, self.dtype)
+        if base.transformer is not None:  # flow-matching families
+            base.transformer = self._place(base.transformer, self.dtype)
         base.vae = self._place(base.vae, base.vae_decode_dtype)
         base.text_encoders = [e.to(self.device, self.dtype).requires_grad_(False) for e in base.text_encoders]
         log.info("loaded %s (%s, %.0f MB) on %s", base.id, base.family, base.nbytes() / 1e6, self.plan.label)

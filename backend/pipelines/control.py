@@ -27,6 +27,7 @@ class ControlUnit:
     start: float
     end: float
     mode: str
+    type: str = "other"  # the unit's type (depth, canny, ...): Union ControlNets pick their control mode by it
 
     def active(self, i: int, n: int) -> bool:
         return self.weight > 0 and not (i / n < self.start or (i + 1) / n > self.end)

@@ -1,0 +1,43 @@
+"""Model families Scenecast runs, what kind of denoiser each has, and their generation defaults.
+
+Pure data and pure functions (no torch): the loader, the pipelines, the server's checks and the
+models-folder scanner all ask this module, so a family is described once.
+
+Kinds of denoiser:
+- ``unet``: epsilon/v-prediction UNets with a DDPM-family scheduler and classifier-free guidance
+  (SD1.5, SDXL) — ``pipelines/denoise.py``;
+- ``flow``: flow-matching transformers over packed latent tokens with FlowMatchEulerDiscreteScheduler
+  (FLUX.1, Z-Image, Qwen-Image) — ``pipelines/flow_denoise.py``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class FamilyInfo:
+    name: str
+    kind: str  # "unet" | "flow"
+    label: str
+    steps: int | None  # default steps when the job names none (None: the spec's default)
+    guidance: float | None  # default guidance when the job names none (None: the spec's); see docs/models.md
+    latent_channels: int
+
+
+FAMILIES: dict[str, FamilyInfo] = {
+    "sd15": FamilyInfo("sd15", "unet", "Stable Diffusion 1.5", None, None, 4),
+    "sdxl": FamilyInfo("sdxl", "unet", "Stable Diffusion XL", None, None, 4),
+    # FLUX.1 [dev]: guidance is distilled into the transformer (guidance embedding), 3.5 is BFL's default.
+    "flux": FamilyInfo("flux", "flow", "FLUX.1 [dev]", 28, 3.5, 16),
+    # FLUX.1 [schnell]: timestep-distilled, no guidance input at all, 4 steps.
+    "flux-schnell": FamilyInfo("flux-schnell", "flow", "FLUX.1 [schnell]", 4, 0.0, 16),
+}
+
+
+def family_info(family: str) -> FamilyInfo:
+    return FAMILIES[family]
+
+
+def is_flow(family: str) -> bool:
+    return family in FAMILIES and FAMILIES[family].kind == "flow"
