@@ -11,7 +11,7 @@ from typing import Any, Literal
 
 import torch
 
-Family = Literal["sd15", "sdxl", "flux", "flux-schnell"]  # see families.py
+Family = Literal["sd15", "sdxl", "flux", "flux-schnell", "zimage", "qwen"]  # see families.py
 
 
 def module_bytes(*modules: torch.nn.Module | None) -> int:

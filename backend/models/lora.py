@@ -15,7 +15,8 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
-from diffusers.loaders import FluxLoraLoaderMixin, StableDiffusionLoraLoaderMixin, StableDiffusionXLLoraLoaderMixin
+from diffusers.loaders import (FluxLoraLoaderMixin, QwenImageLoraLoaderMixin, StableDiffusionLoraLoaderMixin,
+                               StableDiffusionXLLoraLoaderMixin, ZImageLoraLoaderMixin)
 from diffusers.loaders.lora_base import _remove_text_encoder_monkey_patch, set_adapters_for_text_encoder
 from safetensors.torch import load_file
 
@@ -32,7 +33,7 @@ def applied_loras(base: BaseComponents, loras: Sequence[tuple[str, Path, float]]
         yield
         return
     mixin = _MIXINS.get(base.family, StableDiffusionLoraLoaderMixin)
-    prefixes = ["text_encoder"] if base.is_flow else ["text_encoder", "text_encoder_2"][: len(base.text_encoders)]
+    prefixes = ["text_encoder"] if base.family in ("flux", "flux-schnell") else [] if base.is_flow else ["text_encoder", "text_encoder_2"][: len(base.text_encoders)]
     denoiser = base.denoiser
     names: list[str] = []
     weights: list[float] = []
@@ -69,8 +70,10 @@ def applied_loras(base: BaseComponents, loras: Sequence[tuple[str, Path, float]]
 
 def _inject(base: BaseComponents, mixin: type, prefixes: list[str], name: str, path: Path, adapter: str) -> list[str]:
     """Load one LoRA file into the UNet / text encoders as peft adapter ``adapter``; returns where it went."""
-    if base.is_flow:
+    if mixin is FluxLoraLoaderMixin:
         state, alphas = mixin.lora_state_dict(load_file(str(path)), return_alphas=True)
+    elif base.is_flow:  # Z-Image, Qwen-Image: alphas are folded into the converted state dict
+        state, alphas = mixin.lora_state_dict(load_file(str(path))), None
     else:
         state, alphas = mixin.lora_state_dict(load_file(str(path)), unet_config=base.unet.config)
     prefix = _prefix(base)
@@ -88,7 +91,8 @@ def _inject(base: BaseComponents, mixin: type, prefixes: list[str], name: str, p
 
 
 _MIXINS: dict[str, type] = {"sdxl": StableDiffusionXLLoraLoaderMixin, "flux": FluxLoraLoaderMixin,
-                            "flux-schnell": FluxLoraLoaderMixin}
+                            "flux-schnell": FluxLoraLoaderMixin, "zimage": ZImageLoraLoaderMixin,
+                            "qwen": QwenImageLoraLoaderMixin}
 
 
 def _prefix(base: BaseComponents) -> str:

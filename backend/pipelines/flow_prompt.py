@@ -2,11 +2,14 @@
 
 FLUX.1: CLIP-L's pooled output (77 tokens) feeds ``pooled_projections``; T5's last hidden states
 (``max_sequence_length`` tokens, padded) are the joint-attention text tokens, with all-zero RoPE ids.
+Z-Image: the prompt in Qwen3's chat template; the second-to-last hidden states of its real (unpadded)
+tokens, one variable-length tensor per prompt.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 
@@ -15,10 +18,11 @@ from ..models.components import BaseComponents
 
 @dataclass
 class FlowConditioning:
-    embeds: torch.Tensor  # 1 x L x D text tokens
+    embeds: Any  # FLUX: 1 x L x D text tokens; Z-Image: [L x D] (unpadded)
     pooled: torch.Tensor | None  # 1 x D (FLUX: CLIP pooled)
     text_ids: torch.Tensor | None  # L x 3 (FLUX RoPE ids of the text tokens)
     truncated: bool
+    negative: Any = None  # the negative prompt's ``embeds`` for families with true CFG; None without
 
 
 def _ids(tokenizer, text: str, max_length: int, device: torch.device) -> tuple[torch.Tensor, bool]:  # noqa: ANN001
@@ -39,7 +43,28 @@ def encode_flux(base: BaseComponents, prompt: str) -> FlowConditioning:
     return FlowConditioning(embeds, pooled, text_ids, cut_clip or cut_t5)
 
 
-def encode(base: BaseComponents, prompt: str) -> FlowConditioning:
+def _zimage_embeds(base: BaseComponents, prompt: str) -> tuple[list[torch.Tensor], bool]:
+    tok, encoder = base.tokenizers[0], base.text_encoders[0]
+    text = tok.apply_chat_template([{"role": "user", "content": prompt}], tokenize=False, add_generation_prompt=True,
+                                   enable_thinking=True)
+    max_length = int(base.extra.get("max_sequence_length", 512))
+    inputs = tok([text], padding="max_length", max_length=max_length, truncation=True, return_tensors="pt")
+    ids, mask = inputs.input_ids.to(encoder.device), inputs.attention_mask.to(encoder.device).bool()
+    hidden = encoder(input_ids=ids, attention_mask=mask, output_hidden_states=True).hidden_states[-2]
+    return [hidden[0][mask[0]]], len(tok([text]).input_ids[0]) > max_length
+
+
+def encode_zimage(base: BaseComponents, prompt: str, negative: str, cfg: bool) -> FlowConditioning:
+    embeds, cut = _zimage_embeds(base, prompt)
+    neg = _zimage_embeds(base, negative)[0] if cfg else None
+    return FlowConditioning(embeds, None, None, cut, neg)
+
+
+def encode(base: BaseComponents, prompt: str, negative: str, guidance: float) -> FlowConditioning:
+    """The text conditioning of a flow family; with the negative prompt's where the family runs true CFG
+    at this ``guidance`` (Z-Image: guidance > 0)."""
     if base.family in ("flux", "flux-schnell"):
         return encode_flux(base, prompt)
+    if base.family == "zimage":
+        return encode_zimage(base, prompt, negative, guidance > 0)
     raise NotImplementedError(f"no text conditioning for family {base.family!r}")

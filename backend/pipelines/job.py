@@ -53,13 +53,13 @@ def _params(spec: JobSpec, stage: Any, family: str) -> StageParams:
                        strength=float(getattr(stage, "strength", 1.0)))
 
 
-def _flow_notes(spec: JobSpec, stage: Any, p: StageParams, notes: list[str]) -> None:
+def _flow_notes(spec: JobSpec, stage: Any, p: StageParams, family: str, notes: list[str]) -> None:
     """What a flow-matching family does not take from the spec, said in the record rather than dropped silently."""
     chosen = _explicit(spec, stage, "scheduler")
     if chosen not in (None, "euler"):
         notes.append(f"scheduler {chosen!r} is a UNet sampler; flow-matching models use their flow-matching Euler")
-    if p.negative_prompt:
-        notes.append("negative prompt not used: this family has no classifier-free guidance")
+    if p.negative_prompt and not family_info(family).true_cfg:
+        notes.append(f"negative prompt not used: {family} has no classifier-free guidance")
     if any(u.mode != "balanced" for u in stage.controlnets):
         notes.append("ControlNet modes 'prompt'/'control' need CFG; units ran as 'balanced'")
 
@@ -76,8 +76,10 @@ def _check_flow_size(base: Any, p: StageParams) -> None:
 def _fits(net: Any, base: Any) -> bool:
     """Whether ControlNet ``net`` was made for ``base``'s architecture."""
     if base.is_flow:
-        return (type(net).__name__ == "FluxControlNetModel"
-                and net.config.joint_attention_dim == base.transformer.config.joint_attention_dim)
+        if type(net).__name__ != family_info(base.family).controlnet_class:
+            return False
+        width = {"FluxControlNetModel": "joint_attention_dim", "ZImageControlNetModel": "dim"}.get(type(net).__name__)
+        return width is None or net.config.get(width) == base.transformer.config.get(width)
     return net.config.get("cross_attention_dim") == base.unet.config.cross_attention_dim
 
 
@@ -114,7 +116,7 @@ def run_job(spec: JobSpec, images: Mapping[str, np.ndarray], models: ModelManage
         p = _params(spec, stage, base.family)
         if base.is_flow:
             _check_flow_size(base, p)
-            _flow_notes(spec, stage, p, notes)
+            _flow_notes(spec, stage, p, base.family, notes)
         units, unit_info = _units(stage, base, models, images, p, progress, notes)
         source, mask = previous, None
         if isinstance(stage, (Img2ImgStage, InpaintStage)):

@@ -43,3 +43,4 @@ def render(latents: torch.Tensor, family: str, taesd: torch.nn.Module | None) ->
         out = taesd.decode(latents.to(device=taesd.device, dtype=taesd.dtype), return_dict=False)[0]
         return _to_uint8(out[0])
     return approximate(latents, family)
+LATENT_RGB["zimage"] = LATENT_RGB["flux"]  # Z-Image uses FLUX.1's VAE

@@ -1,4 +1,4 @@
-"""Flow-matching families (FLUX.1 on builtin:tiny-flux) through the same stage code as the UNets:
+"""Flow-matching families (FLUX.1, Z-Image on their tiny builtins) through the same stage code as the UNets:
 generate, img2img and inpaint chains, previews, cancel, the record, LoRAs, and input errors."""
 
 from __future__ import annotations
@@ -22,8 +22,8 @@ def manager() -> ModelManager:
     return ModelManager(device="cpu")
 
 
-def _run(manager: ModelManager, stages: list[dict], images: dict | None = None, progress=None, **job):  # noqa: ANN001, ANN003, ANN201
-    spec = JobSpec.model_validate({"model": FLUX, "prompt": "a stone well", "width": 64, "height": 64, "steps": 4,
+def _run(manager: ModelManager, stages: list[dict], images: dict | None = None, progress=None, model=FLUX, **job):  # noqa: ANN001, ANN003, ANN201
+    spec = JobSpec.model_validate({"model": model, "prompt": "a stone well", "width": 64, "height": 64, "steps": 4,
                                    "seed": 7, **job, "stages": stages})
     return run_job(spec, images or {}, manager, progress or RecordingProgress())
 
@@ -32,26 +32,31 @@ def _image(seed: int) -> np.ndarray:
     return np.random.default_rng(seed).integers(0, 256, (64, 64, 3), dtype=np.uint8)
 
 
-def test_chain_generate_img2img_inpaint_keeps_unmasked_pixels(manager: ModelManager) -> None:
+FAMILIES = pytest.mark.parametrize("model", [FLUX, "builtin:tiny-zimage"])
+
+
+@FAMILIES
+def test_chain_generate_img2img_inpaint_keeps_unmasked_pixels(manager: ModelManager, model: str) -> None:
     mask = np.zeros((64, 64), np.uint8)
     mask[16:48, 16:48] = 255
     progress = RecordingProgress()
     result = _run(manager, [{"type": "generate"}, {"type": "img2img", "strength": 0.5},
                             {"type": "inpaint", "image": "src", "mask": "m", "strength": 1.0}],
-                  {"src": _image(1), "m": mask}, progress)
+                  {"src": _image(1), "m": mask}, progress, model=model)
     out = result.images[0]
     assert np.array_equal(out[mask == 0], _image(1)[mask == 0])  # outside the mask: the original, exactly
     assert np.abs(out[mask == 255].astype(int) - _image(1)[mask == 255]).mean() > 10
     stages = [e for e in progress.events if e[0] == "stage"]
     assert stages == [("stage", 0, "generate", 4), ("stage", 1, "img2img", 2), ("stage", 2, "inpaint", 4)]
     rec = result.info["stages"][0]
-    assert rec["family"] == "flux" and rec["scheduler"] == "flow_match_euler" and rec["guidance"] == 3.5
+    assert rec["family"] == model.removeprefix("builtin:tiny-") and rec["scheduler"] == "flow_match_euler"
 
 
-def test_img2img_strength_zero_point_something_stays_close_to_the_input(manager: ModelManager) -> None:
+@FAMILIES
+def test_img2img_low_strength_stays_closer_to_the_input(manager: ModelManager, model: str) -> None:
     src = _image(2)
-    light = _run(manager, [{"type": "img2img", "image": "src", "strength": 0.25}], {"src": src}).images[0]
-    heavy = _run(manager, [{"type": "img2img", "image": "src", "strength": 1.0}], {"src": src}).images[0]
+    light = _run(manager, [{"type": "img2img", "image": "src", "strength": 0.25}], {"src": src}, model=model).images[0]
+    heavy = _run(manager, [{"type": "img2img", "image": "src", "strength": 1.0}], {"src": src}, model=model).images[0]
     assert np.abs(light.astype(int) - src).mean() < np.abs(heavy.astype(int) - src).mean()
 
 
@@ -63,14 +68,15 @@ def test_family_defaults_and_notes_in_the_record(manager: ModelManager) -> None:
     assert any("dpmpp_2m" in n for n in rec["notes"]) and any("negative prompt" in n for n in rec["notes"])
 
 
-def test_previews_and_cancel_within_one_step(manager: ModelManager) -> None:
+@FAMILIES
+def test_previews_and_cancel_within_one_step(manager: ModelManager, model: str) -> None:
     progress = RecordingProgress()
-    _run(manager, [{"type": "generate"}], progress=progress, preview_every=1)
+    _run(manager, [{"type": "generate"}], progress=progress, preview_every=1, model=model)
     assert [s for s, _ in progress.previews] == [1, 2, 3]
     assert all(img.shape == (8, 8, 3) for _, img in progress.previews)
     cancelling = RecordingProgress(cancel_after_steps=2)
     with pytest.raises(JobCancelled):
-        _run(manager, [{"type": "generate"}], progress=cancelling)
+        _run(manager, [{"type": "generate"}], progress=cancelling, model=model)
     assert cancelling.steps_seen == 2
 
 
@@ -91,10 +97,22 @@ def test_controlnet_weight_start_end_and_union_modes(manager: ModelManager) -> N
         _run(manager, [{"type": "generate", "controlnets": [{**union, "type": "normal"}]}], c)
 
 
-def test_sd15_controlnet_on_flux_is_refused(manager: ModelManager) -> None:
-    unit = {"image": "c", "type": "depth", "model": "builtin:tiny-controlnet-depth"}
+@pytest.mark.parametrize(("model", "net"), [(FLUX, "builtin:tiny-controlnet-depth"),
+                                           (FLUX, "builtin:tiny-zimage-controlnet"),
+                                           ("builtin:tiny-zimage", "builtin:tiny-flux-controlnet-depth")])
+def test_controlnet_of_another_family_is_refused(manager: ModelManager, model: str, net: str) -> None:
+    unit = {"image": "c", "type": "depth", "model": net}
     with pytest.raises(UnsupportedModel, match="does not fit"):
-        _run(manager, [{"type": "generate", "controlnets": [unit]}], {"c": _image(3)})
+        _run(manager, [{"type": "generate", "controlnets": [unit]}], {"c": _image(3)}, model=model)
+
+
+def test_zimage_controlnet_and_cfg_change_the_image(manager: ModelManager) -> None:
+    z = "builtin:tiny-zimage"
+    plain = _run(manager, [{"type": "generate"}], model=z).images[0]
+    ctl = _run(manager, [{"type": "generate", "controlnets": [{"image": "c", "type": "normal"}]}], {"c": _image(3)},
+               model=z).images[0]
+    cfg = _run(manager, [{"type": "generate"}], model=z, guidance=2.0, negative_prompt="blur").images[0]
+    assert not np.array_equal(plain, ctl) and not np.array_equal(plain, cfg)
 
 
 def test_size_not_a_multiple_of_16_is_a_clear_error(manager: ModelManager) -> None:
@@ -102,27 +120,28 @@ def test_size_not_a_multiple_of_16_is_a_clear_error(manager: ModelManager) -> No
         _run(manager, [{"type": "generate"}], width=72, height=72)
 
 
-def _flux_lora(path: Path, seed: int = 0) -> Path:
-    """A random diffusers-format LoRA for builtin:tiny-flux's transformer ("transformer." prefix)."""
+def _lora(path: Path, model: str, seed: int = 0) -> Path:
+    """A random diffusers-format LoRA for a tiny flow builtin's transformer ("transformer." prefix)."""
     import torch
     from peft import LoraConfig, get_peft_model_state_dict
 
-    from backend.models.tiny_flux import build_tiny_flux
+    from backend.models.builtins import BASES
 
     torch.manual_seed(seed)
-    tr = build_tiny_flux().transformer
+    tr = BASES[model]().transformer
     tr.add_adapter(LoraConfig(r=4, lora_alpha=4, init_lora_weights=False, target_modules=["to_q", "to_k", "to_v"]))
     state = {f"transformer.{k}": v.detach().contiguous() for k, v in get_peft_model_state_dict(tr).items()}
     save_file(state, str(path))
     return path
 
 
-def test_flux_lora_changes_the_output_and_is_removed_after(manager: ModelManager, tmp_path: Path) -> None:
-    lora = _flux_lora(tmp_path / "flux_style.safetensors")
-    before = _run(manager, [{"type": "generate"}]).images[0]
-    with_lora = _run(manager, [{"type": "generate"}], loras=[{"name": str(lora), "weight": 1.0}]).images[0]
-    after = _run(manager, [{"type": "generate"}]).images[0]
+@FAMILIES
+def test_lora_changes_the_output_and_is_removed_after(manager: ModelManager, tmp_path: Path, model: str) -> None:
+    lora = _lora(tmp_path / "style.safetensors", model)
+    before = _run(manager, [{"type": "generate"}], model=model).images[0]
+    with_lora = _run(manager, [{"type": "generate"}], model=model, loras=[{"name": str(lora), "weight": 1.0}]).images[0]
+    after = _run(manager, [{"type": "generate"}], model=model).images[0]
     assert not np.array_equal(before, with_lora)
     assert np.array_equal(before, after)
-    tr = manager.base(FLUX).transformer
+    tr = manager.base(model).transformer
     assert not [n for n, m in tr.named_modules() if "lora" in type(m).__name__.lower()]

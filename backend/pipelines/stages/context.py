@@ -16,7 +16,7 @@ import torch
 from ...models.components import BaseComponents
 from .. import preview, vae
 from ..control import ControlUnit
-from .. import flow_prompt, flux
+from .. import flow_models, flow_prompt, flux
 from ..denoise import InpaintInputs, StepCallback, denoise
 from ..flow_denoise import flow_denoise, make_flow_scheduler
 from ..images import from_pixels
@@ -55,7 +55,7 @@ class StageContext:
     mask: np.ndarray | None = None  # inpaint: H x W float in [0, 1], 1 = repaint
     notes: list[str] = field(default_factory=list)
     steps_run: int = 0
-    flux_controls: list[flux.FluxControl] | None = None  # flow ControlNets' prepared conditioning
+    flow_controls: list[Any] | None = None  # flow ControlNets' prepared conditioning
 
     @property
     def device(self) -> torch.device:
@@ -83,15 +83,10 @@ class StageContext:
         return sched, timesteps
 
     def generator(self) -> torch.Generator:
-        """CPU generator: the same seed gives the same noise on every device.
-
-        FLUX ControlNets' control images are VAE-encoded here with posterior samples drawn from a
-        generator of their own (same seed, consumed in unit order), so that adding, removing or
-        zero-weighting a ControlNet never changes the job's noise, as with the UNet families."""
+        """CPU generator: the same seed gives the same noise on every device. Flow ControlNets' control
+        images are encoded here, once per stage."""
         if self.base.is_flow:
-            control_gen = torch.Generator("cpu").manual_seed(self.params.seed)
-            self.flux_controls = flux.prepare_controls(self.base, self.units, [u.type for u in self.units],
-                                                       control_gen)
+            self.flow_controls = flow_models.prepare_controls(self.base, self.units, self.params.seed)
         return torch.Generator("cpu").manual_seed(self.params.seed)
 
     def add_noise(self, sched: Any, latents: torch.Tensor, noise: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
@@ -115,12 +110,12 @@ class StageContext:
         p = self.params
         on_step = self._on_step()
         if self.base.is_flow:
-            fcond = flow_prompt.encode(self.base, p.prompt)
+            fcond = flow_prompt.encode(self.base, p.prompt, p.negative_prompt, p.guidance)
             if fcond.truncated:
                 self.notes.append("prompt longer than the text encoders take: truncated")
             self.progress.stage(self.index, self.type, len(timesteps))
             h, w = latents.shape[-2:]
-            velocity = flux.FluxVelocity(self.base, fcond, p.guidance, self.flux_controls or [], h, w)
+            velocity = flow_models.velocity(self.base, fcond, p.guidance, self.flow_controls or [], h, w)
             return flow_denoise(velocity, sched, timesteps, latents, self.progress.cancelled, on_step, inpaint)
         cond = encode(self.base, p.prompt, p.negative_prompt, p.guidance > 1.0, p.width, p.height)
         if cond.truncated:
