@@ -65,7 +65,14 @@ class BaseComponents:
 
     @property
     def vae_scale_factor(self) -> int:
+        if "temperal_downsample" in self.vae.config:  # Qwen-Image's 3D VAE
+            return 2 ** len(self.vae.config.temperal_downsample)
         return 2 ** (len(self.vae.config.block_out_channels) - 1)
+
+    @property
+    def latent_channels(self) -> int:
+        cfg = self.vae.config
+        return int(cfg.z_dim if "z_dim" in cfg else cfg.latent_channels)
 
     def nbytes(self) -> int:
         return module_bytes(self.unet, self.transformer, self.vae, *self.text_encoders)

@@ -36,6 +36,8 @@ FAMILIES: dict[str, FamilyInfo] = {
     "flux-schnell": FamilyInfo("flux-schnell", "flow", "FLUX.1 [schnell]", 4, 0.0, 16, "FluxControlNetModel"),
     # Z-Image Turbo: 8 steps without CFG (guidance 0); Z-Image base models use CFG (guidance > 0).
     "zimage": FamilyInfo("zimage", "flow", "Z-Image", 8, 0.0, 16, "ZImageControlNetModel", True),
+    # Qwen-Image: true CFG (guidance > 1, 4.0 is the model card's), 50 steps.
+    "qwen": FamilyInfo("qwen", "flow", "Qwen-Image", 50, 4.0, 16, "QwenImageControlNetModel", True),
 }
 
 

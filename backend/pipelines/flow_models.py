@@ -8,7 +8,7 @@ from typing import Any
 import torch
 
 from ..models.components import BaseComponents
-from . import flux, zimage
+from . import flux, qwen, zimage
 from .control import ControlUnit
 from .flow_denoise import Velocity
 from .flow_prompt import FlowConditioning
@@ -18,7 +18,9 @@ def prepare_controls(base: BaseComponents, units: list[ControlUnit], seed: int) 
     """Each unit's conditioning, computed once per stage (VAE-encoded control images)."""
     if base.family == "zimage":
         return zimage.prepare_controls(base, units)
-    # FLUX ControlNets sample the VAE posterior: from a generator of their own (same seed, unit order),
+    if base.family == "qwen":
+        return qwen.prepare_controls(base, units, torch.Generator("cpu").manual_seed(seed))
+    # FLUX and Qwen-Image ControlNets sample the VAE posterior: from a generator of their own (same seed, unit order),
     # so that adding, removing or zero-weighting a ControlNet never changes the job's noise.
     return flux.prepare_controls(base, units, [u.type for u in units], torch.Generator("cpu").manual_seed(seed))
 
@@ -27,4 +29,6 @@ def velocity(base: BaseComponents, cond: FlowConditioning, guidance: float, cont
              h: int, w: int) -> Velocity:
     if base.family == "zimage":
         return zimage.ZImageVelocity(base, cond, guidance, controls)
+    if base.family == "qwen":
+        return qwen.QwenVelocity(base, cond, guidance, controls, h, w)
     return flux.FluxVelocity(base, cond, guidance, controls, h, w)

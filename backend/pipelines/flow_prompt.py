@@ -4,6 +4,8 @@ FLUX.1: CLIP-L's pooled output (77 tokens) feeds ``pooled_projections``; T5's la
 (``max_sequence_length`` tokens, padded) are the joint-attention text tokens, with all-zero RoPE ids.
 Z-Image: the prompt in Qwen3's chat template; the second-to-last hidden states of its real (unpadded)
 tokens, one variable-length tensor per prompt.
+Qwen-Image: the prompt in Qwen-Image's describe-the-image system template; Qwen2.5-VL's last hidden
+states with the template's first ``QWEN_DROP`` tokens dropped, cut to ``max_sequence_length``.
 """
 
 from __future__ import annotations
@@ -60,11 +62,38 @@ def encode_zimage(base: BaseComponents, prompt: str, negative: str, cfg: bool) -
     return FlowConditioning(embeds, None, None, cut, neg)
 
 
+QWEN_TEMPLATE = ("<|im_start|>system\nDescribe the image by detailing the color, shape, size, texture, quantity, "
+                 "text, spatial relationships of the objects and background:<|im_end|>\n<|im_start|>user\n{}"
+                 "<|im_end|>\n<|im_start|>assistant\n")
+QWEN_DROP = 34  # the system part of the template, in Qwen2.5-VL tokens (``extra["prompt_drop"]`` overrides)
+QWEN_TOKENIZER_MAX = 1024
+
+
+def _qwen_embeds(base: BaseComponents, prompt: str) -> tuple[torch.Tensor, bool]:
+    tok, encoder = base.tokenizers[0], base.text_encoders[0]
+    drop = int(base.extra.get("prompt_drop", QWEN_DROP))
+    inputs = tok([QWEN_TEMPLATE.format(prompt)], max_length=QWEN_TOKENIZER_MAX + drop, padding=True,
+                 truncation=True, return_tensors="pt").to(encoder.device)
+    hidden = encoder(input_ids=inputs.input_ids, attention_mask=inputs.attention_mask,
+                     output_hidden_states=True).hidden_states[-1]
+    embeds = hidden[0][inputs.attention_mask[0].bool()][drop:]
+    max_length = int(base.extra.get("max_sequence_length", 1024))
+    return embeds[None, :max_length], embeds.shape[0] > max_length
+
+
+def encode_qwen(base: BaseComponents, prompt: str, negative: str, cfg: bool) -> FlowConditioning:
+    embeds, cut = _qwen_embeds(base, prompt)
+    neg = _qwen_embeds(base, negative)[0] if cfg else None
+    return FlowConditioning(embeds, None, None, cut, neg)
+
+
 def encode(base: BaseComponents, prompt: str, negative: str, guidance: float) -> FlowConditioning:
     """The text conditioning of a flow family; with the negative prompt's where the family runs true CFG
-    at this ``guidance`` (Z-Image: guidance > 0)."""
+    at this ``guidance`` (Z-Image: guidance > 0; Qwen-Image: guidance > 1)."""
     if base.family in ("flux", "flux-schnell"):
         return encode_flux(base, prompt)
     if base.family == "zimage":
         return encode_zimage(base, prompt, negative, guidance > 0)
+    if base.family == "qwen":
+        return encode_qwen(base, prompt, negative, guidance > 1)
     raise NotImplementedError(f"no text conditioning for family {base.family!r}")

@@ -15,6 +15,7 @@ import torch
 
 from ..models.components import BaseComponents
 from ..models.errors import UnsupportedModel
+from . import vae as vae_io
 from .control import ControlUnit
 from .flow_prompt import FlowConditioning
 
@@ -76,9 +77,7 @@ def prepare_controls(base: BaseComponents, units: list[ControlUnit], unit_types:
                     "give this unit a ControlNet made for its type in its `model` field, or change its type")
             mode = torch.tensor([[UNION_MODES[unit_type]]], device=pixels.device, dtype=torch.long)
         if net.input_hint_block is None:
-            dist = vae.encode(pixels.to(device=vae.device, dtype=vae.dtype)).latent_dist
-            sample = dist.sample(generator).float()
-            latents = (sample - float(vae.config.shift_factor or 0.0)) * float(vae.config.scaling_factor)
+            latents = vae_io.scale(vae, vae_io.posterior(vae, pixels).sample(generator))
             out.append(FluxControl(unit, pack(latents), mode, False))
         else:
             out.append(FluxControl(unit, pixels, mode, True))

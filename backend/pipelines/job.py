@@ -78,7 +78,8 @@ def _fits(net: Any, base: Any) -> bool:
     if base.is_flow:
         if type(net).__name__ != family_info(base.family).controlnet_class:
             return False
-        width = {"FluxControlNetModel": "joint_attention_dim", "ZImageControlNetModel": "dim"}.get(type(net).__name__)
+        width = {"FluxControlNetModel": "joint_attention_dim", "ZImageControlNetModel": "dim",
+                 "QwenImageControlNetModel": "joint_attention_dim"}.get(type(net).__name__)
         return width is None or net.config.get(width) == base.transformer.config.get(width)
     return net.config.get("cross_attention_dim") == base.unet.config.cross_attention_dim
 

@@ -20,6 +20,16 @@ LATENT_RGB = {
               [-0.1262, -0.0982, -0.0778]], [-0.0329, -0.0718, -0.0851]),
 }
 LATENT_RGB["flux-schnell"] = LATENT_RGB["flux"]
+LATENT_RGB["zimage"] = LATENT_RGB["flux"]  # Z-Image uses FLUX.1's VAE
+# Qwen-Image's VAE is Wan 2.1's (fitted factors as published with ComfyUI's latent formats, fitted on raw
+# latents; ours are mean/std-normalised, so the preview's colours are approximate).
+LATENT_RGB["qwen"] = ([[-0.1299, -0.1692, 0.2932], [0.0671, 0.0406, 0.0442], [0.3568, 0.2548, 0.1747],
+                       [0.0372, 0.2344, 0.1420], [0.0313, 0.0189, -0.0328], [0.0296, -0.0956, -0.0665],
+                       [-0.3477, -0.4059, -0.2925], [0.0166, 0.1902, 0.1975], [-0.0412, 0.0267, -0.1364],
+                       [-0.1293, 0.0740, 0.1636], [0.0680, 0.3019, 0.1128], [0.0032, 0.0581, 0.0639],
+                       [-0.1251, 0.0927, 0.1699], [0.0060, -0.0633, 0.0005], [0.3477, 0.2275, 0.2950],
+                       [0.1984, 0.0913, 0.1861]], [-0.1835, -0.0868, -0.3360])
+
 
 
 def _to_uint8(rgb: torch.Tensor) -> np.ndarray:
@@ -43,4 +53,3 @@ def render(latents: torch.Tensor, family: str, taesd: torch.nn.Module | None) ->
         out = taesd.decode(latents.to(device=taesd.device, dtype=taesd.dtype), return_dict=False)[0]
         return _to_uint8(out[0])
     return approximate(latents, family)
-LATENT_RGB["zimage"] = LATENT_RGB["flux"]  # Z-Image uses FLUX.1's VAE

@@ -13,6 +13,7 @@ import torch
 from diffusers import ZImageControlNetModel
 
 from ..models.components import BaseComponents
+from . import vae as vae_io
 from .control import ControlUnit
 from .flow_prompt import FlowConditioning
 
@@ -28,9 +29,7 @@ def prepare_controls(base: BaseComponents, units: list[ControlUnit]) -> list[ZIm
     (Z-Image ControlNet 2.x takes more channels than the latents have)."""
     vae, out = base.vae, []
     for unit in units:
-        pixels = (unit.image * 2.0 - 1.0).to(device=vae.device, dtype=vae.dtype)
-        latents = vae.encode(pixels).latent_dist.mode().float()
-        latents = ((latents - float(vae.config.shift_factor or 0.0)) * float(vae.config.scaling_factor)).unsqueeze(2)
+        latents = vae_io.scale(vae, vae_io.posterior(vae, unit.image * 2.0 - 1.0).mode()).unsqueeze(2)
         extra = int(unit.model.config.control_in_dim) - latents.shape[1]
         if extra > 0:
             latents = torch.cat([latents, latents.new_zeros(latents.shape[0], extra, *latents.shape[2:])], dim=1)

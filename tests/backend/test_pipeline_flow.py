@@ -1,4 +1,4 @@
-"""Flow-matching families (FLUX.1, Z-Image on their tiny builtins) through the same stage code as the UNets:
+"""Flow-matching families (FLUX.1, Z-Image, Qwen-Image on their tiny builtins) through the same stage code as the UNets:
 generate, img2img and inpaint chains, previews, cancel, the record, LoRAs, and input errors."""
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ def _image(seed: int) -> np.ndarray:
     return np.random.default_rng(seed).integers(0, 256, (64, 64, 3), dtype=np.uint8)
 
 
-FAMILIES = pytest.mark.parametrize("model", [FLUX, "builtin:tiny-zimage"])
+FAMILIES = pytest.mark.parametrize("model", [FLUX, "builtin:tiny-zimage", "builtin:tiny-qwen"])
 
 
 @FAMILIES

@@ -17,7 +17,8 @@ def server():
     return shared_server()
 
 
-@pytest.mark.parametrize("model", ["builtin:tiny-flux", "builtin:tiny-flux-schnell", "builtin:tiny-zimage"])
+@pytest.mark.parametrize("model", ["builtin:tiny-flux", "builtin:tiny-flux-schnell", "builtin:tiny-zimage",
+                                   "builtin:tiny-qwen"])
 def test_flux_controlnet_job_runs_through_the_server(server, model: str) -> None:
     spec = tiny_spec(steps=3, model=model, preview_every=1)
     job_id = server.submit_ok(spec)
@@ -33,7 +34,8 @@ def test_flux_controlnet_job_runs_through_the_server(server, model: str) -> None
     _, record = server.json("GET", body["record_url"])
     stage = record["resolved"]["stages"][0]
     assert stage["family"] == model.removeprefix("builtin:tiny-")
-    expected = {"builtin:tiny-zimage": ["builtin:tiny-zimage-controlnet"] * 2}.get(
+    expected = {"builtin:tiny-zimage": ["builtin:tiny-zimage-controlnet"] * 2,
+                "builtin:tiny-qwen": ["builtin:tiny-qwen-controlnet"] * 2}.get(
         model, ["builtin:tiny-flux-controlnet-depth", "builtin:tiny-flux-controlnet-edges"])
     assert [u["model"] for u in stage["controlnets"]] == expected
 

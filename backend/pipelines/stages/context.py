@@ -102,7 +102,7 @@ class StageContext:
 
     def noise(self, generator: torch.Generator) -> torch.Tensor:
         f = self.base.vae_scale_factor
-        shape = (1, int(self.base.vae.config.latent_channels), self.params.height // f, self.params.width // f)
+        shape = (1, self.base.latent_channels, self.params.height // f, self.params.width // f)
         return torch.randn(shape, generator=generator, dtype=torch.float32).to(self.device)
 
     def denoise(self, sched: Any, timesteps: torch.Tensor, latents: torch.Tensor, generator: torch.Generator,
