@@ -13,6 +13,8 @@ KNOWN_BASES: dict[str, str] = {
     "stabilityai/stable-diffusion-xl-base-1.0": "sdxl",
 }
 
+SDXL_UNION = "xinsir/controlnet-union-sdxl-1.0"
+
 DEFAULT_CONTROLNETS: dict[str, dict[str, str]] = {
     "sd15": {
         "depth": "lllyasviel/control_v11f1p_sd15_depth",
@@ -26,6 +28,11 @@ DEFAULT_CONTROLNETS: dict[str, dict[str, str]] = {
         "depth": "diffusers/controlnet-depth-sdxl-1.0",
         "canny": "diffusers/controlnet-canny-sdxl-1.0",
         "edges": "diffusers/controlnet-canny-sdxl-1.0",
+        # No dedicated SDXL ControlNets of quality for these: one ControlNet Union serves them all (and
+        # several units of a stage share one forward pass, see pipelines/control.py).
+        "normal": SDXL_UNION,
+        "segmentation": SDXL_UNION,
+        "lineart": SDXL_UNION,
     },
 }
 

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import torch
-from diffusers import AutoencoderKL, ControlNetModel, UNet2DConditionModel
+from diffusers import AutoencoderKL, ControlNetModel, ControlNetUnionModel, UNet2DConditionModel
 from diffusers.loaders.single_file_utils import create_diffusers_clip_model_from_ldm
 from huggingface_hub import snapshot_download
 from huggingface_hub.utils import tqdm as hf_tqdm
@@ -183,5 +183,20 @@ def load_controlnet(loc: Located, dtype: torch.dtype, configs: dict[str, Path],
                                                 torch_dtype=dtype, local_files_only=True).eval()
     folder = loc.path or download(loc.id, dtype == torch.float16, on_download)
     check_weights(folder, ("",), loc.id)
-    return ControlNetModel.from_pretrained(folder, torch_dtype=dtype, use_safetensors=True, local_files_only=True,
-                                           variant=_variant(folder)).eval()
+    cls = ControlNetUnionModel if is_union_controlnet_folder(folder) else ControlNetModel
+    return cls.from_pretrained(folder, torch_dtype=dtype, use_safetensors=True, local_files_only=True,
+                               variant=_variant(folder)).eval()
+
+
+def is_union_controlnet_folder(folder: Path) -> bool:
+    """A ControlNet Union (xinsir layout): its config or its weights (``task_embedding``) say so — some
+    published Union repos keep ``"_class_name": "ControlNetModel"`` in their config."""
+    cfg = json.loads((folder / "config.json").read_text()) if (folder / "config.json").is_file() else {}
+    if cfg.get("_class_name") == "ControlNetUnionModel" or "num_control_type" in cfg:
+        return True
+    from safetensors import safe_open  # noqa: PLC0415
+
+    for weights in sorted(folder.glob("diffusion_pytorch_model*.safetensors"))[:1]:
+        with safe_open(str(weights), framework="pt") as f:
+            return "task_embedding" in f.keys()
+    return False

@@ -45,3 +45,16 @@ def test_models_list_has_the_flow_builtins(server) -> None:
     by_id = {m["id"]: m for m in body["models"]}
     assert by_id["builtin:tiny-flux"]["family"] == "flux" and by_id["builtin:tiny-flux"]["kind"] == "base"
     assert by_id["builtin:tiny-flux-controlnet-union"]["kind"] == "controlnet"
+
+
+def test_sdxl_union_job_runs_through_the_server(server) -> None:
+    spec = tiny_spec(steps=2, model="builtin:tiny-sdxl")
+    spec["stages"][0]["controlnets"][0]["type"] = "normal"
+    spec["stages"][0]["controlnets"][1]["type"] = "segmentation"
+    job_id = server.submit_ok(spec)
+    final = server.wait(job_id)
+    assert final["status"] == "done", final
+    _, record = server.json("GET", final["record_url"])
+    stage = record["resolved"]["stages"][0]
+    assert stage["family"] == "sdxl"
+    assert [u["model"] for u in stage["controlnets"]] == ["builtin:tiny-sdxl-controlnet-union"] * 2
