@@ -21,6 +21,8 @@ from .components import BaseComponents, module_bytes
 from .defaults import DEFAULT_CONTROLNETS, KNOWN_BASES, default_controlnet
 from .device import choose_device
 from .errors import ModelNotFound, UnsafeCheckpoint
+from .families import HUB_FAMILIES
+from .loading_flow import flow_family_of_folder
 from .loading import DownloadCallback, download, load_base, load_controlnet
 from .lora import applied_loras
 from .sources import (PICKLE_EXTS, classify_single_file, family_of_config, folder_kind, hub_cache, hub_snapshot,
@@ -94,8 +96,8 @@ class ModelManager:
                 raise ModelNotFound(f"{model_id} is a {found}, not a {kind}", f"use a {kind} checkpoint here")
 
     def family(self, model_id: str) -> str | None:
-        """"sd15"/"sdxl" of a base model from its config or checkpoint header (nothing loaded); None when
-        it is a hub model that is not downloaded yet."""
+        """The family (families.FAMILIES) of a base model from its config or checkpoint header (nothing
+        loaded); None when it is a hub model that is not downloaded yet and not a known reference repo."""
         loc = locate(model_id, "base")
         if loc.source == "builtin":
             from .builtins import BUILTIN_FAMILIES  # noqa: PLC0415 - torch-heavy
@@ -104,7 +106,10 @@ class ModelManager:
         if loc.source == "single_file":
             return classify_single_file(loc.path)[1]
         if loc.path is None:
-            return None
+            return HUB_FAMILIES.get(loc.id) if loc.source == "hub" else None
+        flow = flow_family_of_folder(loc.path)  # flow families: model_index.json + transformer/
+        if flow is not None:
+            return flow
         return family_of_config(json.loads((loc.path / "unet" / "config.json").read_text()))
 
     def default_controlnet(self, base_id: str, unit_type: str) -> str | None:
@@ -176,6 +181,8 @@ class ModelManager:
         try:
             if kind == "lora":
                 return classify_single_file(next(folder.glob("*lora*.safetensors")))[1]
+            if kind == "base" and flow_family_of_folder(folder):
+                return flow_family_of_folder(folder)
             cfg = json.loads((folder / ("unet/config.json" if kind == "base" else "config.json")).read_text())
         except Exception:  # noqa: BLE001 - unreadable: not listed
             return None
