@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from ..models import ModelManager, UnsupportedModel
-from ..models.families import family_info
+from ..models.families import family_info, is_flow
 from ..spec import Img2ImgStage, InpaintStage, JobSpec
 from .control import ControlUnit
 from .images import fit, to_control, to_mask
@@ -64,13 +64,13 @@ def _flow_notes(spec: JobSpec, stage: Any, p: StageParams, family: str, notes: l
         notes.append("ControlNet modes 'prompt'/'control' need CFG; units ran as 'balanced'")
 
 
-def _check_flow_size(base: Any, p: StageParams) -> None:
-    """Flow transformers pack 2x2 latent patches: the image must be a whole number of 16-pixel patches."""
-    step = base.vae_scale_factor * 2
-    if p.width % step or p.height % step:
-        fix_w, fix_h = p.width // step * step, p.height // step * step
-        raise ValueError(f"{base.id} ({base.family}) needs width and height in multiples of {step} pixels, "
-                         f"got {p.width}x{p.height}; use {fix_w}x{fix_h} or {fix_w + step}x{fix_h + step}")
+def _check_flow_size(model_id: str, family: str, width: int, height: int) -> None:
+    """Flow transformers pack 2x2 patches of the 8x latents: the image must be whole 16-pixel patches."""
+    step = 16
+    if width % step or height % step:
+        fix_w, fix_h = width // step * step, height // step * step
+        raise ValueError(f"{model_id} ({family}) needs width and height in multiples of {step} pixels, "
+                         f"got {width}x{height}; use {fix_w}x{fix_h} or {fix_w + step}x{fix_h + step}")
 
 
 def _fits(net: Any, base: Any) -> bool:
@@ -113,10 +113,14 @@ def run_job(spec: JobSpec, images: Mapping[str, np.ndarray], models: ModelManage
             raise JobCancelled()
         started = time.perf_counter()
         notes: list[str] = []
-        base = models.base(spec.resolved(stage, "model"), on_download=progress.download)
+        model_id = spec.resolved(stage, "model")
+        known = models.family(model_id)  # from configs/headers, before a load that can take minutes
+        if known is not None and is_flow(known):
+            _check_flow_size(model_id, known, spec.width, spec.height)
+        base = models.base(model_id, on_download=progress.download)
         p = _params(spec, stage, base.family)
         if base.is_flow:
-            _check_flow_size(base, p)
+            _check_flow_size(base.id, base.family, p.width, p.height)
             _flow_notes(spec, stage, p, base.family, notes)
         units, unit_info = _units(stage, base, models, images, p, progress, notes)
         source, mask = previous, None

@@ -115,9 +115,11 @@ def test_zimage_controlnet_and_cfg_change_the_image(manager: ModelManager) -> No
     assert not np.array_equal(plain, ctl) and not np.array_equal(plain, cfg)
 
 
-def test_size_not_a_multiple_of_16_is_a_clear_error(manager: ModelManager) -> None:
+def test_size_not_a_multiple_of_16_is_a_clear_error_before_loading() -> None:
+    fresh = ModelManager(device="cpu")
     with pytest.raises(ValueError, match="multiples of 16 pixels.*64x64 or 80x80"):
-        _run(manager, [{"type": "generate"}], width=72, height=72)
+        _run(fresh, [{"type": "generate"}], width=72, height=72)
+    assert fresh.cache.keys() == []  # refused before the model was built
 
 
 def _lora(path: Path, model: str, seed: int = 0) -> Path:
