@@ -94,3 +94,28 @@ def test_flow_schedule_shifts_with_image_size() -> None:
     large = make_flow_scheduler(FLUX_SCHEDULER, 4, 4096, torch.device("cpu")).sigmas
     assert small[0] == large[0] == 1.0
     assert (large[1:-1] > small[1:-1]).all()
+
+
+def test_two_controlnets_match_stock_multi_controlnet() -> None:
+    """Two units (depth + canny nets, different weights and ends) sum as FluxMultiControlNetModel does."""
+    from diffusers import FluxControlNetPipeline
+
+    manager = ModelManager(device="cpu")
+    base = manager.base("builtin:tiny-flux")
+    nets = [manager.controlnet("builtin:tiny-flux-controlnet-depth"), manager.controlnet("builtin:tiny-flux-controlnet-canny")]
+    images = [np.random.default_rng(s).integers(0, 256, (H, W, 3), dtype=np.uint8) for s in (0, 1)]
+    units = [{"image": "a", "type": "depth", "weight": 0.7, "end": 1.0},
+             {"image": "b", "type": "canny", "weight": 0.4, "end": 0.5}]
+    ours = run_job(_spec("builtin:tiny-flux", units), {"a": images[0], "b": images[1]}, manager,
+                   RecordingProgress()).images[0]
+    noise = torch.randn((1, 16, H // 8, W // 8), generator=torch.Generator().manual_seed(42))
+    pipe = FluxControlNetPipeline(scheduler=_stock_scheduler(base), vae=base.vae, text_encoder=base.text_encoders[0],
+                                  tokenizer=base.tokenizers[0], text_encoder_2=base.text_encoders[1],
+                                  tokenizer_2=base.tokenizers[1], transformer=base.transformer, controlnet=nets)
+    pipe.set_progress_bar_config(disable=True)
+    stock = pipe("a red barn", control_image=[torch.from_numpy(i).permute(2, 0, 1)[None] / 127.5 - 1 for i in images],
+                 height=H, width=W, num_inference_steps=4, guidance_scale=3.5, controlnet_conditioning_scale=[0.7, 0.4],
+                 control_guidance_start=[0.0, 0.0], control_guidance_end=[1.0, 0.5],
+                 max_sequence_length=base.extra["max_sequence_length"], generator=torch.Generator().manual_seed(42),
+                 latents=pack(noise), output_type="np").images[0]
+    assert np.abs(ours.astype(int) - _u8(stock).astype(int)).max() <= 1
