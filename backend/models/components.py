@@ -11,7 +11,7 @@ from typing import Any, Literal
 
 import torch
 
-Family = Literal["sd15", "sdxl"]
+Family = Literal["sd15", "sdxl", "flux", "flux-schnell", "zimage", "qwen"]  # see families.py
 
 
 def module_bytes(*modules: torch.nn.Module | None) -> int:
@@ -30,13 +30,15 @@ class BaseComponents:
     """A base model's parts, already on the manager's device and dtype.
 
     ``text_encoders``/``tokenizers`` have one entry for SD1.5 and two for SDXL (CLIP-L, then OpenCLIP-bigG
-    with its projection, whose pooled output feeds the UNet's added conditioning).
+    with its projection, whose pooled output feeds the UNet's added conditioning) and for FLUX.1 (CLIP-L,
+    whose pooled output is the transformer's ``pooled_projections``, then T5). UNet families set ``unet``;
+    flow-matching families (``families.is_flow``) set ``transformer`` instead.
     """
 
     id: str
     family: Family
     source: str  # builtin | hub | local | single_file
-    unet: Any  # UNet2DConditionModel
+    unet: Any  # UNet2DConditionModel, or None for flow-matching families
     vae: Any  # AutoencoderKL
     text_encoders: list[Any]
     tokenizers: list[Any]
@@ -44,16 +46,33 @@ class BaseComponents:
     vae_decode_dtype: torch.dtype  # float32 when the VAE must be upcast (SDXL's VAE overflows in fp16)
     force_zeros_for_empty_prompt: bool = False  # SDXL: an empty negative prompt is a zero embedding
     vae_id: str | None = None  # a VAE from elsewhere (SDXL's fp16 fix); None: the model's own
-    extra: dict[str, Any] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)  # flow families: max_sequence_length
+    transformer: Any = None  # FluxTransformer2DModel, ... (flow-matching families)
+
+    @property
+    def denoiser(self) -> Any:
+        """The network each step runs: the UNet or the flow transformer (its device/dtype are the job's)."""
+        return self.unet if self.unet is not None else self.transformer
+
+    @property
+    def is_flow(self) -> bool:
+        return self.transformer is not None
 
     @property
     def is_inpainting(self) -> bool:
         """A 9-channel UNet trained for inpainting (latents + mask + masked-image latents)."""
-        return int(self.unet.config.in_channels) == 9
+        return self.unet is not None and int(self.unet.config.in_channels) == 9
 
     @property
     def vae_scale_factor(self) -> int:
+        if "temperal_downsample" in self.vae.config:  # Qwen-Image's 3D VAE
+            return 2 ** len(self.vae.config.temperal_downsample)
         return 2 ** (len(self.vae.config.block_out_channels) - 1)
 
+    @property
+    def latent_channels(self) -> int:
+        cfg = self.vae.config
+        return int(cfg.z_dim if "z_dim" in cfg else cfg.latent_channels)
+
     def nbytes(self) -> int:
-        return module_bytes(self.unet, self.vae, *self.text_encoders)
+        return module_bytes(self.unet, self.transformer, self.vae, *self.text_encoders)

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import torch
-from diffusers import AutoencoderKL, ControlNetModel, UNet2DConditionModel
+from diffusers import AutoencoderKL, ControlNetModel, ControlNetUnionModel, UNet2DConditionModel
 from diffusers.loaders.single_file_utils import create_diffusers_clip_model_from_ldm
 from huggingface_hub import snapshot_download
 from huggingface_hub.utils import tqdm as hf_tqdm
@@ -22,6 +22,8 @@ from transformers import CLIPTextModel, CLIPTextModelWithProjection, CLIPTokeniz
 
 from .components import BaseComponents
 from .configs import config_folder
+from .families import classify_header, is_flow, read_safetensors_header
+from .loading_flow import flow_controlnet_class, flow_family_of_folder, load_flow_folder, refuse_flow_single_file
 from .errors import Cancelled, ModelNotFound, UnsupportedModel
 from .sources import BASE_COMPONENTS, family_of_config, Located, check_weights, classify_single_file, hub_snapshot
 from .builtins import BASES, CONTROLNETS
@@ -47,9 +49,12 @@ HUB_IGNORE = ["safety_checker/*", "vae_1_0/*", "*.ckpt", "*.bin", "*.pt", "*.pth
 
 def hub_patterns(fp16: bool) -> list[str]:
     variant = ".fp16" if fp16 else ""
-    return ["model_index.json", "config.json", "*/*.json", "*/*.txt",
+    return ["model_index.json", "config.json", "*/*.json", "*/*.txt", "*/spiece.model",
             f"diffusion_pytorch_model{variant}.safetensors",
-            f"*/diffusion_pytorch_model{variant}.safetensors", f"*/model{variant}.safetensors"]
+            f"*/diffusion_pytorch_model{variant}.safetensors", f"*/model{variant}.safetensors",
+            # sharded weights (FLUX.1/Qwen-Image transformers, T5, Qwen text encoders)
+            f"*/diffusion_pytorch_model{variant}-*-of-*.safetensors", f"*/model{variant}-*-of-*.safetensors",
+            f"*/diffusion_pytorch_model-*-of-*{variant}.safetensors", f"*/model-*-of-*{variant}.safetensors"]
 
 
 def download(repo_id: str, fp16: bool, on_progress: DownloadCallback | None) -> Path:
@@ -99,6 +104,9 @@ def _fp16_fix_vae(dtype: torch.dtype) -> AutoencoderKL | None:
 
 
 def load_diffusers_folder(folder: Path, model_id: str, source: str, dtype: torch.dtype) -> BaseComponents:
+    flow = flow_family_of_folder(folder)
+    if flow is not None:
+        return load_flow_folder(folder, model_id, source, dtype, flow)
     check_weights(folder, BASE_COMPONENTS, model_id)
     kw = dict(torch_dtype=dtype, use_safetensors=True, local_files_only=True)
     unet = UNet2DConditionModel.from_pretrained(folder, subfolder="unet", variant=_variant(folder / "unet"), **kw)
@@ -132,6 +140,8 @@ def load_single_file(path: Path, model_id: str, dtype: torch.dtype, configs: dic
     kind, family, inpainting = classify_single_file(path)
     if kind != "base":
         raise UnsupportedModel(f"{path.name} is a {kind}, not a base model", f"use it as a {kind} instead")
+    if is_flow(family):
+        raise refuse_flow_single_file(path, kind, family)
     cfg = configs.get(family) or config_folder(family, inpainting)
     log.info("loading single-file %s checkpoint %s with configs from %s", family, path, cfg)
     ckpt = load_file(str(path))
@@ -178,10 +188,39 @@ def load_controlnet(loc: Located, dtype: torch.dtype, configs: dict[str, Path],
         kind, family, _ = classify_single_file(loc.path)
         if kind != "controlnet":
             raise UnsupportedModel(f"{loc.path.name} is a {kind}, not a ControlNet", "give a ControlNet checkpoint")
+        if is_flow(family) or is_union_header(loc.path):
+            raise refuse_flow_single_file(loc.path, kind, family)
         cfg = configs.get(family) or config_folder(family)
         return ControlNetModel.from_single_file(str(loc.path), config=str(cfg), subfolder="controlnet",
                                                 torch_dtype=dtype, local_files_only=True).eval()
     folder = loc.path or download(loc.id, dtype == torch.float16, on_download)
     check_weights(folder, ("",), loc.id)
-    return ControlNetModel.from_pretrained(folder, torch_dtype=dtype, use_safetensors=True, local_files_only=True,
-                                           variant=_variant(folder)).eval()
+    cfg = json.loads((folder / "config.json").read_text()) if (folder / "config.json").is_file() else {}
+    flow_cls = flow_controlnet_class(cfg)
+    if flow_cls is not None:
+        import diffusers  # noqa: PLC0415
+
+        return getattr(diffusers, flow_cls).from_pretrained(folder, torch_dtype=dtype, use_safetensors=True,
+                                                            local_files_only=True, variant=_variant(folder)).eval()
+    cls = ControlNetUnionModel if is_union_controlnet_folder(folder) else ControlNetModel
+    return cls.from_pretrained(folder, torch_dtype=dtype, use_safetensors=True, local_files_only=True,
+                               variant=_variant(folder)).eval()
+
+
+def is_union_header(path: Path) -> bool:
+    d = classify_header(read_safetensors_header(path))
+    return d is not None and d.note == "ControlNet Union"
+
+
+def is_union_controlnet_folder(folder: Path) -> bool:
+    """A ControlNet Union (xinsir layout): its config or its weights (``task_embedding``) say so — some
+    published Union repos keep ``"_class_name": "ControlNetModel"`` in their config."""
+    cfg = json.loads((folder / "config.json").read_text()) if (folder / "config.json").is_file() else {}
+    if cfg.get("_class_name") == "ControlNetUnionModel" or "num_control_type" in cfg:
+        return True
+    from safetensors import safe_open  # noqa: PLC0415
+
+    for weights in sorted(folder.glob("diffusion_pytorch_model*.safetensors"))[:1]:
+        with safe_open(str(weights), framework="pt") as f:
+            return "task_embedding" in f.keys()
+    return False

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from diffusers import AutoencoderTiny, ControlNetModel
+from diffusers import AutoencoderTiny
 from diffusers.models.attention_processor import AttnProcessor2_0
 
 from .cache import Key, ModelCache
@@ -23,6 +23,8 @@ from .defaults import DEFAULT_CONTROLNETS, KNOWN_BASES, default_controlnet
 from .device import choose_device
 from .errors import ModelNotFound, UnsafeCheckpoint
 from .folders import scan as scan_models_folders
+from .families import HUB_FAMILIES
+from .loading_flow import flow_family_of_folder
 from .loading import DownloadCallback, download, load_base, load_controlnet
 from .lora import applied_loras
 from .sizes import estimate_bytes
@@ -42,6 +44,13 @@ def _default_budget_bytes(device: torch.device) -> int:
     except (ValueError, OSError, AttributeError):
         ram = 16 << 30
     return int(ram * 0.5)
+
+
+def _own_attention(module: torch.nn.Module) -> bool:
+    """Flow transformers (FLUX, ...) bring attention processors of their own (joint attention, RoPE);
+    replacing them with the UNet's AttnProcessor2_0 would break them."""
+    return any(type(p).__name__ not in ("AttnProcessor", "AttnProcessor2_0")
+               for p in getattr(module, "attn_processors", {}).values())
 
 
 class ModelManager:
@@ -95,15 +104,20 @@ class ModelManager:
                 raise ModelNotFound(f"{model_id} is a {found}, not a {kind}", f"use a {kind} checkpoint here")
 
     def family(self, model_id: str) -> str | None:
-        """"sd15"/"sdxl" of a base model from its config or checkpoint header (nothing loaded); None when
-        it is a hub model that is not downloaded yet."""
+        """The family (families.FAMILIES) of a base model from its config or checkpoint header (nothing
+        loaded); None when it is a hub model that is not downloaded yet and not a known reference repo."""
         loc = locate(model_id, "base")
         if loc.source == "builtin":
-            return "sd15"
+            from .builtins import BUILTIN_FAMILIES  # noqa: PLC0415 - torch-heavy
+
+            return BUILTIN_FAMILIES[loc.id]
         if loc.source == "single_file":
             return classify_single_file(loc.path)[1]
         if loc.path is None:
-            return None
+            return HUB_FAMILIES.get(loc.id) if loc.source == "hub" else None
+        flow = flow_family_of_folder(loc.path)  # flow families: model_index.json + transformer/
+        if flow is not None:
+            return flow
         return family_of_config(json.loads((loc.path / "unet" / "config.json").read_text()))
 
     def default_controlnet(self, base_id: str, unit_type: str) -> str | None:
@@ -117,9 +131,14 @@ class ModelManager:
         return model if model else default_controlnet(base_id, family, unit_type)
 
     def list_models(self) -> list[dict[str, Any]]:
+        from .builtins import BUILTIN_FAMILIES, CONTROLNETS  # noqa: PLC0415 - torch-heavy
+
         out = [{"id": TINY_ID, "kind": "base", "family": "sd15", "source": "builtin", "installed": True}]
         out += [{"id": TINY_CONTROLNET_PREFIX + t, "kind": "controlnet", "family": "sd15", "source": "builtin",
                  "installed": True} for t in CONTROLNET_TYPES]
+        out += [{"id": mid, "kind": "controlnet" if mid in CONTROLNETS else "base", "family": fam,
+                 "source": "builtin", "installed": True}
+                for mid, fam in BUILTIN_FAMILIES.items() if fam != "sd15"]  # flow families' tiny builtins
         seen = {m["id"] for m in out}
         for entry in self._hub_models():
             if entry["id"] not in seen:
@@ -171,6 +190,8 @@ class ModelManager:
         try:
             if kind == "lora":
                 return classify_single_file(next(folder.glob("*lora*.safetensors")))[1]
+            if kind == "base" and flow_family_of_folder(folder):
+                return flow_family_of_folder(folder)
             cfg = json.loads((folder / ("unet/config.json" if kind == "base" else "config.json")).read_text())
         except Exception:  # noqa: BLE001 - unreadable: not listed
             return None
@@ -209,7 +230,8 @@ class ModelManager:
         return self._cached(("base", loc.id), lambda: self._place_base(
             load_base(loc, self.dtype, self.single_file_configs, on_download)), lambda b: b.nbytes(), estimate)
 
-    def controlnet(self, model_id: str, on_download: DownloadCallback | None = None) -> ControlNetModel:
+    def controlnet(self, model_id: str, on_download: DownloadCallback | None = None) -> Any:
+        """A ControlNet (ControlNetModel, FluxControlNetModel, ...) from the cache or loaded and placed."""
         loc = locate(model_id, "controlnet")
         estimate = estimate_bytes(loc.path, ("",), self._float_size())
         return self._cached(("controlnet", loc.id), lambda: self._place(
@@ -271,14 +293,17 @@ class ModelManager:
             module = module.to(dtype)
         if self.channels_last:
             module = module.to(memory_format=torch.channels_last)
-        if self.attention == "sdpa" and hasattr(module, "set_attn_processor"):
+        if self.attention == "sdpa" and hasattr(module, "set_attn_processor") and not _own_attention(module):
             module.set_attn_processor(AttnProcessor2_0())
         if self.compile:
             module.compile()
         return module.requires_grad_(False)
 
     def _place_base(self, base: BaseComponents) -> BaseComponents:
-        base.unet = self._place(base.unet, self.dtype)
+        if base.unet is not None:
+            base.unet = self._place(base.unet, self.dtype)
+        if base.transformer is not None:  # flow-matching families
+            base.transformer = self._place(base.transformer, self.dtype)
         base.vae = self._place(base.vae, base.vae_decode_dtype)
         base.text_encoders = [e.to(self.device, self.dtype).requires_grad_(False) for e in base.text_encoders]
         log.info("loaded %s (%s, %.0f MB) on %s", base.id, base.family, base.nbytes() / 1e6, self.plan.label)

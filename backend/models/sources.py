@@ -18,6 +18,7 @@ from typing import Literal
 from safetensors import safe_open
 
 from .errors import ModelError, ModelNotFound, UnsafeCheckpoint, UnsupportedModel
+from .families import classify_header, read_safetensors_header
 
 Kind = Literal["base", "controlnet", "lora"]
 PICKLE_EXTS = (".ckpt", ".pt", ".pth", ".bin", ".pkl")
@@ -79,6 +80,8 @@ def missing_hub_model(repo_id: str) -> ModelNotFound:
 
 def check_weights(folder: Path, components: tuple[str, ...], what: str) -> None:
     """Every component folder must hold .safetensors weights; .bin-only components are refused."""
+    if (folder / "transformer").is_dir() and not (folder / "unet").is_dir():  # flow families (families.py)
+        components = tuple("transformer" if c == "unet" else c for c in components)
     missing = [c for c in ("unet", "vae", "text_encoder") if c in components and not (folder / c).is_dir()]
     if missing:
         raise ModelNotFound(f"{what} is incomplete: no {', '.join(missing)} folder in {folder}",
@@ -156,6 +159,9 @@ def classify_single_file(path: Path) -> tuple[Kind, str, bool]:
 
 def _classify_single_file(path: Path) -> tuple[Kind, str, bool]:
     """(kind, family, inpainting) from a .safetensors header alone — no tensor is read."""
+    flow = classify_header(read_safetensors_header(path))  # flow families, SDXL Union (models/families.py)
+    if flow is not None:
+        return flow.kind, flow.family, False  # type: ignore[return-value]
     keys = header_keys(path)
     keyset = set(keys)
     if any(".lora_" in k or "lora_down" in k or "lora_A" in k for k in keys[:200]):

@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from ..models import ModelManager, UnsupportedModel
+from ..models.families import family_info, is_flow
 from ..spec import Img2ImgStage, InpaintStage, JobSpec
 from .control import ControlUnit
 from .images import fit, to_control, to_mask
@@ -30,12 +31,57 @@ def _image(images: Mapping[str, np.ndarray], key: str, what: str) -> np.ndarray:
     return images[key]
 
 
-def _params(spec: JobSpec, stage: Any) -> StageParams:
+def _explicit(spec: JobSpec, stage: Any, field: str) -> Any:
+    """The stage's or the job's own value for ``field``; None when neither set it (the default applies)."""
+    value = getattr(stage, field)
+    return getattr(spec, field) if value is None else value
+
+
+def _params(spec: JobSpec, stage: Any, family: str) -> StageParams:
+    """Resolved parameters; steps and guidance left unset get the family's defaults (FLUX.1 dev: 28 steps,
+    guidance 3.5; schnell: 4 steps), the rest the spec's."""
     r = spec.resolved
+    info = family_info(family)
+    steps = _explicit(spec, stage, "steps")
+    steps = r(stage, "steps") if steps is None and info.steps is None else info.steps if steps is None else steps
+    guidance = _explicit(spec, stage, "guidance")
+    if guidance is None:
+        guidance = r(stage, "guidance") if info.guidance is None else info.guidance
     return StageParams(model=r(stage, "model"), prompt=r(stage, "prompt"), negative_prompt=r(stage, "negative_prompt"),
-                       seed=int(r(stage, "seed")), steps=int(r(stage, "steps")), guidance=float(r(stage, "guidance")),
+                       seed=int(r(stage, "seed")), steps=int(steps), guidance=float(guidance),
                        scheduler=r(stage, "scheduler"), width=spec.width, height=spec.height,
                        strength=float(getattr(stage, "strength", 1.0)))
+
+
+def _flow_notes(spec: JobSpec, stage: Any, p: StageParams, family: str, notes: list[str]) -> None:
+    """What a flow-matching family does not take from the spec, said in the record rather than dropped silently."""
+    chosen = _explicit(spec, stage, "scheduler")
+    if chosen not in (None, "euler"):
+        notes.append(f"scheduler {chosen!r} is a UNet sampler; flow-matching models use their flow-matching Euler")
+    if p.negative_prompt and not family_info(family).true_cfg:
+        notes.append(f"negative prompt not used: {family} has no classifier-free guidance")
+    if any(u.mode != "balanced" for u in stage.controlnets):
+        notes.append("ControlNet modes 'prompt'/'control' need CFG; units ran as 'balanced'")
+
+
+def _check_flow_size(model_id: str, family: str, width: int, height: int) -> None:
+    """Flow transformers pack 2x2 patches of the 8x latents: the image must be whole 16-pixel patches."""
+    step = 16
+    if width % step or height % step:
+        fix_w, fix_h = width // step * step, height // step * step
+        raise ValueError(f"{model_id} ({family}) needs width and height in multiples of {step} pixels, "
+                         f"got {width}x{height}; use {fix_w}x{fix_h} or {fix_w + step}x{fix_h + step}")
+
+
+def _fits(net: Any, base: Any) -> bool:
+    """Whether ControlNet ``net`` was made for ``base``'s architecture."""
+    if base.is_flow:
+        if type(net).__name__ != family_info(base.family).controlnet_class:
+            return False
+        width = {"FluxControlNetModel": "joint_attention_dim", "ZImageControlNetModel": "dim",
+                 "QwenImageControlNetModel": "joint_attention_dim"}.get(type(net).__name__)
+        return width is None or net.config.get(width) == base.transformer.config.get(width)
+    return net.config.get("cross_attention_dim") == base.unet.config.cross_attention_dim
 
 
 def _units(stage: Any, base: Any, models: ModelManager, images: Mapping[str, np.ndarray], p: StageParams,
@@ -44,7 +90,7 @@ def _units(stage: Any, base: Any, models: ModelManager, images: Mapping[str, np.
     for k, u in enumerate(stage.controlnets):
         model_id = models.controlnet_id(base.id, base.family, u.type, u.model)
         net = models.controlnet(model_id, on_download=progress.download)
-        if net.config.cross_attention_dim != base.unet.config.cross_attention_dim:
+        if not _fits(net, base):
             raise UnsupportedModel(f"ControlNet {model_id} does not fit base model {base.id} ({base.family})",
                                    f"use a ControlNet made for {base.family}, or leave `model` out to get the default")
         img, resized = fit(_image(images, u.image, f"controlnets[{k}]"), p.width, p.height)
@@ -52,7 +98,7 @@ def _units(stage: Any, base: Any, models: ModelManager, images: Mapping[str, np.
             notes.append(f"control image {u.image!r} resized from {images[u.image].shape[1]}x{images[u.image].shape[0]}"
                          f" to {p.width}x{p.height}")
         cond = to_control(img, models.device, net.dtype)
-        units.append(ControlUnit(net, model_id, cond, u.weight, u.start, u.end, u.mode))
+        units.append(ControlUnit(net, model_id, cond, u.weight, u.start, u.end, u.mode, u.type))
         described.append({"image": u.image, "type": u.type, "model": model_id, "weight": u.weight,
                           "start": u.start, "end": u.end, "mode": u.mode})
     return units, described
@@ -74,9 +120,16 @@ def _run_stages(spec: JobSpec, images: Mapping[str, np.ndarray], models: ModelMa
         if progress.cancelled():  # before loading models for it, which can take minutes
             raise JobCancelled()
         started = time.perf_counter()
-        p = _params(spec, stage)
         notes: list[str] = []
-        base = models.base(p.model, on_download=progress.download)
+        model_id = spec.resolved(stage, "model")
+        known = models.family(model_id)  # from configs/headers, before a load that can take minutes
+        if known is not None and is_flow(known):
+            _check_flow_size(model_id, known, spec.width, spec.height)
+        base = models.base(model_id, on_download=progress.download)
+        p = _params(spec, stage, base.family)
+        if base.is_flow:
+            _check_flow_size(base.id, base.family, p.width, p.height)
+            _flow_notes(spec, stage, p, base.family, notes)
         units, unit_info = _units(stage, base, models, images, p, progress, notes)
         source, mask = previous, None
         if isinstance(stage, (Img2ImgStage, InpaintStage)):
@@ -100,7 +153,8 @@ def _run_stages(spec: JobSpec, images: Mapping[str, np.ndarray], models: ModelMa
         record = {"index": index, "type": stage.type, "model": base.id, "family": base.family,
                   "vae": base.vae_id or "the model's own",
                   "prompt": p.prompt, "negative_prompt": p.negative_prompt, "seed": p.seed, "steps": p.steps,
-                  "steps_run": ctx.steps_run, "guidance": p.guidance, "scheduler": p.scheduler,
+                  "steps_run": ctx.steps_run, "guidance": p.guidance,
+                  "scheduler": "flow_match_euler" if base.is_flow else p.scheduler,
                   "width": p.width, "height": p.height, "controlnets": unit_info,
                   "loras": [{"name": x["name"], "weight": x["weight"]} for x in lora_info],
                   "notes": notes, "seconds": round(time.perf_counter() - started, 3)}

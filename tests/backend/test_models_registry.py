@@ -175,7 +175,7 @@ def test_family_and_default_controlnet_without_loading(hf_cache: Path, tiny_fold
     with pytest.raises(UnsupportedModel) as err:
         from backend.models.defaults import default_controlnet
 
-        default_controlnet("org/some-sdxl", "sdxl", "normal")
+        default_controlnet("org/some-sdxl", "sdxl", "other")  # normal: the SDXL Union since issue 15
     assert "model" in err.value.fix
 
 

@@ -1,5 +1,9 @@
 """What a stage runs with, and the steps every stage shares (schedule, noise, denoise, decode), so
-each stage module only says what makes it different."""
+each stage module only says what makes it different.
+
+Two kinds of base model run through the same stage code: UNets (``denoise.py``: DDPM-family
+schedulers, CFG batch) and flow-matching transformers (``flow_denoise.py``: FlowMatchEuler, guidance
+as an input). The branches between them live here and nowhere in the stages."""
 
 from __future__ import annotations
 
@@ -12,7 +16,9 @@ import torch
 from ...models.components import BaseComponents
 from .. import preview, vae
 from ..control import ControlUnit
-from ..denoise import InpaintInputs, denoise
+from .. import flow_models, flow_prompt, flux
+from ..denoise import InpaintInputs, StepCallback, denoise
+from ..flow_denoise import flow_denoise, make_flow_scheduler
 from ..images import from_pixels
 from ..interface import Progress
 from ..prompt import encode
@@ -49,16 +55,25 @@ class StageContext:
     mask: np.ndarray | None = None  # inpaint: H x W float in [0, 1], 1 = repaint
     notes: list[str] = field(default_factory=list)
     steps_run: int = 0
+    flow_controls: list[Any] | None = None  # flow ControlNets' prepared conditioning
 
     @property
     def device(self) -> torch.device:
-        return self.base.unet.device
+        return self.base.denoiser.device
 
     def schedule(self, strength: float = 1.0) -> tuple[Any, torch.Tensor]:
-        """The scheduler and the timesteps this stage runs: the last ``strength`` fraction of ``steps``."""
+        """The scheduler and the timesteps this stage runs: the last ``strength`` fraction of ``steps``.
+
+        Flow families always use their own flow-matching Euler schedule (the spec's sampler names are
+        DDPM-family samplers); the record says so."""
         p = self.params
-        sched = make_scheduler(p.scheduler, self.base.scheduler_config)
-        sched.set_timesteps(p.steps, device=self.device)
+        if self.base.is_flow:
+            f = self.base.vae_scale_factor
+            sched = make_flow_scheduler(self.base.scheduler_config, p.steps,
+                                        flux.image_seq_len(p.height, p.width, f), self.device)
+        else:
+            sched = make_scheduler(p.scheduler, self.base.scheduler_config)
+            sched.set_timesteps(p.steps, device=self.device)
         run = max(1, min(p.steps, int(p.steps * strength)))  # floored, as diffusers and A1111 do
         begin = (p.steps - run) * sched.order
         if hasattr(sched, "set_begin_index"):
@@ -68,30 +83,55 @@ class StageContext:
         return sched, timesteps
 
     def generator(self) -> torch.Generator:
-        """CPU generator: the same seed gives the same noise on every device."""
+        """CPU generator: the same seed gives the same noise on every device. Flow ControlNets' control
+        images are encoded here, once per stage."""
+        if self.base.is_flow:
+            self.flow_controls = flow_models.prepare_controls(self.base, self.units, self.params.seed)
         return torch.Generator("cpu").manual_seed(self.params.seed)
+
+    def add_noise(self, sched: Any, latents: torch.Tensor, noise: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        """``latents`` noised to timestep ``t``: DDPM ``add_noise`` or flow matching's ``sigma*noise + (1-sigma)*x``."""
+        if self.base.is_flow:
+            return sched.scale_noise(latents, t, noise)
+        return sched.add_noise(latents, noise, t)
+
+    @staticmethod
+    def initial_sigma(sched: Any) -> float:
+        """What pure noise is scaled by to start from the first timestep (1 for flow matching)."""
+        return float(getattr(sched, "init_noise_sigma", 1.0))
 
     def noise(self, generator: torch.Generator) -> torch.Tensor:
         f = self.base.vae_scale_factor
-        shape = (1, int(self.base.vae.config.latent_channels), self.params.height // f, self.params.width // f)
+        shape = (1, self.base.latent_channels, self.params.height // f, self.params.width // f)
         return torch.randn(shape, generator=generator, dtype=torch.float32).to(self.device)
 
     def denoise(self, sched: Any, timesteps: torch.Tensor, latents: torch.Tensor, generator: torch.Generator,
                 inpaint: InpaintInputs | None = None) -> torch.Tensor:
         p = self.params
+        on_step = self._on_step()
+        if self.base.is_flow:
+            fcond = flow_prompt.encode(self.base, p.prompt, p.negative_prompt, p.guidance)
+            if fcond.truncated:
+                self.notes.append("prompt longer than the text encoders take: truncated")
+            self.progress.stage(self.index, self.type, len(timesteps))
+            h, w = latents.shape[-2:]
+            velocity = flow_models.velocity(self.base, fcond, p.guidance, self.flow_controls or [], h, w)
+            return flow_denoise(velocity, sched, timesteps, latents, self.progress.cancelled, on_step, inpaint)
         cond = encode(self.base, p.prompt, p.negative_prompt, p.guidance > 1.0, p.width, p.height)
         if cond.truncated:
             self.notes.append("prompt longer than 77 CLIP tokens: truncated")
         self.progress.stage(self.index, self.type, len(timesteps))
+        return denoise(self.base, sched, timesteps, latents, cond, p.guidance, self.units, generator,
+                       self.progress.cancelled, on_step, inpaint)
 
+    def _on_step(self) -> StepCallback:
         def on_step(step: int, total: int, current: torch.Tensor, x0: torch.Tensor | None) -> None:
             self.progress.step(step, total)
             if self.preview_every and step % self.preview_every == 0 and step < total:
                 shown = x0 if x0 is not None else current
                 self.progress.preview(step, preview.render(shown, self.base.family, self.taesd))
 
-        return denoise(self.base, sched, timesteps, latents, cond, p.guidance, self.units, generator,
-                       self.progress.cancelled, on_step, inpaint)
+        return on_step
 
     def decode(self, latents: torch.Tensor) -> np.ndarray:
         return from_pixels(vae.decode(self.base, latents))

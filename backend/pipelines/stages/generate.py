@@ -10,5 +10,5 @@ from .context import StageContext
 def run(ctx: StageContext) -> np.ndarray:
     sched, timesteps = ctx.schedule()
     gen = ctx.generator()
-    latents = ctx.noise(gen) * sched.init_noise_sigma
+    latents = ctx.noise(gen) * ctx.initial_sigma(sched)
     return ctx.decode(ctx.denoise(sched, timesteps, latents, gen))

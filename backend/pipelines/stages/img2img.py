@@ -15,5 +15,5 @@ def run(ctx: StageContext) -> np.ndarray:
     gen = ctx.generator()
     noise = ctx.noise(gen)
     init = vae.encode(ctx.base, to_pixels(ctx.source, ctx.device, ctx.base.vae.dtype))
-    latents = sched.add_noise(init, noise, timesteps[:1])
+    latents = ctx.add_noise(sched, init, noise, timesteps[:1])
     return ctx.decode(ctx.denoise(sched, timesteps, latents, gen))

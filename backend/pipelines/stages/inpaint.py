@@ -34,9 +34,9 @@ def run(ctx: StageContext) -> np.ndarray:
         mask = (mask >= 0.5).float()  # the inpainting UNet was trained on binary masks
         ctx.notes.append("9-channel inpainting UNet")
     if len(timesteps) == p.steps and p.strength >= 1.0:
-        latents = noise * sched.init_noise_sigma
+        latents = noise * ctx.initial_sigma(sched)
     else:
-        latents = sched.add_noise(image_latents, noise, timesteps[:1])
+        latents = ctx.add_noise(sched, image_latents, noise, timesteps[:1])
     inputs = InpaintInputs(mask=mask, image_latents=image_latents, masked_latents=masked_latents, noise=noise)
     out = ctx.decode(ctx.denoise(sched, timesteps, latents, gen, inputs))
     m = ctx.mask[:, :, None]
