@@ -93,7 +93,7 @@ def test_lease_table_expires_unrenewed_leases_and_counts_idle_time() -> None:
 
 
 def test_leases_keep_the_server_for_every_client_and_let_it_stop_when_none_needs_it() -> None:
-    server = start_server(args=("--idle-exit", "1"))
+    server = start_server(args=("--idle-exit", "1"), gates=True)
     try:
         status, a = server.json("POST", "/v1/leases", {"client": "blender-a", "ttl_s": 600, "pid": 1})
         assert status == 201 and a["server_pid"] == server.proc.pid
@@ -106,11 +106,13 @@ def test_leases_keep_the_server_for_every_client_and_let_it_stop_when_none_needs
         status, listing = server.json("GET", "/v1/leases")
         assert [x["client"] for x in listing["leases"]] == ["blender-b"] and listing["idle_exit_s"] == 1.0
         # b's job runs; b lets go too: the job keeps the server until it finishes
-        job = server.submit_ok(tiny_spec(steps=60, size=64, preview_every=0))
-        while server.json("GET", f"/v1/jobs/{job}")[1]["status"] == "queued":
-            time.sleep(0.05)
+        gate = server.gate(1)  # the job waits after step 1 until released: it surely runs while b lets go
+        job = server.submit_ok(tiny_spec(steps=4, size=64, preview_every=0, name=gate.mark))
+        gate.wait_held()
         status, body = server.json("DELETE", f"/v1/leases/{b['lease']['id']}?shutdown_if_idle=true")
         assert body == {"released": True, "stopping": False}
+        assert server.healthy()
+        gate.release()
         assert server.wait(job, timeout=300)["status"] == "done"  # not cut short
         # now nothing holds it: --idle-exit stops it
         assert server.proc.wait(60) == 0
