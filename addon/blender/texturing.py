@@ -45,6 +45,7 @@ from ..core.job_chain import JobSteps
 from ..core.png import decode_png
 from ..core.remote_job import JobOutcome, JobRequest
 from ..core.texture_blend import fill_unseen
+from . import compat
 from .extract import extract_passes, object_classes, scene_depth_range
 from .projection import ProjectionError, Projector, check_objects
 
@@ -104,9 +105,11 @@ def check_cameras(cameras: Sequence[Any]) -> list[bpy.types.Object]:
 def selection_sphere(objects: Sequence[bpy.types.Object]) -> tuple[np.ndarray, float]:
     """Bounding sphere of the objects' world-space bounding boxes."""
     corners = []
+    depsgraph = bpy.context.evaluated_depsgraph_get()
     for obj in objects:
         local = np.array([tuple(c) + (1.0,) for c in obj.bound_box], dtype=np.float64)
-        corners.append((local @ np.array(obj.matrix_world, dtype=np.float64).T)[:, :3])
+        matrix = np.array(compat.world_matrix(obj, depsgraph), dtype=np.float64)
+        corners.append((local @ matrix.T)[:, :3])
     return camera_rig.bounding_sphere(np.concatenate(corners))
 
 
