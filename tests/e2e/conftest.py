@@ -80,7 +80,9 @@ def scene(scenecast: ModuleType, tmp_path: Path) -> Iterator:
     old_out = prefs.output_dir
     prefs.output_dir = str(tmp_path / "results")
     yield s
-    prefs.output_dir = old_out
+    # Fetched anew: a test may disable and re-enable the add-on, which frees the old preferences
+    # (writing through the old reference is a use-after-free: it crashed bpy 5.3 now and then).
+    bpy.context.preferences.addons[ADDON_MODULE].preferences.output_dir = old_out
     objects = list(s.objects)
     bpy.data.scenes.remove(s)
     for obj in objects:
