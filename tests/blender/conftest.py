@@ -1,4 +1,4 @@
-"""Real Blender (bpy 5.0.x or 4.2 LTS) with the Scenecast extension installed the way a user does.
+"""Real Blender (bpy 4.2 LTS, 4.5 LTS, 5.0 or 5.3) with the Scenecast extension installed the way a user does.
 
 Session: build ``scenecast-<version>.zip`` with ``tools/build_extension.py`` (Blender's own builder)
 into a temp dir, and install it with ``bpy.ops.extensions.package_install_files`` into a throwaway
@@ -38,8 +38,8 @@ import bpy  # noqa: E402  (after the environment is set)
 def _bundled_site_packages() -> None:
     """Put Blender's bundled site-packages on sys.path, as the Blender application has it.
 
-    The bpy 5.0 wheel keeps ``OpenImageIO`` there without adding the folder to ``sys.path``; the
-    4.2 wheel ships none, so its tests exercise the numpy EXR reader and 5.0's the OpenImageIO one.
+    The bpy 4.5+ wheels keep ``OpenImageIO`` there without adding the folder to ``sys.path``; the
+    4.2 wheel ships none, so its tests exercise the numpy EXR reader and the others the OpenImageIO one.
     """
     folder = Path(bpy.__file__).resolve().parents[3] / "python" / "lib" / f"python{sys.version_info[0]}.{sys.version_info[1]}" / "site-packages"
     if folder.is_dir() and str(folder) not in sys.path:
