@@ -94,6 +94,20 @@ def sequencer_strips(editor: bpy.types.SequenceEditor) -> Any:
     return editor.strips if hasattr(editor, "strips") else editor.sequences  # type: ignore[attr-defined]
 
 
+def strip_start(strip: Any) -> int:
+    """Timeline frame where a strip's content begins: ``content_start`` since 5.3, which deprecates
+    ``frame_start`` (removed in 6.0)."""
+    return int(strip.content_start if hasattr(strip, "content_start") else strip.frame_start)
+
+
+def strip_range(strip: Any) -> tuple[int, int]:
+    """The frames a strip shows, ``(first, end)`` with ``end`` exclusive: ``left_handle`` and
+    ``right_handle`` since 5.3, ``frame_final_start`` and ``frame_final_end`` before."""
+    if hasattr(strip, "left_handle"):
+        return int(strip.left_handle), int(strip.right_handle)
+    return int(strip.frame_final_start), int(strip.frame_final_end)
+
+
 def world_matrix(obj: bpy.types.Object, depsgraph: bpy.types.Depsgraph) -> Any:
     """``obj``'s world matrix as evaluated in ``depsgraph`` (a ``mathutils.Matrix``).
 

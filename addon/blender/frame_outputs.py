@@ -86,7 +86,7 @@ def add_image_strip(scene: bpy.types.Scene, paths: Sequence[str], frame_start: i
     if len({os.path.dirname(os.path.abspath(p)) for p in paths}) != 1:
         raise ScenecastError("an image strip needs all its frames in one folder", "use one output folder")
     editor, strips = _strips(scene)
-    for old in [s for s in strips if s.name.startswith(STRIP_NAME) and s.frame_start == frame_start]:
+    for old in [s for s in strips if s.name.startswith(STRIP_NAME) and compat.strip_start(s) == frame_start]:
         strips.remove(old)
     channel = 1 + max((s.channel for s in strips), default=0)
     strip = strips.new_image(STRIP_NAME, os.path.abspath(paths[0]), channel, int(frame_start))

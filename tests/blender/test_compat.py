@@ -112,7 +112,11 @@ def test_sequencer_strips_and_video_media_type(empty_scene, sc_module, tmp_path)
         image.file_format = "PNG"
         image.save()
         paths.append(image.filepath_raw)
+    compat = sc_module("blender.compat")
     with warnings.catch_warnings():
-        warnings.simplefilter("error", DeprecationWarning)
-        strip = outputs.add_image_strip(empty_scene, paths, 1)
+        warnings.simplefilter("error", DeprecationWarning)  # 5.3 deprecates frame_start & co.
+        outputs.add_image_strip(empty_scene, paths, 1)
+        strip = outputs.add_image_strip(empty_scene, paths, 1)  # the same frames again: replaced
+        strips = list(compat.sequencer_strips(empty_scene.sequence_editor))
+        assert [s.name for s in strips] == [strip.name] and compat.strip_range(strip) == (1, 3)
     assert len(strip.elements) == 2 and strip.name.startswith("Scenecast")
