@@ -8,7 +8,9 @@ port, offline, serving ``builtin:tiny``.
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import socket
 import subprocess
 import tempfile
@@ -27,6 +29,7 @@ if "bpy" not in sys.modules:  # alone (pytest tests/e2e): a fresh user dir, set 
     _base = Path(os.environ.get("BLENDER_USER_RESOURCES") or ROOT / ".cache" / "blender-user")
     _base.mkdir(parents=True, exist_ok=True)
     os.environ["BLENDER_USER_RESOURCES"] = tempfile.mkdtemp(prefix="e2e-", dir=_base)
+    atexit.register(shutil.rmtree, os.environ["BLENDER_USER_RESOURCES"], ignore_errors=True)
 for extra in (ROOT / "tools", ROOT / "examples"):
     if str(extra) not in sys.path:
         sys.path.insert(0, str(extra))
