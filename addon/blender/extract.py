@@ -30,6 +30,7 @@ from ..core.conventions import (
     normals_to_control,
     widen_to_cover,
 )
+from . import compat
 from .passes import PassError, RawPasses, render_passes
 from .settings import CLASS_PROPERTY, object_classes  # noqa: F401  (re-exported: the one source of classes)
 
@@ -221,7 +222,7 @@ def _corner_depths_in_view(
     if corners.size == 0:
         return np.zeros(0)
     depsgraph = _depsgraph(scene, None)
-    world_to_cam = np.linalg.inv(np.array(camera.matrix_world, dtype=np.float64))
+    world_to_cam = np.linalg.inv(np.array(compat.world_matrix(camera, depsgraph), dtype=np.float64))
     projection = np.array(
         camera.calc_matrix_camera(depsgraph, x=int(resolution[0]), y=int(resolution[1])), dtype=np.float64
     )

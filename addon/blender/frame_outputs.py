@@ -17,6 +17,7 @@ import bpy
 import numpy as np
 
 from ..core.errors import ScenecastError
+from . import compat
 from .image_pixels import set_pixels, show_in_image_editors
 
 FRAME_IMAGE = "Scenecast Frame"
@@ -57,7 +58,7 @@ def feed_compositor(scene: bpy.types.Scene, image: bpy.types.Image) -> bpy.types
     A scene without a compositor gets a new one whose output is the image; in an existing compositor
     the node is added (or updated) unconnected, for the user to wire where it belongs.
     """
-    tree, created = _compositor_tree(scene)
+    tree, created = compat.compositor_tree(scene)
     node = tree.nodes.get(COMPOSITOR_NODE)
     if node is None:
         node = tree.nodes.new("CompositorNodeImage")
@@ -71,32 +72,9 @@ def feed_compositor(scene: bpy.types.Scene, image: bpy.types.Image) -> bpy.types
     return node
 
 
-def _compositor_tree(scene: bpy.types.Scene) -> tuple[bpy.types.NodeTree, bool]:
-    if hasattr(scene, "compositing_node_group"):  # Blender 5.0+: the compositor is a node group
-        tree = scene.compositing_node_group
-        if tree is not None:
-            return tree, False
-        tree = bpy.data.node_groups.new(f"{scene.name} Compositor", "CompositorNodeTree")
-        tree.interface.new_socket("Image", in_out="OUTPUT", socket_type="NodeSocketColor")
-        out = tree.nodes.new("NodeGroupOutput")
-        out.location = (200.0, 300.0)
-        scene.compositing_node_group = tree
-        return tree, True
-    created = not scene.use_nodes  # 4.x: the scene's own node tree
-    scene.use_nodes = True
-    tree = scene.node_tree  # type: ignore[attr-defined]  # 4.x only
-    if created:
-        for node in list(tree.nodes):
-            if node.bl_idname != "CompositorNodeComposite":
-                tree.nodes.remove(node)
-        if not any(n.bl_idname == "CompositorNodeComposite" for n in tree.nodes):
-            tree.nodes.new("CompositorNodeComposite")
-    return tree, created
-
-
 def _strips(scene: bpy.types.Scene):  # type: ignore[no-untyped-def]
     editor = scene.sequence_editor_create()
-    return editor, (editor.strips if hasattr(editor, "strips") else editor.sequences)  # type: ignore[attr-defined]  # 5.0 renamed it
+    return editor, compat.sequencer_strips(editor)
 
 
 def add_image_strip(scene: bpy.types.Scene, paths: Sequence[str], frame_start: int) -> bpy.types.Strip:
@@ -108,7 +86,7 @@ def add_image_strip(scene: bpy.types.Scene, paths: Sequence[str], frame_start: i
     if len({os.path.dirname(os.path.abspath(p)) for p in paths}) != 1:
         raise ScenecastError("an image strip needs all its frames in one folder", "use one output folder")
     editor, strips = _strips(scene)
-    for old in [s for s in strips if s.name.startswith(STRIP_NAME) and s.frame_start == frame_start]:
+    for old in [s for s in strips if s.name.startswith(STRIP_NAME) and compat.strip_start(s) == frame_start]:
         strips.remove(old)
     channel = 1 + max((s.channel for s in strips), default=0)
     strip = strips.new_image(STRIP_NAME, os.path.abspath(paths[0]), channel, int(frame_start))
@@ -146,8 +124,7 @@ def encode_video(paths: Sequence[str], output: str, fps: float = 24.0) -> str:
         fps_int = max(1, int(round(fps)))
         r.fps, r.fps_base = fps_int, fps_int / float(fps)
         temp.frame_start, temp.frame_end = 1, len(paths)
-        if hasattr(r.image_settings, "media_type"):  # 5.0+: choose the media type before the format
-            r.image_settings.media_type = "VIDEO"
+        compat.set_media_type(r.image_settings, "VIDEO")
         r.image_settings.file_format = "FFMPEG"
         r.ffmpeg.format, r.ffmpeg.codec = "MPEG4", "H264"
         r.use_sequencer = True

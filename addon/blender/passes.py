@@ -40,7 +40,7 @@ import bpy
 import numpy as np
 
 from ..core.conventions import linear_to_srgb8, normals_world_to_camera
-from . import exr
+from . import compat, exr
 from .render_setup import (  # noqa: F401  (constants re-exported: they document the clay shading)
     CLAY_LIGHT_CAMERA,
     CLAY_OFFSET,
@@ -58,11 +58,11 @@ from .scene_state import preserved_scene_state
 MAX_OBJECTS = 32767
 #: Object types that can show up in a render, so get an object id.
 RENDERABLE_TYPES = frozenset({"MESH", "CURVE", "SURFACE", "META", "FONT", "CURVES", "POINTCLOUD", "VOLUME"})
-#: The passes' channel names, by pass: Blender 5.0 renamed "IndexOB" to "Object Index".
+#: The passes' channel names, by pass (candidates in order: see ``compat`` for renames).
 _CHANNELS = {
     "depth": (("Depth.Z",),),
     "normal": (("Normal.X",), ("Normal.Y",), ("Normal.Z",)),
-    "index": (("IndexOB.X", "Object Index.X"),),
+    "index": (compat.OBJECT_INDEX_CHANNELS,),
     "combined": (("Combined.R",), ("Combined.G",), ("Combined.B",), ("Combined.A",)),
     "freestyle": (("Freestyle.A",),),
     "vector": (("Vector.X",), ("Vector.Y",), ("Vector.Z",), ("Vector.W",)),

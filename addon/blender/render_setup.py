@@ -17,6 +17,7 @@ import bpy
 import numpy as np
 
 from ..core.errors import ScenecastError
+from . import compat
 from .scene_state import pass_flag_paths
 
 #: Name of the temporary clay material (removed after each extraction).
@@ -73,8 +74,7 @@ def configure_render(scene: bpy.types.Scene, view_layer: bpy.types.ViewLayer, wi
         setattr(owner, path.rpartition(".")[2], False)
     view_layer.use_pass_combined = True
     settings = render.image_settings
-    if hasattr(settings, "media_type"):  # Blender 5.0: the file format list depends on it
-        settings.media_type = "MULTI_LAYER_IMAGE"
+    compat.set_media_type(settings, "MULTI_LAYER_IMAGE")
     settings.file_format = "OPEN_EXR_MULTILAYER"
     settings.color_depth = "32"
     settings.exr_codec = "NONE"  # fastest to write and read back; the file lives in RAM
@@ -124,8 +124,7 @@ def clay_material() -> Iterator[bpy.types.Material]:
 
 
 def _build_clay_nodes(mat: bpy.types.Material) -> None:
-    if bpy.app.version < (5, 0, 0):  # 5.0 materials always use nodes (use_nodes is deprecated)
-        mat.use_nodes = True
+    compat.ensure_material_nodes(mat)
     nodes, links = mat.node_tree.nodes, mat.node_tree.links
     nodes.clear()
     geometry = nodes.new("ShaderNodeNewGeometry")

@@ -14,7 +14,7 @@ What is kept (``capture_state`` returns it as a plain dict, which tests compare 
   compositing/sequencer/motion-blur/Freestyle/single-layer/multiview/stamp flags;
 - Cycles: device, samples, adaptive sampling, denoising, pixel filter, bounces, seed, time limit;
 - colour management: view transform, look, exposure, gamma, display device;
-- compositor: ``scene.use_nodes`` (4.x) or ``scene.compositing_node_group`` (5.x);
+- compositor: which node tree runs (``compat.compositor_state_path``: 4.x, 5.0 and 5.3 differ);
 - frame and subframe, active camera;
 - the view layer: every ``use_pass_*`` flag (also Cycles' own), material override, samples,
   Freestyle settings and which line sets render, selection and active object;
@@ -30,6 +30,7 @@ from typing import Any
 import bpy
 
 from ..core.errors import ScenecastError
+from . import compat
 
 #: Attribute paths relative to the scene, captured and restored in this order when they exist.
 SCENE_ATTRIBUTES: tuple[str, ...] = (
@@ -101,11 +102,6 @@ class SceneRestoreError(ScenecastError, RuntimeError):
     """Some settings could not be put back; the message lists them with the values they should have."""
 
 
-def compositor_attribute(scene: bpy.types.Scene) -> str:
-    """Where the compositor is switched on: a node group since 5.0, ``use_nodes`` before."""
-    return "compositing_node_group" if hasattr(scene, "compositing_node_group") else "use_nodes"
-
-
 def pass_flag_paths(view_layer: bpy.types.ViewLayer) -> list[str]:
     """Every writable ``use_pass_*`` flag of the view layer and of its Cycles settings."""
     paths = []
@@ -124,7 +120,7 @@ def pass_flag_paths(view_layer: bpy.types.ViewLayer) -> list[str]:
 def capture_state(scene: bpy.types.Scene, view_layer: bpy.types.ViewLayer) -> dict[str, Any]:
     """The settings extraction may change, as ``{"scene.render.engine": value, ...}`` (IDs by reference)."""
     state: dict[str, Any] = {}
-    for path in (*SCENE_ATTRIBUTES, compositor_attribute(scene)):
+    for path in (*SCENE_ATTRIBUTES, compat.compositor_state_path(scene)):
         found, value = _get(scene, path)
         if found:
             state["scene." + path] = value

@@ -27,6 +27,7 @@ import bpy
 import numpy as np
 
 from ..core.errors import ScenecastError
+from . import compat
 
 MATERIAL_MODES = ("new", "node")
 TEXTURE_NODE = "Scenecast Texture"
@@ -166,8 +167,7 @@ def _new_material(obj: bpy.types.Object, texture: bpy.types.Image, uv_layer: str
     if material is None or material.get("scenecast_material_of") != obj.name:
         material = bpy.data.materials.new(name)
         material["scenecast_material_of"] = obj.name
-        if bpy.app.version < (5, 0, 0):
-            material.use_nodes = True
+        compat.ensure_material_nodes(material)
     principled = _principled(material)
     assert principled is not None  # a new material starts with Principled → Output
     image_node = _texture_nodes(material, texture, uv_layer)

@@ -26,6 +26,7 @@ import numpy as np
 from ..core import camera_rig
 from ..core.masks import dilate, width_for_radius
 from ..core.png import decode_png
+from . import compat
 from .projection import ProjectionError
 
 #: Name of the temporary collection holding rig cameras while a run lasts.
@@ -46,9 +47,11 @@ def check_cameras(cameras: Sequence[Any]) -> list[bpy.types.Object]:
 def selection_sphere(objects: Sequence[bpy.types.Object]) -> tuple[np.ndarray, float]:
     """Bounding sphere of the objects' world-space bounding boxes."""
     corners = []
+    depsgraph = bpy.context.evaluated_depsgraph_get()
     for obj in objects:
         local = np.array([tuple(c) + (1.0,) for c in obj.bound_box], dtype=np.float64)
-        corners.append((local @ np.array(obj.matrix_world, dtype=np.float64).T)[:, :3])
+        matrix = np.array(compat.world_matrix(obj, depsgraph), dtype=np.float64)
+        corners.append((local @ matrix.T)[:, :3])
     return camera_rig.bounding_sphere(np.concatenate(corners))
 
 

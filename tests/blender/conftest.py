@@ -1,4 +1,4 @@
-"""Real Blender (bpy 5.0.x or 4.2 LTS) with the Scenecast extension installed the way a user does.
+"""Real Blender (bpy 4.2 LTS, 4.5 LTS, 5.0 or 5.3) with the Scenecast extension installed the way a user does.
 
 Session: build ``scenecast-<version>.zip`` with ``tools/build_extension.py`` (Blender's own builder)
 into a temp dir, and install it with ``bpy.ops.extensions.package_install_files`` into a throwaway
@@ -26,11 +26,14 @@ EXTENSION_MODULE = "bl_ext.user_default.scenecast"
 
 # A throwaway user dir, before bpy reads its environment. Makefile's TEST_ENV points the base inside
 # the repo (.cache/blender-user); each session installs into a fresh folder below it.
-_USER_BASE = Path(os.environ.get("BLENDER_USER_RESOURCES") or ROOT / ".cache" / "blender-user")
-_USER_BASE.mkdir(parents=True, exist_ok=True)
-_USER_DIR = Path(tempfile.mkdtemp(prefix="session-", dir=_USER_BASE))
-os.environ["BLENDER_USER_RESOURCES"] = str(_USER_DIR)
-atexit.register(shutil.rmtree, _USER_DIR, ignore_errors=True)  # also when a fixture failed
+# Whichever of this file and tests/e2e/e2e_support.py loads first makes the folder (bpy reads the
+# variable once, on import); the other one uses it.
+if "bpy" not in sys.modules:
+    _USER_BASE = Path(os.environ.get("BLENDER_USER_RESOURCES") or ROOT / ".cache" / "blender-user")
+    _USER_BASE.mkdir(parents=True, exist_ok=True)
+    os.environ["BLENDER_USER_RESOURCES"] = tempfile.mkdtemp(prefix="session-", dir=_USER_BASE)
+    atexit.register(shutil.rmtree, os.environ["BLENDER_USER_RESOURCES"], ignore_errors=True)  # also when a fixture failed
+_USER_DIR = Path(os.environ["BLENDER_USER_RESOURCES"])
 
 import bpy  # noqa: E402  (after the environment is set)
 
@@ -38,8 +41,8 @@ import bpy  # noqa: E402  (after the environment is set)
 def _bundled_site_packages() -> None:
     """Put Blender's bundled site-packages on sys.path, as the Blender application has it.
 
-    The bpy 5.0 wheel keeps ``OpenImageIO`` there without adding the folder to ``sys.path``; the
-    4.2 wheel ships none, so its tests exercise the numpy EXR reader and 5.0's the OpenImageIO one.
+    The bpy 4.5+ wheels keep ``OpenImageIO`` there without adding the folder to ``sys.path``; the
+    4.2 wheel ships none, so its tests exercise the numpy EXR reader and the others the OpenImageIO one.
     """
     folder = Path(bpy.__file__).resolve().parents[3] / "python" / "lib" / f"python{sys.version_info[0]}.{sys.version_info[1]}" / "site-packages"
     if folder.is_dir() and str(folder) not in sys.path:
@@ -70,10 +73,11 @@ def extension_zip(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def scenecast(extension_zip: Path) -> Iterator[ModuleType]:
     """``bl_ext.user_default.scenecast``, installed from the zip and enabled (registered)."""
-    result = bpy.ops.extensions.package_install_files(
-        repo="user_default", filepath=str(extension_zip), enable_on_install=True
-    )
-    assert result == {"FINISHED"}, f"installing {extension_zip} failed: {result}"
+    if EXTENSION_MODULE not in bpy.context.preferences.addons:  # tests/e2e may have installed it already
+        result = bpy.ops.extensions.package_install_files(
+            repo="user_default", filepath=str(extension_zip), enable_on_install=True
+        )
+        assert result == {"FINISHED"}, f"installing {extension_zip} failed: {result}"
     assert EXTENSION_MODULE in bpy.context.preferences.addons, "the extension installed but is not enabled"
     module = importlib.import_module(EXTENSION_MODULE)
     assert Path(module.__file__).resolve().is_relative_to(_USER_DIR.resolve())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import os
 
 import bpy
@@ -53,10 +54,8 @@ def user_scene(scene: bpy.types.Scene) -> dict:
     view_layer.cycles.denoising_store_passes = True
     scene.view_settings.view_transform = "AgX" if bpy.app.version >= (4, 0, 0) else "Filmic"
     scene.view_settings.exposure = 0.5
-    if hasattr(scene, "compositing_node_group"):
-        scene.compositing_node_group = bpy.data.node_groups.new("UserComp", "CompositorNodeTree")
-    else:
-        scene.use_nodes = True
+    compat = importlib.import_module("bl_ext.user_default.scenecast.blender.compat")
+    compat.compositor_tree(scene)  # the user's compositor on (a node tree, or 4.x's use_nodes)
     scene.frame_set(7)
     for obj in (ball, box):
         obj.select_set(True, view_layer=view_layer)

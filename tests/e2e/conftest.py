@@ -1,5 +1,8 @@
 """End-to-end fixtures: the installed extension, real backend processes, a fresh blockout scene.
 
+Run on every Blender ``make test`` covers (4.2, 4.5, 5.0, 5.3): each version builds the zip with its
+own extension builder and installs it into this run's ``BLENDER_USER_RESOURCES``.
+
 Helpers (and why the add-on is installed from the zip) are in ``e2e_support.py``.
 """
 
@@ -35,7 +38,11 @@ def scenecast(scenecast_zip: Path) -> ModuleType:
         )
         assert result == {"FINISHED"}, result
     assert ADDON_MODULE in bpy.context.preferences.addons, "the extension did not enable"
-    return importlib.import_module(ADDON_MODULE)
+    module = importlib.import_module(ADDON_MODULE)
+    # Installed from the zip into this run's user folder, never imported from the source tree.
+    user_dir = Path(os.environ["BLENDER_USER_RESOURCES"]).resolve()
+    assert Path(module.__file__).resolve().is_relative_to(user_dir), (module.__file__, user_dir)
+    return module
 
 
 @pytest.fixture(scope="session")
@@ -55,8 +62,10 @@ def prefs(scenecast: ModuleType) -> Iterator:
         setattr(p, n, v)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def backend(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BackendServer]:
+    """One backend for the whole session: starting one costs ~20 s of the 2-core CI machine, and no
+    test changes its state (a test that kills its backend takes ``own_backend``)."""
     server = BackendServer(tmp_path_factory.mktemp("backend") / "backend.log")
     yield server
     server.stop()
@@ -80,7 +89,9 @@ def scene(scenecast: ModuleType, tmp_path: Path) -> Iterator:
     old_out = prefs.output_dir
     prefs.output_dir = str(tmp_path / "results")
     yield s
-    prefs.output_dir = old_out
+    # Fetched anew: a test may disable and re-enable the add-on, which frees the old preferences
+    # (writing through the old reference is a use-after-free: it crashed bpy 5.3 now and then).
+    bpy.context.preferences.addons[ADDON_MODULE].preferences.output_dir = old_out
     objects = list(s.objects)
     bpy.data.scenes.remove(s)
     for obj in objects:

@@ -1,4 +1,4 @@
-"""End-to-end helpers: the built extension installed into real Blender (bpy 5.0), a real backend process.
+"""End-to-end helpers: the built extension installed into real Blender (bpy 4.2 … 5.3), a real backend process.
 
 The add-on is installed from ``make extension``'s zip with ``package_install_files`` — the way a user
 installs it — into the throwaway user folder of ``BLENDER_USER_RESOURCES`` (the Makefile sets it inside
@@ -8,7 +8,9 @@ port, offline, serving ``builtin:tiny``.
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import socket
 import subprocess
 import tempfile
@@ -27,6 +29,7 @@ if "bpy" not in sys.modules:  # alone (pytest tests/e2e): a fresh user dir, set 
     _base = Path(os.environ.get("BLENDER_USER_RESOURCES") or ROOT / ".cache" / "blender-user")
     _base.mkdir(parents=True, exist_ok=True)
     os.environ["BLENDER_USER_RESOURCES"] = tempfile.mkdtemp(prefix="e2e-", dir=_base)
+    atexit.register(shutil.rmtree, os.environ["BLENDER_USER_RESOURCES"], ignore_errors=True)
 for extra in (ROOT / "tools", ROOT / "examples"):
     if str(extra) not in sys.path:
         sys.path.insert(0, str(extra))
@@ -93,6 +96,12 @@ def scene_state(scene) -> dict:
 
     snapshot = importlib.import_module(ADDON_MODULE + ".blender.scene_state")
     r = scene.render
+    compat = importlib.import_module(ADDON_MODULE + ".blender.compat")
+    depsgraph = bpy.context.evaluated_depsgraph_get()  # the fixture's scene is the window's scene
+
+    def location(o) -> tuple:  # evaluated: 4.x leaves a new object's own matrix_world stale
+        return tuple(round(v, 6) for v in compat.world_matrix(o, depsgraph).col[3])
+
     return {
         "render_state": snapshot.capture_state(scene, scene.view_layers[0]),
         "engine": r.engine,
@@ -102,7 +111,7 @@ def scene_state(scene) -> dict:
         "frame": scene.frame_current,
         "camera": scene.camera.name if scene.camera else None,
         "objects": sorted(
-            (o.name, tuple(round(v, 6) for v in o.matrix_world.col[3]), o.hide_render, o.select_get(),
+            (o.name, location(o), o.hide_render, o.select_get(),
              tuple(m.name for m in o.material_slots if m) )
             for o in scene.objects
         ),
