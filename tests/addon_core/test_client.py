@@ -250,8 +250,8 @@ def test_token_is_sent_on_http_and_websocket():
 
 
 def test_bad_url_is_refused():
-    with pytest.raises(ScenecastError, match="http://"):
-        BackendClient("https://example.com")
+    with pytest.raises(ScenecastError, match="https://"):
+        BackendClient("ftp://example.com")
 
 
 def test_multipart_body_is_binary_safe():
