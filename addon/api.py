@@ -99,6 +99,7 @@ def request_fields(
         "model": model or (s.model.strip() if s is not None and s.model.strip() else None),
         "default_model": prefs.default_model,
         "token": prefs.token,
+        "ca_file": prefs.ca_file,
         "auto_start": prefs.auto_start,
         "backend_python": prefs.backend_python,
         "backend_dir": prefs.backend_dir,

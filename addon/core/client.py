@@ -239,7 +239,9 @@ class BackendClient:
         becomes raw pixels (see ``sends_pixels``) or a PNG."""
         if isinstance(image, (bytes, bytearray, memoryview)):
             return bytes(image)
-        return encode_pixels(image) if self.sends_pixels() else control_png(image)
+        if image.dtype == np.uint8 and self.sends_pixels():
+            return encode_pixels(image)
+        return control_png(image)
 
     def models(self) -> list[dict[str, Any]]:
         """The backend's models: dicts with ``id``, ``kind``, ``family``, ``source``, ``installed``."""

@@ -27,6 +27,7 @@ class Settings:
 
     server: str = backend_process.DEFAULT_URL
     token: str = ""
+    ca_file: str = ""
     backend_python: str = ""
     backend_dir: str = ""
     auto_start: bool = True
@@ -48,6 +49,13 @@ class SCENECAST_AP_preferences(bpy.types.AddonPreferences):
         description="Bearer token, when the backend was started with --token (required off this machine)",
         default="",
         subtype="PASSWORD",
+    )
+    ca_file: StringProperty(  # type: ignore[valid-type]
+        name="CA File",
+        description="For an https:// backend behind a TLS proxy with its own certificate: the PEM file of"
+        " that certificate or its authority (trusted besides the system's). Empty: the system's only",
+        default="",
+        subtype="FILE_PATH",
     )
     default_model: StringProperty(  # type: ignore[valid-type]
         name="Default Model",
@@ -88,6 +96,7 @@ class SCENECAST_AP_preferences(bpy.types.AddonPreferences):
         col = layout.column(heading="Backend")
         col.prop(self, "server_url")
         col.prop(self, "token")
+        col.prop(self, "ca_file")
         col.prop(self, "default_model")
         col = layout.column(heading="Local Backend")
         col.prop(self, "auto_start")
@@ -119,6 +128,7 @@ def settings(context: bpy.types.Context | None = None) -> Settings:
     return Settings(
         server=prefs.server_url.strip() or backend_process.DEFAULT_URL,
         token=prefs.token,
+        ca_file=bpy.path.abspath(prefs.ca_file) if prefs.ca_file else "",
         backend_python=bpy.path.abspath(prefs.backend_python) if prefs.backend_python else "",
         backend_dir=bpy.path.abspath(prefs.backend_dir) if prefs.backend_dir else "",
         auto_start=prefs.auto_start,
