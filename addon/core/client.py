@@ -156,15 +156,18 @@ class BackendClient:
         self,
         method: str,
         path: str,
-        body: bytes | None = None,
+        body: bytes | list[bytes] | None = None,
         content_type: str | None = None,
         timeout: float | None = None,
         accept: str | None = None,
     ) -> tuple[int, str, bytes]:
-        """(status, content type, body) of a 2xx answer; raises a ScenecastError otherwise."""
+        """(status, content type, body) of a 2xx answer; raises a ScenecastError otherwise. A body given
+        as a list of chunks is sent chunk by chunk (no copy into one buffer)."""
         headers = self._headers()
         if content_type:
             headers["Content-Type"] = content_type
+        if isinstance(body, list):
+            headers["Content-Length"] = str(sum(len(chunk) for chunk in body))
         if accept:
             headers["Accept"] = accept
         conn = self._connection(timeout or self.timeout)
@@ -193,7 +196,9 @@ class BackendClient:
             raise _http_error(response.status, data, f"{method} {path}")
         return response.status, ctype, data
 
-    def _json(self, method: str, path: str, body: bytes | None = None, content_type: str | None = None) -> Any:
+    def _json(
+        self, method: str, path: str, body: bytes | list[bytes] | None = None, content_type: str | None = None
+    ) -> Any:
         _, _, data = self._request(method, path, body, content_type)
         try:
             return json.loads(data)
@@ -281,8 +286,8 @@ class BackendClient:
             answer = self._json(method, path, spec_json, "application/json")
         else:
             payloads = {key: self.image_payload(image) for key, image in images.items()}
-            body, ctype = encode_multipart(spec_json, payloads)
-            answer = self._json(method, path, body, ctype)
+            chunks, ctype = multipart_chunks(spec_json, payloads)
+            answer = self._json(method, path, chunks, ctype)
         return str(answer["id"])
 
     def status(self, job_id: str) -> dict[str, Any]:
@@ -489,6 +494,12 @@ def raise_for_job(status: Mapping[str, Any]) -> None:
 def encode_multipart(spec_json: bytes, images: Mapping[str, bytes]) -> tuple[bytes, str]:
     """A multipart/form-data body: part ``spec`` (JSON) and one binary file part (PNG or raw pixels)
     per image key."""
+    chunks, ctype = multipart_chunks(spec_json, images)
+    return b"".join(chunks), ctype
+
+
+def multipart_chunks(spec_json: bytes, images: Mapping[str, bytes]) -> tuple[list[bytes], str]:
+    """``encode_multipart``'s body as the list of its pieces, the images not copied."""
     boundary = "scenecast-" + os.urandom(16).hex()
     chunks = [
         f'--{boundary}\r\nContent-Disposition: form-data; name="spec"\r\n'
@@ -503,11 +514,11 @@ def encode_multipart(spec_json: bytes, images: Mapping[str, bytes]) -> tuple[byt
         chunks += [
             f'--{boundary}\r\nContent-Disposition: form-data; name="{key}"; filename="{key}.{ext}"\r\n'
             f"Content-Type: {kind}\r\n\r\n".encode("utf-8"),
-            bytes(data),
+            data if isinstance(data, bytes) else bytes(data),
             b"\r\n",
         ]
     chunks.append(f"--{boundary}--\r\n".encode("ascii"))
-    return b"".join(chunks), f"multipart/form-data; boundary={boundary}"
+    return chunks, f"multipart/form-data; boundary={boundary}"
 
 
 def _http_error(status: int, body: bytes, what: str) -> ScenecastError:

@@ -76,7 +76,7 @@ class _Reader:
     def on_part_data(self, data: bytes, start: int, end: int) -> None:
         part = self._current
         assert part is not None
-        part.data += data[start:end]
+        part.data += memoryview(data)[start:end]  # one copy, into the part
         if part.name == "spec" and len(part.data) > self.limits.spec_bytes:
             raise ApiError(413, "spec_too_large", f"the spec part is more than {self.limits.spec_bytes} bytes",
                            "send images as their own parts, not inside the spec")

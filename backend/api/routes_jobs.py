@@ -3,7 +3,6 @@ results (PNG, or raw pixels when asked) and the record."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 from typing import Any
@@ -50,9 +49,9 @@ def parse_spec(text: str | bytes) -> JobSpec:
     return JobSpec.model_validate(data)
 
 
-async def _read_multipart(request: Request) -> tuple[JobSpec, dict[str, bytes]]:
+async def _read_multipart(request: Request) -> tuple[JobSpec, dict[str, bytearray]]:
     spec_text: bytes | None = None
-    parts: dict[str, bytes] = {}
+    parts: dict[str, bytearray] = {}
     for part in await read_multipart(request, LIMITS):
         if part.name == "spec":
             spec_text = bytes(part.data)
@@ -63,23 +62,24 @@ async def _read_multipart(request: Request) -> tuple[JobSpec, dict[str, bytes]]:
         if part.name in parts:
             raise ApiError(400, "duplicate_part", f"the request has two parts named '{part.name}'",
                            "send each image key once")
-        parts[part.name] = bytes(part.data)
+        parts[part.name] = part.data
     if spec_text is None:
         raise ApiError(400, "missing_spec", "the multipart request has no part named 'spec'",
                        "add a part 'spec' holding the job spec as JSON")
     return parse_spec(spec_text), parts
 
 
-def _gather_images(spec: JobSpec, parts: dict[str, bytes], store: Any) -> tuple[dict[str, InputImage], dict[str, str]]:
-    """Check (without decoding) every image the spec names, from this request's parts or the upload store."""
+def _gather_images(spec: JobSpec, parts: dict[str, bytearray], store: Any) -> dict[str, InputImage]:
+    """Check (without decoding) every image the spec names, from this request's parts or the upload store.
+    Their sha256 for the record is taken by the worker once the result is out (off the client's path)."""
     wanted = spec.image_keys()
     unexpected = sorted(set(parts) - wanted)
     if unexpected:
         raise ApiError(400, "unexpected_part", f"the request has image part(s) {unexpected} that the spec never names",
                        f"name them in the spec's controlnets/image/mask, or drop them; the spec names {sorted(wanted)}")
-    images, hashes = {}, {}
+    images = {}
     for key in sorted(wanted):
-        data = parts.get(key)
+        data: bytes | bytearray | None = parts.get(key)
         if data is None and IMAGE_ID.match(key):
             data = store.get(key)
             if data is None:
@@ -89,8 +89,7 @@ def _gather_images(spec: JobSpec, parts: dict[str, bytes], store: Any) -> tuple[
             raise ApiError(400, "missing_image", f"the spec names image '{key}' but the request has no part '{key}'",
                            f"add a file part named '{key}' with the PNG, or upload it and use its sha256 id")
         images[key] = probe_image(data, key)
-        hashes[key] = hashlib.sha256(data).hexdigest()
-    return images, hashes
+    return images
 
 
 def job_status(job: Job, position: int | None) -> JobStatus:
@@ -125,8 +124,8 @@ async def _submit(request: Request, job_id: str | None) -> JobAccepted:
     else:
         raise ApiError(415, "unsupported_media_type", f"POST /v1/jobs takes multipart/form-data or application/json, not {ctype or 'nothing'}",
                        "send the spec as a 'spec' part with PNG parts, or as JSON naming uploaded image ids")
-    images, hashes = await run_in_threadpool(_gather_images, spec, parts, state.store)
-    job = await run_in_threadpool(state.queue.submit, spec, images, hashes, job_id)
+    images = await run_in_threadpool(_gather_images, spec, parts, state.store)
+    job = await run_in_threadpool(state.queue.submit, spec, images, {}, job_id)
     position = state.queue.position(job)
     return JobAccepted(id=job.id, status="queued", position=position if position is not None else 0)
 
@@ -154,14 +153,19 @@ def wants_pixels(request: Request) -> bool:
             responses={200: {"content": {"image/png": {}, pixels.MEDIA_TYPE: {}},
                              "description": "the PNG, parameters in its text chunks; raw pixels when the"
                                             f" request accepts {pixels.MEDIA_TYPE}"}})
-def get_result(job_id: str, n: int, request: Request) -> Response:
+async def get_result(job_id: str, n: int, request: Request) -> Response:
     job = request.app.state.scenecast.queue.get(job_id)
     outputs = job.outputs
     if wants_pixels(request) and outputs is not None and job.status in ("running", "done"):
         if not 0 <= n < len(outputs):
             raise ApiError(404, "no_such_result", f"job {job_id} has results 0..{len(outputs) - 1}, not {n}",
                            "use the urls listed in the job's results")
-        return Response(pixels.encode(outputs[n]), media_type=pixels.MEDIA_TYPE)
+        return Response(pixels.encode(outputs[n]), media_type=pixels.MEDIA_TYPE)  # ~1 ms at 1024²: on the loop
+    return await run_in_threadpool(_saved_result, job, n, request)
+
+
+def _saved_result(job: Job, n: int, request: Request) -> Response:
+    job_id = job.id
     if job.status != "done":
         raise ApiError(409, "not_done", f"job {job_id} is {job.status}; results exist once it is done",
                        "wait for the `done` event")

@@ -42,7 +42,7 @@ class InputImage:
     """One input image as received: ``data`` (PNG or ``image/x-scenecast-pixels`` bytes), its size in
     pixels read from its header. Decoded only by :meth:`decode`, when the job starts."""
 
-    data: bytes
+    data: bytes | bytearray  # a bytearray (as the multipart reader gives) lets raw pixels decode without a copy
     width: int
     height: int
 
@@ -60,7 +60,7 @@ def _check_size(key: str, width: int, height: int) -> None:
                          "send control images at the job's width and height")
 
 
-def probe_image(data: bytes, key: str) -> InputImage:
+def probe_image(data: bytes | bytearray, key: str) -> InputImage:
     """Check an input without decoding it: format, size limits and (PNG) chunk checksums.
 
     What a PNG's checksums cannot catch (a corrupt zlib stream) fails the job when it starts, with
@@ -75,7 +75,7 @@ def probe_image(data: bytes, key: str) -> InputImage:
             raise ImageError(f"image '{key}' is not valid {pixels.MEDIA_TYPE} data: {exc}",
                              "see docs/protocol.md, 'Raw pixels', or send a PNG") from exc
         _check_size(key, width, height)
-        return InputImage(bytes(data), width, height)
+        return InputImage(data, width, height)
     if not data.startswith(PNG_SIGNATURE):
         raise ImageError(f"image '{key}' is not a PNG", "send images as PNG files (Content-Type: image/png)")
     try:
@@ -87,13 +87,14 @@ def probe_image(data: bytes, key: str) -> InputImage:
         raise
     except Exception as exc:  # PIL raises many types for corrupt data
         raise ImageError(f"image '{key}' is not a readable PNG ({exc})", "re-export the image as a PNG") from exc
-    return InputImage(bytes(data), width, height)
+    return InputImage(data, width, height)
 
 
-def decode_image(data: bytes, key: str) -> np.ndarray:
-    """PNG or raw pixel bytes -> H x W x 3 uint8, writable (torch.from_numpy needs that)."""
+def decode_image(data: bytes | bytearray, key: str) -> np.ndarray:
+    """PNG or raw pixel bytes -> H x W x 3 uint8, writable (torch.from_numpy needs that). RGB pixels in
+    a bytearray come back as a view of it: no copy."""
     if not pixels.is_pixels(data):
-        return decode_png(data, key)
+        return decode_png(bytes(data), key)
     try:
         arr = pixels.decode(data)
     except pixels.PixelFormatError as exc:
@@ -102,6 +103,8 @@ def decode_image(data: bytes, key: str) -> np.ndarray:
     _check_size(key, arr.shape[1], arr.shape[0])
     if arr.shape[2] == 1:
         return np.repeat(arr, 3, axis=2)
+    if arr.shape[2] == 3 and arr.flags.writeable:
+        return arr
     return np.array(arr[:, :, :3])  # one writable copy; alpha dropped like a PNG's
 
 

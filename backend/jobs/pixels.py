@@ -70,6 +70,6 @@ def encode(image: np.ndarray) -> bytes:
 
 
 def decode(data: bytes | bytearray | memoryview) -> np.ndarray:
-    """Pixel bytes -> H x W x C uint8 (a read-only view of ``data`` when it is ``bytes``)."""
+    """Pixel bytes -> H x W x C uint8: a view of ``data`` (read-only for ``bytes``, writable for a bytearray)."""
     width, height, channels = read_header(data)
     return np.frombuffer(data, np.uint8, offset=HEADER.size).reshape(height, width, channels)

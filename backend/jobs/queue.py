@@ -15,6 +15,7 @@ same machine can take them at once; the last ``keep_output_pixels`` worth stay f
 from __future__ import annotations
 
 import collections
+import hashlib
 import logging
 import re
 import threading
@@ -245,7 +246,6 @@ class JobQueue:
             log.warning("job %s failed: %s", job.id, exc.message)
             job.error = {"code": "bad_image", "message": exc.message, "fix": exc.fix}
             return "failed", {"error": job.error}
-        job.inputs = {}
         try:
             result = self._runner(job.spec, job.images, self._models, JobProgress(job))
         except JobCancelled:
@@ -266,7 +266,9 @@ class JobQueue:
         job.events.append("ready", results=[{"index": n, "url": f"/v1/jobs/{job.id}/results/{n}",
                                              "width": int(im.shape[1]), "height": int(im.shape[0])}
                                             for n, im in enumerate(result.images)])
-        try:
+        try:  # the inputs' sha256 for the record, now that the client has its result
+            job.input_hashes = {**{k: hashlib.sha256(v.data).hexdigest() for k, v in job.inputs.items()},
+                                **job.input_hashes}
             record = build_record(job.id, job.spec, job.input_hashes, result.info, self.device())
             directory, stem = self._place(job)
             results = write_results(directory, stem, result.images, parameters_text(job.spec, result.info), record)
