@@ -17,9 +17,11 @@ from __future__ import annotations
 import collections
 import hashlib
 import logging
+import os
 import re
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Callable
 
@@ -46,6 +48,7 @@ MAX_JOB_PIXELS = 64 << 20  # 4 inputs of 4096², 64 of 1024²: ~200 MB once deco
 MAX_QUEUED_PIXELS = 1 << 30  # what all waiting jobs would decode into
 MAX_QUEUED_BYTES = 1 << 30  # what all waiting jobs hold as received (PNG or raw pixels)
 KEEP_OUTPUT_PIXELS = 64 << 20  # finished results kept as pixels for raw fetches
+WRITER_NICE = 10  # result PNGs are encoded at this niceness, behind the server's answers
 
 
 class QueueFull(Exception):
@@ -65,6 +68,14 @@ class JobExists(Exception):
 
 
 Input = InputImage | np.ndarray
+
+
+def _lower_priority() -> None:
+    """Nice the calling thread (Linux: a thread id is a process id to setpriority); best effort."""
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), WRITER_NICE)
+    except (AttributeError, OSError):
+        pass
 
 
 def _pixels(image: Input) -> int:
@@ -104,6 +115,7 @@ class JobQueue:
         self.max_queued_bytes = max_queued_bytes
         self._keep_output_pixels = keep_output_pixels
         self._with_outputs: collections.deque[Job] = collections.deque()
+        self._writer = ThreadPoolExecutor(1, thread_name_prefix="scenecast-writer", initializer=_lower_priority)
         self._place = place or (lambda job: (self.out_dir / job.id, "result"))
         self._lock = threading.Condition()
         self._pending: collections.deque[Job] = collections.deque()
@@ -132,6 +144,7 @@ class JobQueue:
             job.end("cancelled")
         if self._thread is not None:
             self._thread.join(timeout)
+        self._writer.shutdown(wait=False)
 
     # -- client side -----------------------------------------------------------------------------
     def submit(self, spec: JobSpec, images: dict[str, Input], input_hashes: dict[str, str],
@@ -266,12 +279,8 @@ class JobQueue:
         job.events.append("ready", results=[{"index": n, "url": f"/v1/jobs/{job.id}/results/{n}",
                                              "width": int(im.shape[1]), "height": int(im.shape[0])}
                                             for n, im in enumerate(result.images)])
-        try:  # the inputs' sha256 for the record, now that the client has its result
-            job.input_hashes = {**{k: hashlib.sha256(v.data).hexdigest() for k, v in job.inputs.items()},
-                                **job.input_hashes}
-            record = build_record(job.id, job.spec, job.input_hashes, result.info, self.device())
-            directory, stem = self._place(job)
-            results = write_results(directory, stem, result.images, parameters_text(job.spec, result.info), record)
+        try:
+            record, results = self._writer.submit(self._save, job, result).result()
         except Exception as exc:
             log.exception("job %s: writing results failed", job.id)
             job.error = {"code": "output_error", "message": f"could not write the results: {exc}",
@@ -280,6 +289,15 @@ class JobQueue:
         job.record, job.results = record, results
         log.info("job %s done in %.2f s", job.id, time.time() - (job.started or job.created))
         return "done", {"results": job.public_results()}
+
+    def _save(self, job: Job, result: JobResult) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        """The record and the PNGs with their metadata, on the writer thread (low CPU priority, so that
+        a client taking the result's pixels right now is not slowed by the PNG encoder)."""
+        job.input_hashes = {**{k: hashlib.sha256(v.data).hexdigest() for k, v in job.inputs.items()},
+                            **job.input_hashes}
+        record = build_record(job.id, job.spec, job.input_hashes, result.info, self.device())
+        directory, stem = self._place(job)
+        return record, write_results(directory, stem, result.images, parameters_text(job.spec, result.info), record)
 
     def device(self) -> dict[str, Any]:
         if self._device is None:  # what never changes; what is cached does, so it is not recorded
