@@ -9,7 +9,8 @@ Runs in Blender's Python environment with the add-on's own bpy-free client, agai
 - png (protocol 1 as before, the baseline): ``control_png`` each image, submit, follow the events
   to ``done`` (the backend decodes the PNGs when the job starts and encodes the result PNG with its
   metadata before ``done``), download the PNG.
-- raw (docs/protocol.md, "Raw pixels"): send ``image/x-scenecast-pixels``, follow the events to
+- raw (docs/protocol.md, "Raw pixels"): the client sends ``image/x-scenecast-pixels`` (grey images
+  as one channel), follows the events to
   ``ready`` (results handed over before the PNG is written), download the result's pixels.
 
 Overhead = client wall time − the seconds the job's stages report in its record. Prints
@@ -33,7 +34,6 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 from addon.core.client import BackendClient  # noqa: E402
-from addon.core.pixels import encode_pixels  # noqa: E402
 from addon.core.png import control_png  # noqa: E402
 from roundtrip import free_port, pass_set, start_backend  # noqa: E402
 
@@ -61,7 +61,7 @@ def png_trip(client: BackendClient, images: dict[str, np.ndarray], size: int) ->
 
 def raw_trip(client: BackendClient, images: dict[str, np.ndarray], size: int) -> tuple[float, float]:
     t0 = time.perf_counter()
-    job = client.submit(spec(size, list(images)), {key: encode_pixels(img) for key, img in images.items()})
+    job = client.submit(spec(size, list(images)), images)  # raw pixels (grey in one channel), as the client chooses
     result = client.wait_pixels(job)[0]
     wall = time.perf_counter() - t0
     assert result.shape == (size, size, 3)

@@ -245,6 +245,8 @@ class BackendClient:
         if isinstance(image, (bytes, bytearray, memoryview)):
             return bytes(image)
         if image.dtype == np.uint8 and self.sends_pixels():
+            if image.ndim == 3 and image.shape[2] == 3 and _grey(image):
+                image = image[:, :, :1]  # depth and edges: one channel, a third of the bytes
             return encode_pixels(image)
         return control_png(image)
 
@@ -547,6 +549,11 @@ def _image_keys(spec: Mapping[str, Any]) -> set[str]:
             if stage.get(name):
                 keys.add(stage[name])
     return keys
+
+
+def _grey(image: np.ndarray) -> bool:
+    """Whether an H x W x 3 image has three equal channels (~1 ms at 1024²)."""
+    return bool(np.array_equal(image[..., 0], image[..., 1]) and np.array_equal(image[..., 0], image[..., 2]))
 
 
 def _seg(job_id: str) -> str:
