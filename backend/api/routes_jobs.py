@@ -124,6 +124,7 @@ async def _submit(request: Request, job_id: str | None) -> JobAccepted:
     else:
         raise ApiError(415, "unsupported_media_type", f"POST /v1/jobs takes multipart/form-data or application/json, not {ctype or 'nothing'}",
                        "send the spec as a 'spec' part with PNG parts, or as JSON naming uploaded image ids")
+
     def gather_and_queue() -> Job:  # one hop off the event loop: file reads, model checks, the queue's lock
         return state.queue.submit(spec, _gather_images(spec, parts, state.store), {}, job_id)
 

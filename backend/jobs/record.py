@@ -27,7 +27,7 @@ class Job:
 
     spec: JobSpec
     images: dict[str, np.ndarray]  # key -> H x W x 3 uint8, decoded when the job starts; dropped when it ends
-    input_hashes: dict[str, str]  # key -> sha256 hex of the PNG bytes received
+    input_hashes: dict[str, str]  # key -> sha256 hex of the bytes received (PNG or raw), filled when written
     id: str = field(default_factory=new_job_id)
     created: float = field(default_factory=time.time)
     status: str = "queued"
