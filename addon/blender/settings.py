@@ -39,6 +39,7 @@ class Preferences:
 
     server: str = backend_process.DEFAULT_URL
     token: str = ""
+    ca_file: str = ""  # a PEM file of certificates to trust for an https:// backend (a proxy's own CA)
     backend_python: str = ""
     backend_dir: str = ""
     auto_start: bool = True
@@ -69,6 +70,7 @@ def preferences(context: Any = None) -> Preferences:
     return Preferences(
         server=prefs.server_url.strip() or backend_process.DEFAULT_URL,
         token=prefs.token,
+        ca_file=bpy.path.abspath(prefs.ca_file) if prefs.ca_file else "",
         backend_python=bpy.path.abspath(prefs.backend_python) if prefs.backend_python else "",
         backend_dir=bpy.path.abspath(prefs.backend_dir) if prefs.backend_dir else "",
         auto_start=prefs.auto_start,

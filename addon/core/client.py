@@ -1,7 +1,9 @@
 """The add-on's client for the Scenecast backend, protocol 1 (docs/protocol.md), standard library only.
 
 HTTP through ``http.client`` (one connection per call, so a client may be shared between the main
-thread and a worker), events through ``core.websocket``. Every failure is a ``ScenecastError`` with a
+thread and a worker), events through ``core.websocket``; ``https://`` URLs use TLS (stdlib ``ssl``,
+certificates verified, optionally against a CA file) for HTTP and events alike. On loopback images
+travel as raw pixels when the backend offers them (docs/protocol.md, "Raw pixels"), else as PNG. Every failure is a ``ScenecastError`` with a
 ``message`` and a ``fix``: the backend's own ``{"error": {code, message, fix}}`` bodies are passed on
 as they are; network failures say how to start the backend.
 """
@@ -12,12 +14,16 @@ import http.client
 import json
 import os
 import socket
+import ssl
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote, urlsplit
+
+import numpy as np
 
 from .backend_process import DEFAULT_URL
 from .errors import (
@@ -33,6 +39,8 @@ from .errors import (
     WaitTimeout,
     WebSocketError,
 )
+from .pixels import MEDIA_TYPE as PIXELS, decode_pixels, encode_pixels, is_pixels
+from .png import control_png, decode_png
 from .websocket import WebSocket
 
 __all__ = [
@@ -63,6 +71,12 @@ TOKEN_FIX = (
 )
 #: Seconds between cancel checks while waiting for events.
 POLL_INTERVAL = 0.2
+TLS_FIX = (
+    "if the backend's TLS proxy uses its own certificate authority (or a self-signed certificate), set"
+    " Preferences › Add-ons › Scenecast › CA File to that certificate; check that the URL's host name is"
+    " the one in the certificate"
+)
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
 
 
 @dataclass(frozen=True)
@@ -80,24 +94,56 @@ class Event:
 
 
 class BackendClient:
-    """Talks to one backend. ``url``: e.g. :data:`DEFAULT_URL` (scheme optional); ``token``: the
-    bearer token the backend was started with, if any; ``timeout``: seconds per HTTP call."""
+    """Talks to one backend. ``url``: e.g. :data:`DEFAULT_URL` (scheme optional) or "https://host" for a
+    backend behind a TLS proxy; ``token``: the bearer token the backend was started with, if any;
+    ``timeout``: seconds per HTTP call; ``ca_file``: a PEM file of the certificate authority (or the
+    self-signed certificate) to trust for https, besides the system's; ``raw_images``: send and take
+    images as raw pixels (None: when the backend offers them and it is on this machine)."""
 
-    def __init__(self, url: str, token: str | None = None, timeout: float = 10.0) -> None:
+    def __init__(
+        self,
+        url: str,
+        token: str | None = None,
+        timeout: float = 10.0,
+        ca_file: str | None = None,
+        raw_images: bool | None = None,
+    ) -> None:
         if "://" not in url:
             url = "http://" + url
         parts = urlsplit(url)
-        if parts.scheme != "http" or not parts.hostname:
+        if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ScenecastError(
-                f"backend URL {url!r} is not an http:// URL",
+                f"backend URL {url!r} is not an http:// or https:// URL",
                 f"set the backend URL in the add-on preferences, e.g. {DEFAULT_URL}",
             )
         self.url = url.rstrip("/")
+        self.tls = parts.scheme == "https"
         self.host = parts.hostname
-        self.port = parts.port or 80
+        self.port = parts.port or (443 if self.tls else 80)
         self.prefix = parts.path.rstrip("/")
         self.token = token or None
         self.timeout = timeout
+        self.ca_file = ca_file or None
+        self._ssl: ssl.SSLContext | None = None
+        self.raw_images = raw_images
+        self._offers_pixels: bool | None = None  # what /v1/health said
+
+    def ssl_context(self) -> ssl.SSLContext:
+        """The TLS context for https/wss: system CAs plus ``ca_file``; hostname and chain verified."""
+        if self._ssl is None:
+            try:
+                self._ssl = ssl.create_default_context(cafile=self.ca_file)
+            except (OSError, ssl.SSLError) as exc:
+                raise ScenecastError(
+                    f"the CA file {self.ca_file!r} cannot be read as PEM certificates ({exc})",
+                    "set Preferences › Add-ons › Scenecast › CA File to the proxy's certificate (PEM), or clear it",
+                ) from exc
+        return self._ssl
+
+    def _connection(self, timeout: float) -> http.client.HTTPConnection:
+        if self.tls:
+            return http.client.HTTPSConnection(self.host, self.port, timeout=timeout, context=self.ssl_context())
+        return http.client.HTTPConnection(self.host, self.port, timeout=timeout)
 
     # ------------------------------------------------------------------------------------ HTTP
 
@@ -111,15 +157,21 @@ class BackendClient:
         self,
         method: str,
         path: str,
-        body: bytes | None = None,
+        body: bytes | list[bytes] | None = None,
         content_type: str | None = None,
         timeout: float | None = None,
+        accept: str | None = None,
     ) -> tuple[int, str, bytes]:
-        """(status, content type, body) of a 2xx answer; raises a ScenecastError otherwise."""
+        """(status, content type, body) of a 2xx answer; raises a ScenecastError otherwise. A body given
+        as a list of chunks is sent chunk by chunk (no copy into one buffer)."""
         headers = self._headers()
         if content_type:
             headers["Content-Type"] = content_type
-        conn = http.client.HTTPConnection(self.host, self.port, timeout=timeout or self.timeout)
+        if isinstance(body, list):
+            headers["Content-Length"] = str(sum(len(chunk) for chunk in body))
+        if accept:
+            headers["Accept"] = accept
+        conn = self._connection(timeout or self.timeout)
         try:
             conn.request(method, self.prefix + path, body=body, headers=headers)
             response = conn.getresponse()
@@ -127,6 +179,8 @@ class BackendClient:
             ctype = response.getheader("Content-Type", "") or ""
         except (ConnectionRefusedError, socket.gaierror) as exc:
             raise BackendUnavailable(f"no Scenecast backend answers at {self.url} ({exc})", START_BACKEND_FIX) from exc
+        except ssl.SSLError as exc:
+            raise BackendUnavailable(f"the TLS connection to {self.url} failed: {exc}", TLS_FIX) from exc
         except (socket.timeout, TimeoutError) as exc:
             raise BackendUnavailable(
                 f"the backend at {self.url} did not answer {method} {path} within {timeout or self.timeout:g} s",
@@ -143,7 +197,9 @@ class BackendClient:
             raise _http_error(response.status, data, f"{method} {path}")
         return response.status, ctype, data
 
-    def _json(self, method: str, path: str, body: bytes | None = None, content_type: str | None = None) -> Any:
+    def _json(
+        self, method: str, path: str, body: bytes | list[bytes] | None = None, content_type: str | None = None
+    ) -> Any:
         _, _, data = self._request(method, path, body, content_type)
         try:
             return json.loads(data)
@@ -172,7 +228,28 @@ class BackendClient:
             raise ProtocolMismatch(
                 f"the backend speaks protocol {theirs}, this add-on speaks protocol {PROTOCOL}", fix
             )
+        self._offers_pixels = PIXELS in (info.get("image_formats") or [])
         return info
+
+    def sends_pixels(self) -> bool:
+        """Whether images go as raw pixels: ``raw_images`` when set, else when the backend offers them
+        and listens on this machine (elsewhere a PNG's bytes cost less than its encoding)."""
+        if self.raw_images is not None:
+            return self.raw_images
+        if self._offers_pixels is None:
+            self.health()
+        return bool(self._offers_pixels) and self.host in LOOPBACK_HOSTS
+
+    def image_payload(self, image: np.ndarray | bytes) -> bytes:
+        """What to send for one control image: encoded bytes pass through; an H x W (x C) uint8 array
+        becomes raw pixels (see ``sends_pixels``) or a PNG."""
+        if isinstance(image, (bytes, bytearray, memoryview)):
+            return bytes(image)
+        if image.dtype == np.uint8 and self.sends_pixels():
+            if image.ndim == 3 and image.shape[2] == 3 and _grey(image):
+                image = image[:, :, :1]  # depth and edges: one channel, a third of the bytes
+            return encode_pixels(image)
+        return control_png(image)
 
     def models(self) -> list[dict[str, Any]]:
         """The backend's models: dicts with ``id``, ``kind``, ``family``, ``source``, ``installed``."""
@@ -182,11 +259,19 @@ class BackendClient:
         """Upload a PNG once; its ``sha256:<hex>`` id can then name it in any job spec."""
         return str(self._json("POST", "/v1/images", bytes(png), "image/png")["id"])
 
-    def submit(self, spec: Mapping[str, Any], images: Mapping[str, bytes] | None = None) -> str:
-        """Submit a job: ``spec`` (protocol 1 job spec) and its images by key (PNG bytes). The job id.
+    def submit(
+        self,
+        spec: Mapping[str, Any],
+        images: Mapping[str, bytes | np.ndarray] | None = None,
+        job_id: str | bool | None = None,
+    ) -> str:
+        """Submit a job: ``spec`` (protocol 1 job spec) and its images by key (PNG or raw pixel bytes,
+        or uint8 arrays, sent as ``image_payload`` says). The job id.
 
         Images go as binary parts of one multipart/form-data request; without images the spec goes as
         JSON. Keys the spec names must be in ``images`` or be ``sha256:`` ids of uploaded images.
+        ``job_id``: an id of your choosing (8-64 of A-Z a-z 0-9 _ -; ``True``: a random one), sent as
+        ``PUT /v1/jobs/{id}`` so that a load balancer hashing the path keeps the whole job on one backend.
         """
         body_spec = dict(spec)
         body_spec.setdefault("protocol", PROTOCOL)
@@ -198,11 +283,14 @@ class BackendClient:
                 "pass them in `images` (key → PNG bytes), or upload them first and use their sha256: ids",
             )
         spec_json = json.dumps(body_spec).encode("utf-8")
+        chosen = uuid.uuid4().hex if job_id is True else job_id or None
+        method, path = ("PUT", f"/v1/jobs/{_seg(str(chosen))}") if chosen else ("POST", "/v1/jobs")
         if not images:
-            answer = self._json("POST", "/v1/jobs", spec_json, "application/json")
+            answer = self._json(method, path, spec_json, "application/json")
         else:
-            body, ctype = encode_multipart(spec_json, images)
-            answer = self._json("POST", "/v1/jobs", body, ctype)
+            payloads = {key: self.image_payload(image) for key, image in images.items()}
+            chunks, ctype = multipart_chunks(spec_json, payloads)
+            answer = self._json(method, path, chunks, ctype)
         return str(answer["id"])
 
     def status(self, job_id: str) -> dict[str, Any]:
@@ -218,6 +306,44 @@ class BackendClient:
             raise BackendError(f"result {index} of job {job_id} is not a PNG ({ctype or 'no content type'})")
         return data
 
+    def result_pixels(self, job_id: str, index: int) -> np.ndarray:
+        """Result ``index`` as H x W x 3 uint8 pixels: raw from the backend's memory as soon as the
+        ``ready`` event came (the PNG may still be being written); a PNG decoded here otherwise."""
+        _, ctype, data = self._request(
+            "GET", f"/v1/jobs/{_seg(job_id)}/results/{int(index)}", accept=f"{PIXELS}, image/png;q=0.5"
+        )
+        try:
+            return decode_pixels(data) if is_pixels(data) else decode_png(data)
+        except ValueError as exc:
+            raise BackendError(f"result {index} of job {job_id} cannot be read ({ctype}: {exc})") from exc
+
+    def wait_pixels(
+        self,
+        job_id: str,
+        on_event: Callable[[Event], None] | None = None,
+        timeout: float | None = None,
+    ) -> list[np.ndarray]:
+        """Follow a job until its results exist and return their pixels, without waiting for the
+        backend to write its PNGs (``ready`` event; a backend without it: ``done``). Failed or
+        cancelled: ``JobFailed`` / ``JobCancelled``."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        results: list[dict[str, Any]] | None = None
+        for event in self._event_stream(job_id, poll=POLL_INTERVAL):
+            if event is not None and on_event is not None:
+                on_event(event)
+            if event is not None and event.type in ("ready", "done"):
+                results = list(event.data.get("results") or [])
+                break
+            if event is not None and event.terminal:
+                break
+            if deadline is not None and time.monotonic() > deadline:
+                raise WaitTimeout(f"job {job_id} did not finish within {timeout:g} s", "wait longer, or cancel it")
+        if results is None:
+            state = self.status(job_id)
+            raise_for_job(state)
+            results = list(state.get("results") or [])
+        return [self.result_pixels(job_id, int(r.get("index", i))) for i, r in enumerate(results)]
+
     def record(self, job_id: str) -> dict[str, Any]:
         """The job's JSON record: spec, input image hashes, resolved parameters, device."""
         return dict(self._json("GET", f"/v1/jobs/{_seg(job_id)}/record"))
@@ -225,12 +351,18 @@ class BackendClient:
     # --------------------------------------------------------------------------------- events
 
     def events_url(self, job_id: str) -> str:
-        return f"ws://{self.host}:{self.port}{self.prefix}/v1/jobs/{_seg(job_id)}/events"
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{'wss' if self.tls else 'ws'}://{host}:{self.port}{self.prefix}/v1/jobs/{_seg(job_id)}/events"
 
     def _connect_events(self, job_id: str) -> WebSocket:
         headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
         try:
-            return WebSocket.connect(self.events_url(job_id), headers=headers, timeout=self.timeout)
+            return WebSocket.connect(
+                self.events_url(job_id), headers=headers, timeout=self.timeout,
+                ssl_context=self.ssl_context() if self.tls else None,
+            )
+        except ssl.SSLError as exc:
+            raise BackendUnavailable(f"the TLS connection to {self.url} failed: {exc}", TLS_FIX) from exc
         except HandshakeError as exc:
             if not exc.status:  # no HTTP answer at all: timed out or dropped, as if nothing answered
                 raise BackendUnavailable(f"the backend at {self.url} did not complete the event stream's"
@@ -363,7 +495,14 @@ def raise_for_job(status: Mapping[str, Any]) -> None:
 
 
 def encode_multipart(spec_json: bytes, images: Mapping[str, bytes]) -> tuple[bytes, str]:
-    """A multipart/form-data body: part ``spec`` (JSON) and one binary PNG file part per image key."""
+    """A multipart/form-data body: part ``spec`` (JSON) and one binary file part (PNG or raw pixels)
+    per image key."""
+    chunks, ctype = multipart_chunks(spec_json, images)
+    return b"".join(chunks), ctype
+
+
+def multipart_chunks(spec_json: bytes, images: Mapping[str, bytes]) -> tuple[list[bytes], str]:
+    """``encode_multipart``'s body as the list of its pieces, the images not copied."""
     boundary = "scenecast-" + os.urandom(16).hex()
     chunks = [
         f'--{boundary}\r\nContent-Disposition: form-data; name="spec"\r\n'
@@ -374,14 +513,15 @@ def encode_multipart(spec_json: bytes, images: Mapping[str, bytes]) -> tuple[byt
     for key, data in images.items():
         if not key or any(c in key for c in '"\r\n\\'):
             raise ScenecastError(f"image key {key!r} cannot be sent", "use letters, digits and _ . : - in image keys")
+        kind, ext = (PIXELS, "px") if is_pixels(data) else ("image/png", "png")
         chunks += [
-            f'--{boundary}\r\nContent-Disposition: form-data; name="{key}"; filename="{key}.png"\r\n'
-            "Content-Type: image/png\r\n\r\n".encode("utf-8"),
-            bytes(data),
+            f'--{boundary}\r\nContent-Disposition: form-data; name="{key}"; filename="{key}.{ext}"\r\n'
+            f"Content-Type: {kind}\r\n\r\n".encode("utf-8"),
+            data if isinstance(data, bytes) else bytes(data),
             b"\r\n",
         ]
     chunks.append(f"--{boundary}--\r\n".encode("ascii"))
-    return b"".join(chunks), f"multipart/form-data; boundary={boundary}"
+    return chunks, f"multipart/form-data; boundary={boundary}"
 
 
 def _http_error(status: int, body: bytes, what: str) -> ScenecastError:
@@ -410,6 +550,11 @@ def _image_keys(spec: Mapping[str, Any]) -> set[str]:
             if stage.get(name):
                 keys.add(stage[name])
     return keys
+
+
+def _grey(image: np.ndarray) -> bool:
+    """Whether an H x W x 3 image has three equal channels (~1 ms at 1024²)."""
+    return bool(np.array_equal(image[..., 0], image[..., 1]) and np.array_equal(image[..., 0], image[..., 2]))
 
 
 def _seg(job_id: str) -> str:

@@ -23,7 +23,6 @@ from .client import BackendClient
 from .errors import BackendUnavailable, JobCancelled, JobFailed, ScenecastError
 from .files import write_atomic
 from .jobspec import build_job_spec, image_keys
-from .png import control_png
 
 #: The model used when the default one cannot be had offline: tiny random weights, noise, but fast.
 OFFLINE_MODEL = "builtin:tiny"
@@ -44,6 +43,7 @@ class JobRequest:
     model: str | None = None  # explicit choice (argument or scene); None: the default, maybe offline
     default_model: str = OFFLINE_MODEL
     token: str = ""
+    ca_file: str = ""  # PEM to trust for an https:// server (a TLS proxy's own certificate)
     auto_start: bool = True
     backend_python: str = ""
     backend_dir: str = ""
@@ -100,7 +100,7 @@ def ensure_server(
     Returns the client and a note when a backend was started. Raises the client's errors (with their
     fixes) when nothing answers and starting is not allowed or not possible.
     """
-    client = BackendClient(req.server, token=req.token or None)
+    client = BackendClient(req.server, token=req.token or None, ca_file=req.ca_file or None)
     try:
         client.health()
         if backend_process.is_local_url(req.server):  # shared with other Blenders: say we use it
@@ -165,7 +165,7 @@ def run_job(
             f"the job needs images the add-on did not make: {', '.join(missing)}",
             f"use units and presets whose images are among: {', '.join(sorted(req.images))}",
         )
-    job_id = client.submit(spec, {k: control_png(v) for k, v in req.images.items() if k in needed})
+    job_id = client.submit(spec, {k: client.image_payload(v) for k, v in req.images.items() if k in needed})
     try:
         final = client.wait(job_id, on_event=on_event, cancel_event=cancel, timeout=req.timeout)
     except BackendUnavailable as exc:

@@ -1,4 +1,4 @@
-"""A minimal RFC 6455 WebSocket client on the standard library socket (ws:// only).
+"""A minimal RFC 6455 WebSocket client on the standard library socket and ``ssl`` (ws:// and wss://).
 
 Blender's Python has no WebSocket library and nothing may be pip-installed into it, so the event
 stream of a job (protocol 1: ``/v1/jobs/{id}/events``) is read with this. It does what a client
@@ -14,6 +14,7 @@ import base64
 import hashlib
 import os
 import socket
+import ssl
 import struct
 import threading
 import time
@@ -87,26 +88,38 @@ class WebSocket:
 
     @classmethod
     def connect(
-        cls, url: str, headers: dict[str, str] | None = None, timeout: float = 10.0
+        cls,
+        url: str,
+        headers: dict[str, str] | None = None,
+        timeout: float = 10.0,
+        ssl_context: ssl.SSLContext | None = None,
     ) -> "WebSocket":
-        """Open ``ws://host:port/path?query``, sending ``headers`` (e.g. Authorization) with the upgrade."""
+        """Open ``ws://`` or ``wss://host:port/path?query``, sending ``headers`` (e.g. Authorization) with
+        the upgrade. ``wss``: TLS with ``ssl_context`` (default: the system's CAs, hostname checked);
+        a certificate that does not verify raises ``ssl.SSLError`` (an ``OSError``)."""
         parts = urlsplit(url)
-        if parts.scheme != "ws":
-            raise WebSocketError(
-                f"unsupported WebSocket URL {url!r}",
-                "use a ws:// URL (the backend serves plain WebSocket on loopback; put a TLS proxy in front for remote use)",
-            )
+        if parts.scheme not in ("ws", "wss"):
+            raise WebSocketError(f"unsupported WebSocket URL {url!r}", "use a ws:// or wss:// URL")
+        tls = parts.scheme == "wss"
         host = parts.hostname or "localhost"
-        port = parts.port or 80
+        default_port = 443 if tls else 80
+        port = parts.port or default_port
         path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
         try:
             sock = socket.create_connection((host, port), timeout=timeout)
         except OSError as exc:
             raise WebSocketError(f"cannot connect to {host}:{port}: {exc}", "check that the backend is running") from exc
+        if tls:
+            context = ssl_context or ssl.create_default_context()
+            try:
+                sock = context.wrap_socket(sock, server_hostname=host)
+            except BaseException:
+                sock.close()
+                raise
         try:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             key = base64.b64encode(os.urandom(16)).decode("ascii")
-            host_header = host if port == 80 else f"{host}:{port}"
+            host_header = host if port == default_port else f"{host}:{port}"
             if ":" in host and not host.startswith("["):  # IPv6 literal
                 host_header = f"[{host}]:{port}"
             lines = [

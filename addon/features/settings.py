@@ -114,6 +114,7 @@ def request_fields(
         "model": model or scene_model,
         "default_model": prefs.default_model,
         "token": prefs.token,
+        "ca_file": prefs.ca_file,
         "auto_start": prefs.auto_start,
         "backend_python": prefs.backend_python,
         "backend_dir": prefs.backend_dir,

@@ -28,6 +28,13 @@ class SCENECAST_AP_preferences(bpy.types.AddonPreferences):
         default="",
         subtype="PASSWORD",
     )
+    ca_file: StringProperty(  # type: ignore[valid-type]
+        name="CA File",
+        description="For an https:// backend behind a TLS proxy with its own certificate: the PEM file of"
+        " that certificate or its authority (trusted besides the system's). Empty: the system's only",
+        default="",
+        subtype="FILE_PATH",
+    )
     default_model: StringProperty(  # type: ignore[valid-type]
         name="Default Model",
         description="Base model id used when a scene names none (hub id, local path or builtin:tiny)",
@@ -79,6 +86,7 @@ class SCENECAST_AP_preferences(bpy.types.AddonPreferences):
         col = layout.column(heading="Backend")
         col.prop(self, "server_url")
         col.prop(self, "token")
+        col.prop(self, "ca_file")
         col.prop(self, "default_model")
         col = layout.column(heading="Local Backend")
         col.prop(self, "auto_start")

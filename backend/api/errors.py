@@ -12,7 +12,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 
 from ..jobs.images import ImageError
-from ..jobs.queue import QueueFull, UnknownJob
+from ..jobs.queue import InputsTooLarge, JobExists, QueueFull, UnknownJob
 from ..models import DeviceUnavailable, ModelError, ModelNotFound
 from ..spec import validation_message
 
@@ -78,6 +78,15 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(QueueFull)
     async def _full(_: Request, exc: QueueFull) -> JSONResponse:
         return _json(503, "queue_full", str(exc), "wait for queued jobs to finish, then submit again")
+
+    @app.exception_handler(InputsTooLarge)
+    async def _pixels(_: Request, exc: InputsTooLarge) -> JSONResponse:
+        return _json(413, "too_many_pixels", str(exc), "send fewer or smaller control images, at the job's size")
+
+    @app.exception_handler(JobExists)
+    async def _exists(_: Request, exc: JobExists) -> JSONResponse:
+        return _json(409, "job_exists", f"this server already has a job {exc.args[0]!r}",
+                     "choose a new random id for every job (uuid4().hex)")
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:

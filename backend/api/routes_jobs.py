@@ -1,22 +1,23 @@
-"""Jobs over HTTP: submit (multipart or JSON), status, cancel, result PNGs and the record."""
+"""Jobs over HTTP: submit (multipart or JSON; ``PUT`` with an id the client chose), status, cancel,
+results (PNG, or raw pixels when asked) and the record."""
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 from fastapi import APIRouter, Request
-from fastapi.responses import FileResponse
+from fastapi.responses import FileResponse, Response
 from starlette.concurrency import run_in_threadpool
-from starlette.datastructures import UploadFile
 
-from ..jobs.images import IMAGE_ID, MAX_IMAGE_BYTES, decode_png
+from ..jobs import pixels
+from ..jobs.images import IMAGE_ID, MAX_IMAGE_BYTES, InputImage, decode_png, probe_image
+from ..jobs.queue import CLIENT_JOB_ID
 from ..jobs.record import Job
 from ..spec import JobSpec, loads_json
 from .auth import HTTP_AUTH
 from .errors import ApiError
+from .multipart import Limits, read_multipart
 from .routes_images import read_body_limited
 from .schemas import ERRORS, JobAccepted, JobCancelAnswer, JobStatus
 
@@ -24,6 +25,8 @@ router = APIRouter(prefix="/v1", dependencies=HTTP_AUTH, responses=ERRORS, tags=
 
 MAX_SPEC_BYTES = 1024 * 1024
 MAX_PARTS = 32
+MAX_BODY_BYTES = 256 * 1024 * 1024  # a multipart submission in all (64 Mpx of raw RGB fits)
+LIMITS = Limits(spec_bytes=MAX_SPEC_BYTES, part_bytes=MAX_IMAGE_BYTES, parts=MAX_PARTS, body_bytes=MAX_BODY_BYTES)
 SPEC_REF = {"$ref": "#/components/schemas/JobSpec"}
 SUBMIT_BODY = {"requestBody": {"required": True, "content": {
     "multipart/form-data": {"schema": {
@@ -45,43 +48,37 @@ def parse_spec(text: str | bytes) -> JobSpec:
     return JobSpec.model_validate(data)
 
 
-async def _read_multipart(request: Request) -> tuple[JobSpec, dict[str, bytes]]:
-    form = await request.form(max_files=MAX_PARTS, max_fields=MAX_PARTS, max_part_size=MAX_IMAGE_BYTES)
-    try:
-        spec_part = form.get("spec")
-        if spec_part is None:
-            raise ApiError(400, "missing_spec", "the multipart request has no part named 'spec'",
-                           "add a part 'spec' holding the job spec as JSON")
-        if isinstance(spec_part, UploadFile) and (spec_part.size or 0) > MAX_SPEC_BYTES:
-            raise ApiError(413, "spec_too_large", f"the spec part is {spec_part.size} bytes, more than {MAX_SPEC_BYTES}",
-                           "send images as their own parts, not inside the spec")
-        spec = parse_spec(await spec_part.read() if isinstance(spec_part, UploadFile) else spec_part)
-        parts: dict[str, bytes] = {}
-        for key, value in form.multi_items():
-            if key == "spec":
-                continue
-            if not isinstance(value, UploadFile):
-                raise ApiError(400, "bad_image", f"part '{key}' arrived as a text field, not a file",
-                               f"send '{key}' as a file part (with a filename and Content-Type: image/png)")
-            if (value.size or 0) > MAX_IMAGE_BYTES:  # checked before reading it into memory
-                raise ApiError(413, "image_too_large", f"image part '{key}' is {value.size} bytes, more than"
-                               f" {MAX_IMAGE_BYTES}", "send control images as PNGs at the job's width and height")
-            parts[key] = await value.read()
-        return spec, parts
-    finally:
-        await form.close()
+async def _read_multipart(request: Request) -> tuple[JobSpec, dict[str, bytearray]]:
+    spec_text: bytes | None = None
+    parts: dict[str, bytearray] = {}
+    for part in await read_multipart(request, LIMITS):
+        if part.name == "spec":
+            spec_text = bytes(part.data)
+            continue
+        if part.filename is None:
+            raise ApiError(400, "bad_image", f"part '{part.name}' arrived as a text field, not a file",
+                           f"send '{part.name}' as a file part (with a filename and Content-Type: image/png)")
+        if part.name in parts:
+            raise ApiError(400, "duplicate_part", f"the request has two parts named '{part.name}'",
+                           "send each image key once")
+        parts[part.name] = part.data
+    if spec_text is None:
+        raise ApiError(400, "missing_spec", "the multipart request has no part named 'spec'",
+                       "add a part 'spec' holding the job spec as JSON")
+    return parse_spec(spec_text), parts
 
 
-def _gather_images(spec: JobSpec, parts: dict[str, bytes], store: Any) -> tuple[dict[str, np.ndarray], dict[str, str]]:
-    """Decode every image the spec names, from this request's parts or the upload store."""
+def _gather_images(spec: JobSpec, parts: dict[str, bytearray], store: Any) -> dict[str, InputImage]:
+    """Check (without decoding) every image the spec names, from this request's parts or the upload store.
+    Their sha256 for the record is taken by the worker once the result is out (off the client's path)."""
     wanted = spec.image_keys()
     unexpected = sorted(set(parts) - wanted)
     if unexpected:
         raise ApiError(400, "unexpected_part", f"the request has image part(s) {unexpected} that the spec never names",
                        f"name them in the spec's controlnets/image/mask, or drop them; the spec names {sorted(wanted)}")
-    images, hashes = {}, {}
+    images = {}
     for key in sorted(wanted):
-        data = parts.get(key)
+        data: bytes | bytearray | None = parts.get(key)
         if data is None and IMAGE_ID.match(key):
             data = store.get(key)
             if data is None:
@@ -90,9 +87,8 @@ def _gather_images(spec: JobSpec, parts: dict[str, bytes], store: Any) -> tuple[
         if data is None:
             raise ApiError(400, "missing_image", f"the spec names image '{key}' but the request has no part '{key}'",
                            f"add a file part named '{key}' with the PNG, or upload it and use its sha256 id")
-        images[key] = decode_png(data, key)
-        hashes[key] = hashlib.sha256(data).hexdigest()
-    return images, hashes
+        images[key] = probe_image(data, key)
+    return images
 
 
 def job_status(job: Job, position: int | None) -> JobStatus:
@@ -104,6 +100,20 @@ def job_status(job: Job, position: int | None) -> JobStatus:
 
 @router.post("/jobs", status_code=202, response_model=JobAccepted, openapi_extra=SUBMIT_BODY)
 async def submit_job(request: Request) -> JobAccepted:
+    return await _submit(request, None)
+
+
+@router.put("/jobs/{job_id}", status_code=202, response_model=JobAccepted, openapi_extra=SUBMIT_BODY)
+async def submit_job_with_id(job_id: str, request: Request) -> JobAccepted:
+    """Submit under an id the client chose (8-64 of ``A-Z a-z 0-9 _ -``), so that a load balancer hashing
+    the path sends every request of the job to the same backend. An id the server knows: 409."""
+    if not CLIENT_JOB_ID.match(job_id):
+        raise ApiError(400, "bad_job_id", f"job id {job_id[:80]!r} is not 8 to 64 of A-Z a-z 0-9 _ -",
+                       "use a random id, e.g. uuid4().hex")
+    return await _submit(request, job_id)
+
+
+async def _submit(request: Request, job_id: str | None) -> JobAccepted:
     state = request.app.state.scenecast
     ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if ctype == "multipart/form-data":
@@ -113,8 +123,11 @@ async def submit_job(request: Request) -> JobAccepted:
     else:
         raise ApiError(415, "unsupported_media_type", f"POST /v1/jobs takes multipart/form-data or application/json, not {ctype or 'nothing'}",
                        "send the spec as a 'spec' part with PNG parts, or as JSON naming uploaded image ids")
-    images, hashes = await run_in_threadpool(_gather_images, spec, parts, state.store)
-    job = await run_in_threadpool(state.queue.submit, spec, images, hashes)
+
+    def gather_and_queue() -> Job:  # one hop off the event loop: file reads, model checks, the queue's lock
+        return state.queue.submit(spec, _gather_images(spec, parts, state.store), {}, job_id)
+
+    job = await run_in_threadpool(gather_and_queue)
     position = state.queue.position(job)
     return JobAccepted(id=job.id, status="queued", position=position if position is not None else 0)
 
@@ -133,10 +146,28 @@ def cancel_job(job_id: str, request: Request) -> JobCancelAnswer:
     return JobCancelAnswer(id=job.id, status=job.status)
 
 
+def wants_pixels(request: Request) -> bool:
+    """True when the Accept header asks for raw pixels (``image/x-scenecast-pixels``) over PNG."""
+    return pixels.MEDIA_TYPE in request.headers.get("accept", "")
+
+
 @router.get("/jobs/{job_id}/results/{n}", response_class=FileResponse,
-            responses={200: {"content": {"image/png": {}}, "description": "the PNG, parameters in its text chunks"}})
-def get_result(job_id: str, n: int, request: Request) -> FileResponse:
+            responses={200: {"content": {"image/png": {}, pixels.MEDIA_TYPE: {}},
+                             "description": "the PNG, parameters in its text chunks; raw pixels when the"
+                                            f" request accepts {pixels.MEDIA_TYPE}"}})
+async def get_result(job_id: str, n: int, request: Request) -> Response:
     job = request.app.state.scenecast.queue.get(job_id)
+    outputs = job.outputs
+    if wants_pixels(request) and outputs is not None and job.status in ("running", "done"):
+        if not 0 <= n < len(outputs):
+            raise ApiError(404, "no_such_result", f"job {job_id} has results 0..{len(outputs) - 1}, not {n}",
+                           "use the urls listed in the job's results")
+        return Response(pixels.encode(outputs[n]), media_type=pixels.MEDIA_TYPE)  # ~1 ms at 1024²: on the loop
+    return await run_in_threadpool(_saved_result, job, n, request)
+
+
+def _saved_result(job: Job, n: int, request: Request) -> Response:
+    job_id = job.id
     if job.status != "done":
         raise ApiError(409, "not_done", f"job {job_id} is {job.status}; results exist once it is done",
                        "wait for the `done` event")
@@ -147,6 +178,8 @@ def get_result(job_id: str, n: int, request: Request) -> FileResponse:
     if not path.is_file():
         raise ApiError(410, "result_gone", f"the result file {path} was removed from the server's disk",
                        "run the job again")
+    if wants_pixels(request):  # its pixels were dropped from memory: decode the file
+        return Response(pixels.encode(decode_png(path.read_bytes(), f"result {n}")), media_type=pixels.MEDIA_TYPE)
     return FileResponse(path, media_type="image/png")
 
 

@@ -133,8 +133,8 @@ def _specs_and_inputs(t: tr.Translated, store: Any) -> tuple[list[JobSpec], dict
     except ValidationError as exc:
         raise _renamed(exc, t.names) from None
     parts = {key: encode_png(img) for key, img in t.images.items()}
-    images, hashes = _gather_images(specs[0], parts, store)
-    return specs, images, hashes
+    images = _gather_images(specs[0], parts, store)  # checked, not decoded: the worker decodes and hashes them
+    return specs, images, {}
 
 
 async def _generate(request: Request, kind: str) -> dict[str, Any]:

@@ -25,6 +25,9 @@ class Health(BaseModel):
     dtype: str
     queue: int = Field(description="jobs waiting, not counting the running one")
     running: str | None = Field(description="id of the running job")
+    image_formats: list[str] = Field(default=["image/png", "image/x-scenecast-pixels"],
+                                     description="media types accepted for input images and offered for results")
+    client_job_ids: bool = Field(default=True, description="PUT /v1/jobs/{id} accepts an id the client chose")
 
 
 class ModelList(BaseModel):

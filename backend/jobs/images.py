@@ -1,7 +1,11 @@
-"""Input images: PNG decoding with clear errors, and the content-addressed store behind ``POST /v1/images``.
+"""Input images: probing and decoding with clear errors, and the content-addressed store behind ``POST /v1/images``.
 
 An image's id is ``sha256:<hex>`` of its PNG bytes, so uploading the same file twice is harmless and
 a job record can name exactly which inputs produced a result.
+
+A job's inputs wait in the queue as the bytes that arrived (:class:`InputImage`: PNG or raw pixels,
+see ``pixels.py``), checked but not decoded: a 49 KB PNG of 4096² is 50 MB decoded, and hundreds of
+jobs may wait. The worker decodes them when the job starts.
 """
 
 from __future__ import annotations
@@ -10,11 +14,13 @@ import hashlib
 import io
 import os
 import re
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
+from . import pixels
 from .atomic import atomic_write
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -30,6 +36,77 @@ class ImageError(ValueError):
         super().__init__(message)
         self.message = message
         self.fix = fix
+
+
+@dataclass(frozen=True, eq=False)
+class InputImage:
+    """One input image as received: ``data`` (PNG or ``image/x-scenecast-pixels`` bytes), its size in
+    pixels read from its header. Decoded only by :meth:`decode`, when the job starts."""
+
+    data: bytes | bytearray  # a bytearray (as the multipart reader gives) lets raw pixels decode without a copy
+    width: int
+    height: int
+
+    @property
+    def pixels(self) -> int:
+        return self.width * self.height
+
+    def decode(self, key: str) -> np.ndarray:
+        return decode_image(self.data, key)
+
+
+def _check_size(key: str, width: int, height: int) -> None:
+    if width * height > MAX_PIXELS:
+        raise ImageError(f"image '{key}' is {width}x{height}, larger than {MAX_PIXELS} pixels",
+                         "send control images at the job's width and height")
+
+
+def probe_image(data: bytes | bytearray, key: str) -> InputImage:
+    """Check an input without decoding it: format, size limits and (PNG) chunk checksums.
+
+    What a PNG's checksums cannot catch (a corrupt zlib stream) fails the job when it starts, with
+    the same ``bad_image`` message.
+    """
+    if len(data) > MAX_IMAGE_BYTES:
+        raise ImageError(f"image '{key}' is {len(data)} bytes, more than {MAX_IMAGE_BYTES}", "send a smaller image")
+    if pixels.is_pixels(data):
+        try:
+            width, height, _ = pixels.read_header(data)
+        except pixels.PixelFormatError as exc:
+            raise ImageError(f"image '{key}' is not valid {pixels.MEDIA_TYPE} data: {exc}",
+                             "see docs/protocol.md, 'Raw pixels', or send a PNG") from exc
+        _check_size(key, width, height)
+        return InputImage(data, width, height)
+    if not data.startswith(PNG_SIGNATURE):
+        raise ImageError(f"image '{key}' is not a PNG", "send images as PNG files (Content-Type: image/png)")
+    try:
+        with Image.open(io.BytesIO(data)) as im:
+            width, height = im.width, im.height
+            _check_size(key, width, height)
+            im.verify()  # chunk CRCs and structure; no pixels are decoded
+    except ImageError:
+        raise
+    except Exception as exc:  # PIL raises many types for corrupt data
+        raise ImageError(f"image '{key}' is not a readable PNG ({exc})", "re-export the image as a PNG") from exc
+    return InputImage(data, width, height)
+
+
+def decode_image(data: bytes | bytearray, key: str) -> np.ndarray:
+    """PNG or raw pixel bytes -> H x W x 3 uint8, writable (torch.from_numpy needs that). RGB pixels in
+    a bytearray come back as a view of it: no copy."""
+    if not pixels.is_pixels(data):
+        return decode_png(bytes(data), key)
+    try:
+        arr = pixels.decode(data)
+    except pixels.PixelFormatError as exc:
+        raise ImageError(f"image '{key}' is not valid {pixels.MEDIA_TYPE} data: {exc}",
+                         "see docs/protocol.md, 'Raw pixels', or send a PNG") from exc
+    _check_size(key, arr.shape[1], arr.shape[0])
+    if arr.shape[2] == 1:
+        return np.repeat(arr, 3, axis=2)
+    if arr.shape[2] == 3 and arr.flags.writeable:
+        return arr
+    return np.array(arr[:, :, :3])  # one writable copy; alpha dropped like a PNG's
 
 
 def image_id(data: bytes) -> str:

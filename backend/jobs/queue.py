@@ -5,14 +5,23 @@ A queued job cancels at once; a running one stops at the pipeline's next step bo
 ``Progress.cancelled()``). Every failure of a job ends in a ``failed`` event with a message and a fix;
 nothing a job does stops the worker. Finished jobs stay queryable until ``keep_finished`` newer ones
 have finished.
+
+Memory: queued jobs hold their inputs as the bytes that arrived (decoded when the job starts), and the
+queue caps the pixels one job and all queued jobs may decode into and the bytes they hold. Results are
+announced (``ready``) and kept in memory as pixels before their PNGs are written, so a client on the
+same machine can take them at once; the last ``keep_output_pixels`` worth stay for raw fetches.
 """
 
 from __future__ import annotations
 
 import collections
+import hashlib
 import logging
+import os
+import re
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Callable
 
@@ -21,6 +30,7 @@ import numpy as np
 from ..models import ModelError
 from ..pipelines.interface import JobCancelled, JobResult
 from ..spec import JobSpec
+from .images import ImageError, InputImage
 from .outputs import build_record, parameters_text, write_results
 from .progress import JobProgress
 from .record import Job
@@ -32,12 +42,48 @@ ResultPlace = Callable[[Job], tuple[Path, str]]
 """Where a job's files go: (directory, stem) -> ``stem-0.png ...`` and ``stem.json``."""
 
 
+#: Ids a client may choose (``PUT /v1/jobs/{id}``): long enough to be unguessable when random.
+CLIENT_JOB_ID = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
+MAX_JOB_PIXELS = 64 << 20  # 4 inputs of 4096², 64 of 1024²: ~200 MB once decoded
+MAX_QUEUED_PIXELS = 1 << 30  # what all waiting jobs would decode into
+MAX_QUEUED_BYTES = 1 << 30  # what all waiting jobs hold as received (PNG or raw pixels)
+KEEP_OUTPUT_PIXELS = 64 << 20  # finished results kept as pixels for raw fetches
+WRITER_NICE = 10  # result PNGs are encoded at this niceness, behind the server's answers
+
+
 class QueueFull(Exception):
     pass
 
 
 class UnknownJob(KeyError):
     pass
+
+
+class InputsTooLarge(Exception):
+    """A job whose inputs would decode into more pixels than one job may hold (HTTP 413)."""
+
+
+class JobExists(Exception):
+    """A client-chosen id that this server already knows (HTTP 409)."""
+
+
+Input = InputImage | np.ndarray
+
+
+def _lower_priority() -> None:
+    """Nice the calling thread (Linux: a thread id is a process id to setpriority); best effort."""
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), WRITER_NICE)
+    except (AttributeError, OSError):
+        pass
+
+
+def _pixels(image: Input) -> int:
+    return image.pixels if isinstance(image, InputImage) else int(image.shape[0] * image.shape[1])
+
+
+def _bytes(job: Job) -> int:
+    return sum(len(i.data) for i in job.inputs.values())
 
 
 def check_models(spec: JobSpec, models: Any) -> None:
@@ -56,12 +102,20 @@ def check_models(spec: JobSpec, models: Any) -> None:
 
 class JobQueue:
     def __init__(self, runner: Runner, models: Any, out_dir: Path, *, keep_finished: int = 200,
-                 max_queued: int = 256, place: ResultPlace | None = None) -> None:
+                 max_queued: int = 256, place: ResultPlace | None = None, max_job_pixels: int = MAX_JOB_PIXELS,
+                 max_queued_pixels: int = MAX_QUEUED_PIXELS, max_queued_bytes: int = MAX_QUEUED_BYTES,
+                 keep_output_pixels: int = KEEP_OUTPUT_PIXELS) -> None:
         self._runner = runner
         self._models = models
         self.out_dir = Path(out_dir)
         self._keep_finished = keep_finished
         self._max_queued = max_queued
+        self.max_job_pixels = max_job_pixels
+        self.max_queued_pixels = max_queued_pixels
+        self.max_queued_bytes = max_queued_bytes
+        self._keep_output_pixels = keep_output_pixels
+        self._with_outputs: collections.deque[Job] = collections.deque()
+        self._writer = ThreadPoolExecutor(1, thread_name_prefix="scenecast-writer", initializer=_lower_priority)
         self._place = place or (lambda job: (self.out_dir / job.id, "result"))
         self._lock = threading.Condition()
         self._pending: collections.deque[Job] = collections.deque()
@@ -92,17 +146,37 @@ class JobQueue:
             job.end("cancelled")
         if self._thread is not None:
             self._thread.join(timeout)
+        self._writer.shutdown(wait=False)
 
     # -- client side -----------------------------------------------------------------------------
-    def submit(self, spec: JobSpec, images: dict[str, np.ndarray], input_hashes: dict[str, str]) -> Job:
-        """Check the models, then queue. Raises ModelError (the request is wrong) or QueueFull."""
+    def submit(self, spec: JobSpec, images: dict[str, Input], input_hashes: dict[str, str],
+               job_id: str | None = None) -> Job:
+        """Check the limits and models, then queue. Raises InputsTooLarge, JobExists, ModelError (the request
+        is wrong) or QueueFull. ``images``: inputs as received (decoded when the job starts) or arrays."""
+        pixels = sum(_pixels(i) for i in images.values())
+        if pixels > self.max_job_pixels:
+            raise InputsTooLarge(f"the job's images hold {pixels} pixels, more than the {self.max_job_pixels}"
+                                 " one job may hold")
         check_models(spec, self._models)
-        job = Job(spec=spec, images=images, input_hashes=input_hashes)
+        job = Job(spec=spec, images={k: v for k, v in images.items() if isinstance(v, np.ndarray)},
+                  input_hashes=input_hashes, inputs={k: v for k, v in images.items() if isinstance(v, InputImage)})
+        if job_id is not None:
+            job.id = job_id
         with self._lock:
             if self._stopping:
                 raise QueueFull("the server is shutting down")
+            if job.id in self._jobs:
+                raise JobExists(job.id)
             if len(self._pending) >= self._max_queued:
-                raise QueueFull(f"{len(self._pending)} jobs are already waiting")
+                raise QueueFull(f"{len(self._pending)} jobs are already waiting (the limit is {self._max_queued})")
+            queued_pixels = sum(_pixels(i) for j in self._pending for i in (*j.inputs.values(), *j.images.values()))
+            if pixels and queued_pixels + pixels > self.max_queued_pixels:
+                raise QueueFull(f"the waiting jobs' images hold {queued_pixels} pixels; with this job's {pixels}"
+                                f" that is over the queue's limit of {self.max_queued_pixels}")
+            queued_bytes, size = sum(_bytes(j) for j in self._pending), _bytes(job)
+            if size and queued_bytes + size > self.max_queued_bytes:
+                raise QueueFull(f"the waiting jobs hold {queued_bytes} bytes of images; with this job's {size} that"
+                                f" is over the queue's limit of {self.max_queued_bytes}")
             self._pending.append(job)
             self._jobs[job.id] = job
             position = len(self._pending) - 1 + (self._running is not None)
@@ -182,6 +256,12 @@ class JobQueue:
         job.events.append("started")
         log.info("job %s started", job.id)
         try:
+            job.images = {**job.images, **{key: image.decode(key) for key, image in job.inputs.items()}}
+        except ImageError as exc:
+            log.warning("job %s failed: %s", job.id, exc.message)
+            job.error = {"code": "bad_image", "message": exc.message, "fix": exc.fix}
+            return "failed", {"error": job.error}
+        try:
             result = self._runner(job.spec, job.images, self._models, JobProgress(job))
         except JobCancelled:
             log.info("job %s cancelled at stage %s step %s", job.id, job.stage, job.step)
@@ -197,10 +277,12 @@ class JobQueue:
             return "failed", {"error": job.error}
         if job.cancel_requested.is_set():
             return "cancelled", {}
+        self._hold_outputs(job, result.images)
+        job.events.append("ready", results=[{"index": n, "url": f"/v1/jobs/{job.id}/results/{n}",
+                                             "width": int(im.shape[1]), "height": int(im.shape[0])}
+                                            for n, im in enumerate(result.images)])
         try:
-            record = build_record(job.id, job.spec, job.input_hashes, result.info, self.device())
-            directory, stem = self._place(job)
-            results = write_results(directory, stem, result.images, parameters_text(job.spec, result.info), record)
+            record, results = self._writer.submit(self._save, job, result).result()
         except Exception as exc:
             log.exception("job %s: writing results failed", job.id)
             job.error = {"code": "output_error", "message": f"could not write the results: {exc}",
@@ -210,10 +292,30 @@ class JobQueue:
         log.info("job %s done in %.2f s", job.id, time.time() - (job.started or job.created))
         return "done", {"results": job.public_results()}
 
+    def _save(self, job: Job, result: JobResult) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        """The record and the PNGs with their metadata, on the writer thread (low CPU priority, so that
+        a client taking the result's pixels right now is not slowed by the PNG encoder)."""
+        job.input_hashes = {**{k: hashlib.sha256(v.data).hexdigest() for k, v in job.inputs.items()},
+                            **job.input_hashes}
+        record = build_record(job.id, job.spec, job.input_hashes, result.info, self.device())
+        directory, stem = self._place(job)
+        return record, write_results(directory, stem, result.images, parameters_text(job.spec, result.info), record)
+
     def device(self) -> dict[str, Any]:
         if self._device is None:  # what never changes; what is cached does, so it is not recorded
             self._device = {k: v for k, v in self._models.describe().items() if k != "cached"}
         return self._device
+
+    def _hold_outputs(self, job: Job, images: list[np.ndarray]) -> None:
+        """Keep a job's result pixels for raw fetches; drop the oldest others' beyond the budget."""
+        with self._lock:
+            job.outputs = list(images)
+            self._with_outputs.append(job)
+            held = sum(_pixels(im) for j in self._with_outputs for im in j.outputs or ())
+            while held > self._keep_output_pixels and len(self._with_outputs) > 1:
+                old = self._with_outputs.popleft()
+                held -= sum(_pixels(im) for im in old.outputs or ())
+                old.outputs = None
 
     def _retire(self, job: Job) -> None:
         """Remember a finished job; forget the oldest beyond ``keep_finished`` (and tell ``on_forget``)."""

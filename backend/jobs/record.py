@@ -12,6 +12,7 @@ import numpy as np
 
 from ..spec import JobSpec
 from .events import EventLog
+from .images import InputImage
 
 STATES = ("queued", "running", "done", "failed", "cancelled")
 
@@ -29,8 +30,8 @@ class Job:
     """
 
     spec: JobSpec
-    images: dict[str, np.ndarray]  # key -> H x W x 3 uint8; dropped when the job ends
-    input_hashes: dict[str, str]  # key -> sha256 hex of the PNG bytes received
+    images: dict[str, np.ndarray]  # key -> H x W x 3 uint8, decoded when the job starts; dropped when it ends
+    input_hashes: dict[str, str]  # key -> sha256 hex of the bytes received (PNG or raw), filled when written
     id: str = field(default_factory=new_job_id)
     created: float = field(default_factory=time.time)
     status: str = "queued"
@@ -45,6 +46,8 @@ class Job:
     events: EventLog = field(default_factory=EventLog)
     cancel_requested: threading.Event = field(default_factory=threading.Event)
     finished: threading.Event = field(default_factory=threading.Event)
+    inputs: dict[str, InputImage] = field(default_factory=dict)  # as received, undecoded while queued
+    outputs: list[np.ndarray] | None = None  # result pixels from the `ready` event until the queue evicts them
 
     @property
     def terminal(self) -> bool:
@@ -59,5 +62,6 @@ class Job:
         self.status = status
         self.finished_at = time.time()
         self.images = {}
+        self.inputs = {}
         self.events.append(status, **event_fields)
         self.finished.set()

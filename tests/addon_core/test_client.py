@@ -381,8 +381,8 @@ def test_token_is_sent_on_http_and_websocket():
 
 
 def test_bad_url_is_refused():
-    with pytest.raises(ScenecastError, match="http://") as err:
-        BackendClient("https://example.com")
+    with pytest.raises(ScenecastError, match="https://") as err:
+        BackendClient("ftp://example.com")
     assert "7437" in err.value.fix
 
 

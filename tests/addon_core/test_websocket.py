@@ -214,8 +214,8 @@ def test_abnormal_close_raises_from_iteration(server):
 
 
 def test_bad_urls_and_nothing_listening():
-    with pytest.raises(WebSocketError, match="ws://"):
-        WebSocket.connect("wss://example.invalid/x")
+    with pytest.raises(WebSocketError, match="wss://"):
+        WebSocket.connect("http://example.invalid/x")
     s = socket.socket()
     s.bind(("127.0.0.1", 0))
     port = s.getsockname()[1]
