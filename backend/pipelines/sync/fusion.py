@@ -97,6 +97,24 @@ class TexelMap:
         return rows.reshape(n, h, w, channels).permute(0, 3, 1, 2).contiguous().to(self.device, dtype)
 
 
+def spread(tmap: TexelMap, x: torch.Tensor) -> float:
+    """How much the views disagree: the mean abs difference between a pixel's value and the plain mean of
+    its texel, over pixels whose texel is seen by two or more views (0 when none is)."""
+    n = tmap.views
+    view_of = torch.div(tmap.pix, tmap.shape[1] * tmap.shape[2], rounding_mode="floor")
+    seen = torch.zeros(n, tmap.texels, dtype=torch.bool, device=tmap.device)
+    seen[view_of, tmap.tex] = True
+    shared = (seen.sum(0) >= 2)[tmap.tex]
+    if not bool(shared.any()):
+        return 0.0
+    rows = tmap._rows(x.float()).index_select(0, tmap.pix)
+    ones = torch.ones_like(tmap.weight)
+    tex = torch.zeros(tmap.texels, rows.shape[1], device=rows.device).index_add_(0, tmap.tex, rows)
+    cnt = torch.zeros(tmap.texels, device=rows.device).index_add_(0, tmap.tex, ones)
+    mean = tex / cnt.clamp_min(1)[:, None]
+    return float((rows - mean.index_select(0, tmap.tex)).abs()[shared].mean())
+
+
 def annealed_exponent(step: int, steps: int, start: float = 1.0, end: float = 6.0) -> float:
     """The exponent on the correspondence weights at ``step`` (0-based) of ``steps`` fused steps: rising
     linearly from ``start`` to ``end``. Early steps blend views broadly (agreement on layout); late ones
