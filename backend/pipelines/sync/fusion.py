@@ -21,22 +21,29 @@ class TexelMap:
 
     def __init__(self, index: np.ndarray | torch.Tensor, weight: np.ndarray | torch.Tensor, texels: int,
                  device: torch.device | str = "cpu") -> None:
-        idx = torch.as_tensor(np.asarray(index, dtype=np.int64)) if isinstance(index, np.ndarray) else index.long()
-        w = torch.as_tensor(np.asarray(weight, dtype=np.float32)) if isinstance(weight, np.ndarray) else weight.float()
+        idx = torch.from_numpy(np.ascontiguousarray(index, dtype=np.int32)) if isinstance(index, np.ndarray) else index
+        w = torch.from_numpy(np.ascontiguousarray(weight, dtype=np.float32)) if isinstance(weight, np.ndarray) else weight.float()
         if idx.ndim != 3 or idx.shape != w.shape:
             raise ValueError(f"index {tuple(idx.shape)} and weight {tuple(w.shape)} must both be (views, H, W)")
         self.shape = tuple(int(s) for s in idx.shape)  # (N, H, W)
         self.texels = int(texels)
-        flat = idx.reshape(-1)
+        flat = idx.reshape(-1)  # int32 until the pixels that see a texel are picked: half the memory traffic
         live = torch.nonzero(flat >= 0).squeeze(1)
         self.pix = live.to(device)  # flat (view, row, col) ids of pixels that see a texel
-        self.tex = flat[live].to(device)  # their texels
+        self.tex = flat[live].long().to(device)  # their texels
         self.weight = w.reshape(-1)[live].clamp_min(0).to(device)
         if len(self.tex) and int(self.tex.max()) >= self.texels:
             raise ValueError(f"texel ids reach {int(self.tex.max())} but the texture has {self.texels} texels")
         self.device = torch.device(device)
-        # pixels per texel, per view: > 1 where a texel is larger than a pixel (matters for noise variance)
-        self.coverage = torch.zeros(self.texels, device=device).index_add_(0, self.tex, torch.ones_like(self.weight))
+        self._coverage: torch.Tensor | None = None
+
+    @property
+    def coverage(self) -> torch.Tensor:
+        """(M,) pixels per texel over all views: > 1 where a texel is larger than a pixel or seen twice."""
+        if self._coverage is None:
+            self._coverage = torch.zeros(self.texels, device=self.device).index_add_(
+                0, self.tex, torch.ones_like(self.weight))
+        return self._coverage
 
     @property
     def views(self) -> int:
@@ -59,14 +66,22 @@ class TexelMap:
 
     def scatter(self, x: torch.Tensor, exponent: float = 1.0) -> tuple[torch.Tensor, torch.Tensor]:
         """The weighted mean per texel (M, C) float32 and its weight sum (M,); texels no pixel weighted
-        are 0 with weight 0. Weights are the correspondence's raised to ``exponent``."""
-        rows = self._rows(x.float())
-        w = self._weights(exponent)
-        vals = rows.index_select(0, self.pix) * w[:, None]
-        tex = torch.zeros(self.texels, rows.shape[1], device=x.device, dtype=torch.float32).index_add_(0, self.tex, vals)
-        wsum = torch.zeros(self.texels, device=x.device, dtype=torch.float32).index_add_(0, self.tex, w)
-        tex /= wsum.clamp_min(1e-12)[:, None]
-        return tex, wsum
+        are 0 with weight 0. Weights are the correspondence's raised to ``exponent``.
+
+        One channel plane at a time (1-D gathers and ``index_add_`` on contiguous memory, no (N*H*W, C)
+        transposed copy): ~2x faster on a CPU than moving whole rows."""
+        n, c, h, w = x.shape
+        if (n, h, w) != self.shape:
+            raise ValueError(f"tensor is {tuple(x.shape)} but the correspondence is {self.shape} (views, H, W)")
+        planes = x.float().reshape(n, c, h * w).transpose(0, 1).reshape(c, n * h * w) if n > 1 else \
+            x.float().reshape(c, h * w)
+        wts = self._weights(exponent)
+        tex = torch.zeros(c, self.texels, device=x.device, dtype=torch.float32)
+        for k in range(c):
+            tex[k].index_add_(0, self.tex, planes[k].index_select(0, self.pix) * wts)
+        wsum = torch.zeros(self.texels, device=x.device, dtype=torch.float32).index_add_(0, self.tex, wts)
+        tex /= wsum.clamp_min(1e-12)
+        return tex.t(), wsum
 
     def gather(self, tex: torch.Tensor, wsum: torch.Tensor, into: torch.Tensor) -> torch.Tensor:
         """``into`` (N, C, H, W) with every pixel whose texel has weight > 0 set to that texel's value."""

@@ -134,8 +134,10 @@ def micro_batched(base: Any, size: int) -> Any:
     return dataclasses.replace(base, unet=MicroBatched(base.unet, size))
 
 
-#: Peak activation bytes of one UNet sample per latent pixel, measured on SD1.5 with PyTorch's SDPA
-#: attention (fp16: ~0.45 GB at 64x64 latents); SDXL's deeper attention blocks cost about 1.5x per pixel.
+#: Peak activation bytes of one UNet sample per latent pixel at fp16 with PyTorch's SDPA attention: an
+#: ESTIMATE (not measured here: this project's dev machine has no GPU) from the largest live tensors of
+#: SD1.5's first attention block at 64x64 latents (~0.45 GB a sample) and SDXL's deeper transformer
+#: stacks (~1.5x per pixel). Conservative on purpose: a too-small micro-batch only costs speed.
 ACTIVATION_BYTES_PER_LATENT_PIXEL = {"sd15": 110_000, "sdxl": 165_000}
 
 
