@@ -125,6 +125,12 @@ class TextureSyncStage(CommonFields):
     power_end: float = Field(default=6.0, ge=0.0, le=32.0, description="|cos| exponent of the last fused step")
     bake_power: float = Field(default=6.0, ge=0.0, le=32.0, description="|cos| exponent of the final bake")
     texture_width: int = Field(default=1024, ge=1, le=8192, description="packed texels per row of the texture outputs")
+    cross_view_attention: bool = Field(default=False, description="self-attention also attends to the two"
+                                       " neighbouring views (and the reference view early on): more style agreement,"
+                                       " ~3x the self-attention cost")
+    reference_view: int | None = Field(default=0, ge=0, lt=MAX_SYNC_VIEWS, description="view attended by all"
+                                       " in the early steps (cross_view_attention); null: none")
+    reference_fraction: float = Field(default=0.5, ge=0.0, le=1.0, description="share of the steps the reference is attended")
     micro_batch: int | None = Field(default=None, ge=1, le=2 * MAX_SYNC_VIEWS,
                                     description="UNet samples at once (both CFG branches count); default: from free memory")
 
@@ -135,6 +141,8 @@ class TextureSyncStage(CommonFields):
             if [(u.type, u.model) for u in view.controlnets] != first:
                 raise ValueError(f"views[{i}] has other ControlNets than views[0]: every view needs the same "
                                  "types and models, in the same order (only the images differ)")
+            if self.reference_view is not None and self.reference_view >= len(self.views):
+                raise ValueError(f"reference_view {self.reference_view} is not one of the {len(self.views)} views")
             if any(u.mode == "control" for u in view.controlnets):
                 raise ValueError("ControlNet mode `control` (guess mode) is not available in texture_sync")
         return self

@@ -21,7 +21,7 @@ from .. import preview, vae
 from ..control import ControlUnit
 from ..denoise import denoise
 from ..prompt import Conditioning, encode
-from . import wire
+from . import attention, wire
 from .fusion import TexelMap, bake, spread
 from .step import MicroBatched, SyncHook, free_memory, micro_batched, per_sample_bytes, pick_micro_batch
 
@@ -125,6 +125,12 @@ def run(ctx: Any, sync: SyncInputs) -> list[np.ndarray]:
     size = stage.micro_batch or pick_micro_batch(
         free_memory(device), per_sample_bytes(base.family, (p.height // factor, p.width // factor),
                                               torch.finfo(base.unet.dtype).bits // 8), samples)
+    state = None
+    if stage.cross_view_attention:
+        if size < n:  # every view of a CFG half must be in one UNet call
+            ctx.notes.append(f"cross-view attention needs all {n} views in one UNet call: micro-batch raised to {n}")
+        size = max(n, size // n * n)
+        state = attention.ViewAttentionState(reference_steps=round(stage.reference_fraction * len(timesteps)))
     units = _merged_units(sync.view_units, cfg, size)
     hook = SyncHook(latent_map, sched, timesteps, stage.sync_fraction, stage.power_start / power,
                     stage.power_end / power)
@@ -132,6 +138,8 @@ def run(ctx: Any, sync: SyncInputs) -> list[np.ndarray]:
     shown = min(n, 8)
 
     def on_step(step: int, total: int, current: torch.Tensor, x0: torch.Tensor | None) -> None:
+        if state is not None:
+            state.step = step  # 1-based count of steps done = the 0-based index of the next one
         ctx.progress.step(step, total)
         if ctx.preview_every and step % ctx.preview_every == 0 and step < total:
             src = x0 if x0 is not None else current
@@ -139,8 +147,13 @@ def run(ctx: Any, sync: SyncInputs) -> list[np.ndarray]:
             ctx.progress.preview(step, np.concatenate(tiles, axis=1))  # the views side by side
 
     started = time.perf_counter()
-    latents = denoise(micro_batched(base, size), sched, timesteps, latents, cond, p.guidance, units, gen,
-                      ctx.progress.cancelled, on_step, None, hook)
+    previous = attention.install(base.unet, n, stage.reference_view, state) if state is not None else None
+    try:
+        latents = denoise(micro_batched(base, size), sched, timesteps, latents, cond, p.guidance, units, gen,
+                          ctx.progress.cancelled, on_step, None, hook)
+    finally:
+        if previous is not None:
+            base.unet.set_attn_processor(previous)  # the model is cached across jobs
     ctx.steps_run = len(timesteps)
     denoised = time.perf_counter() - started
     images, pixels = [], []
@@ -158,7 +171,8 @@ def run(ctx: Any, sync: SyncInputs) -> list[np.ndarray]:
     seen = int((wsum > 0).sum())
     sync.info.update({"latent_spread": round(spread(latent_map, latents), 6),
                       "image_spread": round(spread(image_map, torch.stack(pixels)), 6), "views": n, "texels": img.texels, "latent_texels": lat.texels, "texels_seen": seen,
-                      "fused_steps": hook.fused_steps, "micro_batch": size, "weight_max": w_max,
+                      "fused_steps": hook.fused_steps, "cross_view_attention": state is not None,
+                      "attention_fallbacks": state.fallbacks if state is not None else 0, "micro_batch": size, "weight_max": w_max,
                       "texture_width": stage.texture_width, "denoise_seconds": round(denoised, 3),
                       "bake_seconds": round(baked, 3),
                       "outputs": [f"view {v}" for v in range(n)] + ["texture", "weight"]})
