@@ -158,6 +158,49 @@ def view_correspondence(view: CameraView, raster: ViewRaster, packed: PackedTexe
     return index.reshape(h, w), weight.reshape(h, w)
 
 
+def view_suffix(view: CameraView, target: Sequence[float] = (0.0, 0.0, 0.0)) -> str:
+    """A prompt suffix for a view-dependent prompt: "front view", "side view", "back view", "top view" or
+    "bottom view", from where the camera is seen from ``target`` (Blender axes: the front faces -Y, +Z up;
+    perspective: the eye's direction, orthographic: the view axis)."""
+    d = view.view_axis() if view.is_orthographic else view.eye() - np.asarray(target, dtype=np.float64)
+    d = d / max(float(np.linalg.norm(d)), 1e-12)
+    x, y, z = (float(c) for c in d)
+    if z > 0.8:
+        return "top view"
+    if z < -0.8:
+        return "bottom view"
+    if -y >= abs(x):
+        return "front view"
+    if y >= abs(x):
+        return "back view"
+    return "side view"
+
+
+def strip_values(strip: np.ndarray, count: int) -> np.ndarray:
+    """(count, C) packed texel values of a backend texture/weight strip (rows of ``texture_width`` texels,
+    row 0 top, the last row zero-padded; docs/protocol.md): the inverse of the backend's layout."""
+    s = np.asarray(strip)
+    flat = s.reshape(-1, s.shape[2]) if s.ndim == 3 else s.reshape(-1, 1)
+    if len(flat) < count:
+        raise ValueError(f"the strip holds {len(flat)} texels, fewer than the {count} packed")
+    return flat[:count]
+
+
+def unpack(packed: "PackedTexels", values: np.ndarray, target: int, samples: TexelSamples,
+           fill: float = 0.0) -> np.ndarray:
+    """Target ``target``'s (H, W, C) texture (row 0 bottom, like ``Image.pixels``) from packed ``values``
+    (M, C): its texels at ``samples.index``, ``fill`` elsewhere. ``samples`` must be the ones packed."""
+    a, b = int(packed.offsets[target]), int(packed.offsets[target + 1])
+    if b - a != len(samples.index):
+        raise ValueError(f"target {target} packed {b - a} texels but these samples have {len(samples.index)}")
+    w, h = samples.size
+    vals = np.asarray(values)[a:b]
+    vals = vals.reshape(len(vals), -1)
+    out = np.full((h * w, vals.shape[1]), fill, dtype=vals.dtype if vals.dtype.kind == "f" else np.float32)
+    out[samples.index] = vals
+    return out.reshape(h, w, vals.shape[1])
+
+
 @dataclass
 class Level:
     """One grid's correspondences for all N views: ``index`` (N, H, W) int32, ``weight`` (N, H, W) float32

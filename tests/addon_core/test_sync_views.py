@@ -125,3 +125,37 @@ def test_encode_decode_round_trip_and_refusals():
     with pytest.raises(ValueError, match="texel ids"):
         Level("latent", idx, w, 10)
     assert CONTENT_TYPE == "application/x-scenecast-correspondence"
+
+
+def test_view_suffix_from_the_camera_position():
+    from addon.core.sync_views import view_suffix
+
+    assert view_suffix(persp_view((0, -5, 1), (0, 0, 0))) == "front view"
+    assert view_suffix(persp_view((0, 5, 1), (0, 0, 0))) == "back view"
+    assert view_suffix(persp_view((5, 0.5, 0), (0, 0, 0))) == "side view"
+    assert view_suffix(persp_view((0.1, -0.1, 5), (0, 0, 0))) == "top view"
+    assert view_suffix(ortho_view((0, 0, -5), (0, 0, 0))) == "bottom view"
+
+
+def test_strip_and_unpack_give_each_target_its_texture():
+    from addon.core.sync_views import strip_values, unpack
+
+    a_tri, a_uv = plane_z(0.0, 1.0)
+    b_uv = a_uv * 0.5  # only the lower-left quarter of b's texture is an island
+    sa, sb = rasterize_uv(a_uv, (4, 4)), rasterize_uv(b_uv, (4, 4))
+    packed = PackedTexels([(a_uv, sa), (b_uv, sb)])
+    assert packed.count == 16 + 4
+    values = np.arange(packed.count * 3, dtype=np.float32).reshape(-1, 3)
+    width = 8  # the backend's strip: rows of 8 packed texels, the last row padded with zeros
+    strip = np.zeros((3, width, 3), np.float32)
+    strip.reshape(-1, 3)[:packed.count] = values
+    got = strip_values(strip, packed.count)
+    np.testing.assert_array_equal(got, values)
+    tex_b = unpack(packed, got, 1, sb, fill=-1.0)
+    assert tex_b.shape == (4, 4, 3)
+    np.testing.assert_array_equal(tex_b.reshape(-1, 3)[sb.index], values[16:])
+    assert np.all(tex_b[2:, :] == -1) and np.all(tex_b[:, 2:] == -1)  # outside b's island
+    with pytest.raises(ValueError, match="packed 16 texels"):
+        unpack(packed, got, 0, sb)
+    with pytest.raises(ValueError, match="fewer than"):
+        strip_values(strip[:2], packed.count)

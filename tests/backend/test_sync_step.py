@@ -1,4 +1,4 @@
-"""Micro-batching, the micro-batch picker, scheduler coefficients and view suffixes of the sync step."""
+"""Micro-batching, the micro-batch picker and scheduler coefficients of the sync step."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import torch
 from diffusers import DDIMScheduler, EulerDiscreteScheduler, FlowMatchEulerDiscreteScheduler
 
 from backend.models.configs import SD15_SCHEDULER
-from backend.pipelines.sync.step import MicroBatched, pick_micro_batch, signal_noise, view_suffix
+from backend.pipelines.sync.step import MicroBatched, pick_micro_batch, signal_noise
 
 
 class Recorder:
@@ -61,10 +61,3 @@ def test_signal_noise_per_scheduler_family() -> None:
     flow.set_timesteps(10)
     a, s = signal_noise(flow, flow.timesteps, 2)
     assert a + s == pytest.approx(1.0) and s == pytest.approx(float(flow.sigmas[2]))
-
-
-def test_view_suffixes() -> None:
-    assert view_suffix((0, -1, 0.2)) == "front view"
-    assert view_suffix((0, 1, 0.2)) == "back view"
-    assert view_suffix((1, 0.1, 0)) == "side view"
-    assert view_suffix((0.1, 0, 1)) == "top view"

@@ -165,20 +165,3 @@ def pick_micro_batch(free_bytes: int, sample_bytes: int, samples: int, headroom:
     if 1 < size < samples and size % 2:
         size -= 1
     return size
-
-
-def view_suffix(eye_dir: tuple[float, float, float]) -> str:
-    """"front/side/back/top/bottom view" for a camera looking from direction ``eye_dir`` (object to eye,
-    Blender axes: -Y is the front, +Z up)."""
-    x, y, z = eye_dir
-    norm = max((x * x + y * y + z * z) ** 0.5, 1e-12)
-    x, y, z = x / norm, y / norm, z / norm
-    if z > 0.8:
-        return "top view"
-    if z < -0.8:
-        return "bottom view"
-    if -y >= abs(x) * 1.0 and -y > 0:
-        return "front view"
-    if y >= abs(x):
-        return "back view"
-    return "side view"
