@@ -21,6 +21,7 @@ MAX_SIDE = 2048
 MIN_SIDE = 64
 MAX_STEPS = 150
 MAX_CONTROLNETS = 4
+MAX_SYNC_VIEWS = 16
 
 ImageKey = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.:\-]+$")]
 Scheduler = Literal["euler_a", "euler", "dpmpp_2m", "dpmpp_2m_karras", "ddim", "unipc", "lcm"]
@@ -107,7 +108,55 @@ class InpaintStage(CommonFields):
     controlnets: list[ControlNetUnit] = Field(default_factory=list, max_length=MAX_CONTROLNETS)
 
 
-Stage = Annotated[Union[GenerateStage, Img2ImgStage, InpaintStage], Field(discriminator="type")]
+class SyncView(_Strict):
+    """One view of a ``texture_sync`` stage: its ControlNet passes and an optional prompt suffix."""
+
+    controlnets: list[ControlNetUnit] = Field(default_factory=list, max_length=MAX_CONTROLNETS)
+    prompt_suffix: str = Field(default="", max_length=200, description='appended to the prompt, e.g. "back view"')
+
+
+class TextureSyncStage(CommonFields):
+    """Synchronized multi-view texturing (docs/projection.md): N views denoised together through one
+    packed texture given by the ``correspondence`` part (docs/protocol.md). Returns the N view images,
+    then the baked texture and its weight map as strips of ``texture_width`` packed texels per row."""
+
+    type: Literal["texture_sync"] = "texture_sync"
+    views: list[SyncView] = Field(min_length=1, max_length=MAX_SYNC_VIEWS)
+    correspondence: ImageKey = Field(description="key of the correspondence part (application/x-scenecast-correspondence)")
+    sync_fraction: float = Field(default=0.8, ge=0.0, le=1.0, description="share of the steps fused in texture space")
+    power_start: float = Field(default=1.0, ge=0.0, le=32.0, description="|cos| exponent of the first fused step")
+    power_end: float = Field(default=6.0, ge=0.0, le=32.0, description="|cos| exponent of the last fused step")
+    bake_power: float = Field(default=6.0, ge=0.0, le=32.0, description="|cos| exponent of the final bake")
+    texture_width: int = Field(default=1024, ge=1, le=8192, description="packed texels per row of the texture outputs")
+    cross_view_attention: bool = Field(default=False, description="self-attention also attends to the two"
+                                       " neighbouring views (and the reference view early on): more style agreement,"
+                                       " ~3x the self-attention cost")
+    reference_view: int | None = Field(default=0, ge=0, lt=MAX_SYNC_VIEWS, description="view attended by all"
+                                       " in the early steps (cross_view_attention); null: none")
+    reference_fraction: float = Field(default=0.5, ge=0.0, le=1.0, description="share of the steps the reference is attended")
+    micro_batch: int | None = Field(default=None, ge=1, le=2 * MAX_SYNC_VIEWS,
+                                    description="UNet samples at once (both CFG branches count); default: from free memory")
+
+    @model_validator(mode="after")
+    def _same_units(self) -> "TextureSyncStage":
+        first = [(u.type, u.model) for u in self.views[0].controlnets]
+        for i, view in enumerate(self.views):
+            if [(u.type, u.model) for u in view.controlnets] != first:
+                raise ValueError(f"views[{i}] has other ControlNets than views[0]: every view needs the same "
+                                 "types and models, in the same order (only the images differ)")
+            if self.reference_view is not None and self.reference_view >= len(self.views):
+                raise ValueError(f"reference_view {self.reference_view} is not one of the {len(self.views)} views")
+            if any(u.mode == "control" for u in view.controlnets):
+                raise ValueError("ControlNet mode `control` (guess mode) is not available in texture_sync")
+        return self
+
+    @property
+    def controlnets(self) -> list[ControlNetUnit]:
+        """Every view's units, view after view (what records and model checks walk)."""
+        return [u for v in self.views for u in v.controlnets]
+
+
+Stage = Annotated[Union[GenerateStage, Img2ImgStage, InpaintStage, TextureSyncStage], Field(discriminator="type")]
 
 
 class JobSpec(CommonFields):
@@ -127,6 +176,8 @@ class JobSpec(CommonFields):
         first = self.stages[0]
         if isinstance(first, (Img2ImgStage, InpaintStage)) and first.image is None:
             raise ValueError(f"the first stage ({first.type}) needs an `image`: nothing comes before it")
+        if any(isinstance(st, TextureSyncStage) for st in self.stages) and len(self.stages) > 1:
+            raise ValueError("a texture_sync stage must be the job's only stage: it makes N views and a texture")
         for i, stage in enumerate(self.stages):
             for name in ("model", "prompt"):
                 if getattr(stage, name) is None and getattr(self, name) is None:
@@ -143,6 +194,11 @@ class JobSpec(CommonFields):
             if isinstance(stage, InpaintStage):
                 keys.add(stage.mask)
         return keys
+
+    def blob_keys(self) -> set[str]:
+        """Keys of binary parts that are not images (texture_sync correspondences): they arrive as raw
+        bytes, checked with ``backend.pipelines.sync.ingest.check``, never decoded as PNG."""
+        return {st.correspondence for st in self.stages if isinstance(st, TextureSyncStage)}
 
     def resolved(self, stage: Stage, field: str):  # noqa: ANN201 - returns the field's own type
         """A stage's value for a common field, falling back to the job's, then to the default."""

@@ -29,11 +29,15 @@ class InpaintInputs:
 
 
 StepCallback = Callable[[int, int, torch.Tensor, torch.Tensor | None], None]  # (step 1-based, total, latents, x0)
+#: After each scheduler step: (step 0-based, latents, x0) -> replacements; synchronized multi-view
+#: texturing fuses the views' x0 here (pipelines/sync/step.py). Family-agnostic: latents and x0 only.
+StepHook = Callable[[int, torch.Tensor, torch.Tensor | None], tuple[torch.Tensor, torch.Tensor | None]]
 
 
 def denoise(base: BaseComponents, scheduler, timesteps: torch.Tensor, latents: torch.Tensor,  # noqa: ANN001
             cond: Conditioning, guidance: float, units: list[ControlUnit], generator: torch.Generator,
-            cancelled: Callable[[], bool], on_step: StepCallback, inpaint: InpaintInputs | None = None) -> torch.Tensor:
+            cancelled: Callable[[], bool], on_step: StepCallback, inpaint: InpaintInputs | None = None,
+            hook: StepHook | None = None) -> torch.Tensor:
     unet = base.unet
     dtype = unet.dtype
     cfg = guidance > 1.0
@@ -61,6 +65,8 @@ def denoise(base: BaseComponents, scheduler, timesteps: torch.Tensor, latents: t
         x0 = getattr(out, "pred_original_sample", None)
         if x0 is None:
             x0 = getattr(out, "denoised", None)
+        if hook is not None:
+            latents, x0 = hook(i, latents, x0)
         if inpaint is not None and inpaint.masked_latents is None:
             keep = inpaint.image_latents
             if i + 1 < n:

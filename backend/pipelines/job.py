@@ -16,11 +16,12 @@ import torch
 
 from ..models import ModelManager, UnsupportedModel
 from ..models.families import family_info, is_flow
-from ..spec import Img2ImgStage, InpaintStage, JobSpec
+from ..spec import Img2ImgStage, InpaintStage, JobSpec, TextureSyncStage
 from .control import ControlUnit
 from .images import fit, to_control, to_mask
 from .interface import JobCancelled, JobResult, Progress
 from .stages import STAGES, StageContext, StageParams
+from .sync import stage as sync_stage
 
 log = logging.getLogger("scenecast.pipelines")
 
@@ -116,6 +117,7 @@ def run_job(spec: JobSpec, images: Mapping[str, np.ndarray], models: ModelManage
 def _run_stages(spec: JobSpec, images: Mapping[str, np.ndarray], models: ModelManager, progress: Progress) -> JobResult:
     info: dict[str, Any] = {"device": models.plan.label, "dtype": models.plan.dtype_name, "stages": []}
     previous: np.ndarray | None = None
+    outputs: list[np.ndarray] | None = None
     for index, stage in enumerate(spec.stages):
         if progress.cancelled():  # before loading models for it, which can take minutes
             raise JobCancelled()
@@ -130,7 +132,15 @@ def _run_stages(spec: JobSpec, images: Mapping[str, np.ndarray], models: ModelMa
         if base.is_flow:
             _check_flow_size(base.id, base.family, p.width, p.height)
             _flow_notes(spec, stage, p, base.family, notes)
-        units, unit_info = _units(stage, base, models, images, p, progress, notes)
+        sync = None
+        if isinstance(stage, TextureSyncStage):  # one set of units per view (pipelines/sync/stage.py)
+            per_view = [_units(v, base, models, images, p, progress, notes) for v in stage.views]
+            units, unit_info = [], [d for _, described in per_view for d in described]
+            if stage.correspondence not in images:
+                raise ValueError(f"correspondence part {stage.correspondence!r} was not sent with the job")
+            sync = sync_stage.SyncInputs(stage, [u for u, _ in per_view], images[stage.correspondence])
+        else:
+            units, unit_info = _units(stage, base, models, images, p, progress, notes)
         source, mask = previous, None
         if isinstance(stage, (Img2ImgStage, InpaintStage)):
             if stage.image is not None:
@@ -149,7 +159,10 @@ def _run_stages(spec: JobSpec, images: Mapping[str, np.ndarray], models: ModelMa
             ctx = StageContext(index=index, type=stage.type, base=base, params=p, units=units, progress=progress,
                                preview_every=spec.preview_every, taesd=taesd, source=source, mask=mask, notes=notes)
             with torch.inference_mode():
-                previous = STAGES[stage.type](ctx)
+                if sync is not None:
+                    outputs = sync_stage.run(ctx, sync)
+                else:
+                    previous = STAGES[stage.type](ctx)
         record = {"index": index, "type": stage.type, "model": base.id, "family": base.family,
                   "vae": base.vae_id or "the model's own",
                   "prompt": p.prompt, "negative_prompt": p.negative_prompt, "seed": p.seed, "steps": p.steps,
@@ -160,6 +173,8 @@ def _run_stages(spec: JobSpec, images: Mapping[str, np.ndarray], models: ModelMa
                   "notes": notes, "seconds": round(time.perf_counter() - started, 3)}
         if isinstance(stage, (Img2ImgStage, InpaintStage)):
             record["strength"] = p.strength
+        if sync is not None:
+            record["sync"] = sync.info
         info["stages"].append(record)
         log.info("stage %d (%s) done in %.2f s", index, stage.type, record["seconds"])
-    return JobResult(images=[previous], info=info)
+    return JobResult(images=outputs if outputs is not None else [previous], info=info)
