@@ -97,6 +97,9 @@ class FakeJob:
             self.emit({"type": "failed", "error": self.error})
             return
         self.results = [encode_png(np.full((8, 8, 3), 200, np.uint8), text={"seed": "7"})]
+        # protocol 1.1: "ready" (the pixels exist) comes before "done" (the PNGs are written)
+        self.emit({"type": "ready", "results": [{k: r[k] for k in ("index", "url", "width", "height")}
+                                                for r in self.public_results()]})
         self.emit({"type": "done", "results": self.public_results()})
 
     def public_results(self) -> list[dict]:
@@ -206,7 +209,9 @@ class Handler(BaseHTTPRequestHandler):
         if parts == ["v1", "health"]:  # health answers without a token, like the real one
             running = next((j.id for j in self.server.jobs.values() if j.status == "running"), None)
             return self._json(200, {"status": "ok", "version": "0.1.0", "protocol": self.server.protocol,
-                                    "device": "cpu", "dtype": "float32", "queue": 0, "running": running})
+                                    "device": "cpu", "dtype": "float32", "queue": 0, "running": running,
+                                    # PNG only, server-chosen ids: the fake tests faults, not the 1.1 extras
+                                    "image_formats": ["image/png"], "client_job_ids": False})
         if not self._authorised():
             return
         if parts == ["v1", "models"]:

@@ -89,12 +89,12 @@ def test_submit_multipart_events_with_preview_images_and_results(real):
     depth = encode_png(np.full((64, 64, 3), 77, np.uint8))
     job_id = real.submit(spec(preview_every=1), {"depth": depth})
     events = list(real.events(job_id))
-    # queued 1, started 2, stage 3, step 4, preview 5, step 6, preview 7, step 8, done 9. A stream opened
-    # after step 2 replays only the latest preview: seq 5 may be missing (protocol), nothing else.
+    # queued 1, started 2, stage 3, step 4, preview 5, step 6, preview 7, step 8, ready 9, done 10. A stream
+    # opened after step 2 replays only the latest preview: seq 5 may be missing (protocol), nothing else.
     assert [e.type for e in events if e.type != "preview"] == ["queued", "started", "stage", "step", "step",
-                                                                 "step", "done"]
+                                                                 "step", "ready", "done"]
     seqs = [e.data["seq"] for e in events]
-    assert seqs[0] == 1 and seqs == sorted(seqs) and set(range(1, 10)) - set(seqs) <= {5}
+    assert seqs[0] == 1 and seqs == sorted(seqs) and set(range(1, 11)) - set(seqs) <= {5}
     assert [e.data["step"] for e in events if e.type == "preview"][-1] == 2
     previews = [e for e in events if e.type == "preview"]
     for event in previews:  # each preview's PNG is the binary frame after it, of the size it says

@@ -22,7 +22,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from fake_backend import FakeBackend  # noqa: E402
 
 PNG = encode_png(np.zeros((8, 8, 3), np.uint8))
-SPEC = {"model": "builtin:tiny", "prompt": "a house", "name": "ok",
+SPEC = {"model": "builtin:tiny", "prompt": "a house", "name": "ok", "steps": 3, "preview_every": 1,
         "stages": [{"type": "generate", "controlnets": [{"image": "depth", "type": "depth"}]}]}
 
 

@@ -109,7 +109,7 @@ def test_one_undo_after_stylize_frames_removes_the_strip_and_keeps_the_files(sce
 
     def strips():
         editor = bpy.data.scenes[scene_name].sequence_editor
-        return [] if editor is None else [s.name for s in editor.strips]
+        return [] if editor is None else [s.name for s in importlib.import_module(ADDON_MODULE + ".blender.compat").sequencer_strips(editor)]
 
     run, undone, redone = undo_then_redo(strips)
     assert len(run) == 1 and undone == [] and redone == run
