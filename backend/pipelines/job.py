@@ -17,7 +17,10 @@ import torch
 from ..models import ModelManager, UnsupportedModel
 from ..models.families import family_info, is_flow
 from ..spec import Img2ImgStage, InpaintStage, JobSpec
+from ..models.ip_adapter import default_ip_adapter
+from ..models.ip_adapter import fits as ip_fits
 from .control import ControlUnit
+from .reference import ReferenceInput
 from .images import fit, to_control, to_mask
 from .interface import JobCancelled, JobResult, Progress
 from .stages import STAGES, StageContext, StageParams
@@ -104,6 +107,29 @@ def _units(stage: Any, base: Any, models: ModelManager, images: Mapping[str, np.
     return units, described
 
 
+def _references(stage: Any, base: Any, models: ModelManager, images: Mapping[str, np.ndarray],
+                notes: list[str]) -> tuple[list[ReferenceInput], list[dict[str, Any]]]:
+    """The stage's reference images with their IP-Adapters (sd15/sdxl only)."""
+    if not stage.reference:
+        return [], []
+    if base.is_flow:
+        raise UnsupportedModel(f"reference images are not supported for {base.family} models yet",
+                               "IP-Adapter references work on sd15 and sdxl models; see docs/models.md")
+    refs, described = [], []
+    for k, r in enumerate(stage.reference):
+        model_id = r.model or default_ip_adapter(base.id, base.family)
+        adapter = models.ip_adapter(model_id, base)
+        if not ip_fits(adapter, base.unet):
+            raise UnsupportedModel(f"IP-Adapter {model_id} does not fit base model {base.id} ({base.family})",
+                                   f"use an IP-Adapter made for {base.family}, or leave `model` out to get the default")
+        img = _image(images, r.image, f"reference[{k}]")
+        refs.append(ReferenceInput(adapter, img, r.weight, r.start, r.end))
+        described.append({"image": r.image, "model": model_id, "weight": r.weight, "start": r.start, "end": r.end})
+    if all(r.weight == 0 for r in stage.reference):
+        notes.append("every reference has weight 0: it does not change the image")
+    return refs, described
+
+
 def run_job(spec: JobSpec, images: Mapping[str, np.ndarray], models: ModelManager, progress: Progress) -> JobResult:
     """Run every stage of ``spec``; raises JobCancelled, ModelError or ValueError (bad input).
 
@@ -131,6 +157,7 @@ def _run_stages(spec: JobSpec, images: Mapping[str, np.ndarray], models: ModelMa
             _check_flow_size(base.id, base.family, p.width, p.height)
             _flow_notes(spec, stage, p, base.family, notes)
         units, unit_info = _units(stage, base, models, images, p, progress, notes)
+        refs, ref_info = _references(stage, base, models, images, notes)
         source, mask = previous, None
         if isinstance(stage, (Img2ImgStage, InpaintStage)):
             if stage.image is not None:
@@ -147,7 +174,8 @@ def _run_stages(spec: JobSpec, images: Mapping[str, np.ndarray], models: ModelMa
         with models.loras(base, loras, on_download=progress.download) as lora_info:
             taesd = models.previewer(base.family) if spec.preview_every else None
             ctx = StageContext(index=index, type=stage.type, base=base, params=p, units=units, progress=progress,
-                               preview_every=spec.preview_every, taesd=taesd, source=source, mask=mask, notes=notes)
+                               preview_every=spec.preview_every, taesd=taesd, source=source, mask=mask, notes=notes,
+                               references=refs)
             with torch.inference_mode():
                 previous = STAGES[stage.type](ctx)
         record = {"index": index, "type": stage.type, "model": base.id, "family": base.family,
@@ -155,7 +183,7 @@ def _run_stages(spec: JobSpec, images: Mapping[str, np.ndarray], models: ModelMa
                   "prompt": p.prompt, "negative_prompt": p.negative_prompt, "seed": p.seed, "steps": p.steps,
                   "steps_run": ctx.steps_run, "guidance": p.guidance,
                   "scheduler": "flow_match_euler" if base.is_flow else p.scheduler,
-                  "width": p.width, "height": p.height, "controlnets": unit_info,
+                  "width": p.width, "height": p.height, "controlnets": unit_info, "reference": ref_info,
                   "loras": [{"name": x["name"], "weight": x["weight"]} for x in lora_info],
                   "notes": notes, "seconds": round(time.perf_counter() - started, 3)}
         if isinstance(stage, (Img2ImgStage, InpaintStage)):
