@@ -158,7 +158,7 @@ def _reference(value: Any, weight: float | None, settings: Any) -> tuple[tuple[d
     w = _pick(weight, settings, "reference_weight", DEFAULT_REFERENCE_WEIGHT)
     if isinstance(w, bool) or not isinstance(w, (int, float)) or not 0.0 <= float(w) <= 2.0:
         raise ValueError(f"reference_weight {w!r}: use a number from 0 to 2 (0 ignores the reference)")
-    entry = ({"image": REFERENCE_KEY, "weight": float(w)},)
+    entry = ({"image": REFERENCE_KEY, "weight": round(float(w), 4)},)  # Blender floats are float32
     if isinstance(value, str) and value.strip().lower() == FIRST_VIEW:
         return entry, FIRST_VIEW
     return entry, image_pixels.reference_pixels(value)
