@@ -326,3 +326,18 @@ class ModelManager:
             return adapter
 
         return self._cached(("ip_adapter", key_id), load, lambda a: a.nbytes(), None)
+
+    def flux_redux(self, model_id: str, base: BaseComponents) -> Any:
+        """FLUX.1 Redux (models/redux.py), placed on the device; a cache entry like any model."""
+        from .redux import TINY_FLUX_REDUX_ID, load_flux_redux  # noqa: PLC0415
+
+        width = int(base.transformer.config.joint_attention_dim)
+        key_id = f"{model_id}@{width}" if model_id == TINY_FLUX_REDUX_ID else model_id
+
+        def load() -> Any:
+            redux = load_flux_redux(model_id, width)
+            redux.image_encoder = redux.image_encoder.to(self.device, self.dtype).requires_grad_(False)
+            redux.image_embedder = redux.image_embedder.to(self.device, self.dtype).requires_grad_(False)
+            return redux
+
+        return self._cached(("flux_redux", key_id), load, lambda r: r.nbytes(), None)

@@ -20,7 +20,8 @@ from ..spec import Img2ImgStage, InpaintStage, JobSpec
 from ..models.ip_adapter import default_ip_adapter
 from ..models.ip_adapter import fits as ip_fits
 from .control import ControlUnit
-from .reference import ReferenceInput
+from ..models.redux import FLUX_REDUX_ID, TINY_FLUX_REDUX_ID
+from .reference import ReduxInput, ReferenceInput
 from .images import fit, to_control, to_mask
 from .interface import JobCancelled, JobResult, Progress
 from .stages import STAGES, StageContext, StageParams
@@ -108,13 +109,12 @@ def _units(stage: Any, base: Any, models: ModelManager, images: Mapping[str, np.
 
 
 def _references(stage: Any, base: Any, models: ModelManager, images: Mapping[str, np.ndarray],
-                notes: list[str]) -> tuple[list[ReferenceInput], list[dict[str, Any]]]:
+                notes: list[str]) -> tuple[list[Any], list[dict[str, Any]]]:
     """The stage's reference images with their IP-Adapters (sd15/sdxl only)."""
     if not stage.reference:
         return [], []
     if base.is_flow:
-        raise UnsupportedModel(f"reference images are not supported for {base.family} models yet",
-                               "IP-Adapter references work on sd15 and sdxl models; see docs/models.md")
+        return _redux_references(stage, base, models, images, notes)
     refs, described = [], []
     for k, r in enumerate(stage.reference):
         model_id = r.model or default_ip_adapter(base.id, base.family)
@@ -127,6 +127,31 @@ def _references(stage: Any, base: Any, models: ModelManager, images: Mapping[str
         described.append({"image": r.image, "model": model_id, "weight": r.weight, "start": r.start, "end": r.end})
     if all(r.weight == 0 for r in stage.reference):
         notes.append("every reference has weight 0: it does not change the image")
+    return refs, described
+
+
+def default_redux(base_id: str) -> str:
+    return TINY_FLUX_REDUX_ID if base_id.startswith("builtin:tiny-flux") else FLUX_REDUX_ID
+
+
+def _redux_references(stage: Any, base: Any, models: ModelManager, images: Mapping[str, np.ndarray],
+                      notes: list[str]) -> tuple[list[Any], list[dict[str, Any]]]:
+    """FLUX.1's reference images: Redux tokens appended to the prompt's (other flow families: none)."""
+    if base.family not in ("flux", "flux-schnell"):
+        raise UnsupportedModel(f"reference images are not supported for {base.family} models",
+                               "references work on sd15/sdxl (IP-Adapter) and flux (Redux); see docs/models.md")
+    refs, described = [], []
+    for k, r in enumerate(stage.reference):
+        model_id = r.model or default_redux(base.id)
+        redux = models.flux_redux(model_id, base)
+        if redux.image_embedder.config.txt_in_features != base.transformer.config.joint_attention_dim:
+            raise UnsupportedModel(f"Redux model {model_id} does not fit base model {base.id} ({base.family})",
+                                   "use a FLUX.1 Redux model, or leave `model` out to get the default")
+        refs.append(ReduxInput(redux, _image(images, r.image, f"reference[{k}]"), r.weight))
+        described.append({"image": r.image, "model": model_id, "weight": r.weight, "start": r.start, "end": r.end})
+        if (r.start, r.end) != (0.0, 1.0):
+            notes.append(f"reference {r.image!r}: start/end are not applied to FLUX Redux (it is prompt tokens); "
+                         "it ran on every step")
     return refs, described
 
 

@@ -7,10 +7,15 @@ Each reference is its own adapter slot (diffusers' multi-adapter form), so each 
 its own start/end: the processors' ``scale`` of a slot is its weight inside [start, end) of the steps
 and 0 outside. The image embeds follow ``StableDiffusionPipeline.encode_image``: CLIP image embeds and
 zeros for the negative half of the CFG batch (Plus adapters: penultimate hidden states, of the image
-and of a black image)."""
+and of a black image).
+
+FLUX.1 has no IP-Adapter here; its own reference input is Redux (``with_redux``): the image's tokens are
+appended to the prompt's, scaled by the weight (FluxPriorReduxPipeline's ``prompt_embeds_scale`` scales
+text and image tokens together; here only the image's, so the prompt keeps its strength)."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -92,3 +97,36 @@ def applied(unet: Any, refs: list[ReferenceInput], cfg: bool) -> Iterator[Applie
         unet.set_attn_processor(saved_procs)
         unet.encoder_hid_proj = saved_proj
         unet.config.encoder_hid_dim_type = saved_type
+
+
+# -- FLUX.1 Redux ----------------------------------------------------------------------------------------
+
+
+@dataclass
+class ReduxInput:
+    redux: Any  # models.redux.FluxRedux
+    image: np.ndarray
+    weight: float
+
+
+def redux_tokens(ref: ReduxInput) -> torch.Tensor:
+    """1 x N x D extra prompt tokens, as FluxPriorReduxPipeline computes them (SigLIP preprocessing,
+    last hidden states, Redux embedder), scaled by the reference's weight."""
+    from transformers import SiglipImageProcessor  # noqa: PLC0415
+
+    enc = ref.redux.image_encoder
+    size = ref.redux.image_size
+    proc = SiglipImageProcessor(size={"height": size, "width": size})
+    pixels = proc.preprocess(images=ref.image, do_resize=True, return_tensors="pt", do_convert_rgb=True).pixel_values
+    hidden = enc(pixel_values=pixels.to(enc.device, enc.dtype)).last_hidden_state
+    return ref.redux.image_embedder(hidden.to(ref.redux.image_embedder.dtype)).image_embeds * ref.weight
+
+
+def with_redux(cond: Any, refs: list[ReduxInput]) -> Any:
+    """FLUX text conditioning with each reference's Redux tokens appended (weight 0: left out)."""
+    tokens = [redux_tokens(r).to(cond.embeds.dtype) for r in refs if r.weight > 0]
+    if not tokens:
+        return cond
+    embeds = torch.cat([cond.embeds, *tokens], dim=1)
+    text_ids = torch.zeros(embeds.shape[1], 3, device=embeds.device, dtype=cond.text_ids.dtype)
+    return dataclasses.replace(cond, embeds=embeds, text_ids=text_ids)

@@ -112,6 +112,8 @@ class StageContext:
         on_step = self._on_step()
         if self.base.is_flow:
             fcond = flow_prompt.encode(self.base, p.prompt, p.negative_prompt, p.guidance)
+            if self.references:  # FLUX.1 Redux reference tokens
+                fcond = reference.with_redux(fcond, self.references)
             if fcond.truncated:
                 self.notes.append("prompt longer than the text encoders take: truncated")
             self.progress.stage(self.index, self.type, len(timesteps))
