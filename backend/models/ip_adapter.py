@@ -55,6 +55,17 @@ class IPAdapter:
             p.numel() * p.element_size() for p in self.image_encoder.parameters())
 
 
+#: Families with a reference-image input (IP-Adapter on UNets, Redux on FLUX.1); docs/models.md.
+REFERENCE_FAMILIES = ("sd15", "sdxl", "flux", "flux-schnell")
+
+
+def check_reference_family(family: str | None) -> None:
+    """Refuse reference images on a family that has no reference input (None: not known yet, allowed)."""
+    if family is not None and family not in REFERENCE_FAMILIES:
+        raise UnsupportedModel(f"reference images are not supported for {family} models",
+                               "references work on sd15/sdxl (IP-Adapter) and flux (Redux); see docs/models.md")
+
+
 def default_ip_adapter(base_id: str, family: str) -> str:
     if base_id in TINY_BASES:
         return TINY_IP_ADAPTER_ID

@@ -17,7 +17,7 @@ import torch
 from ..models import ModelManager, UnsupportedModel
 from ..models.families import family_info, is_flow
 from ..spec import Img2ImgStage, InpaintStage, JobSpec
-from ..models.ip_adapter import default_ip_adapter
+from ..models.ip_adapter import check_reference_family, default_ip_adapter
 from ..models.ip_adapter import fits as ip_fits
 from .control import ControlUnit
 from ..models.redux import FLUX_REDUX_ID, TINY_FLUX_REDUX_ID
@@ -137,9 +137,7 @@ def default_redux(base_id: str) -> str:
 def _redux_references(stage: Any, base: Any, models: ModelManager, images: Mapping[str, np.ndarray],
                       notes: list[str]) -> tuple[list[Any], list[dict[str, Any]]]:
     """FLUX.1's reference images: Redux tokens appended to the prompt's (other flow families: none)."""
-    if base.family not in ("flux", "flux-schnell"):
-        raise UnsupportedModel(f"reference images are not supported for {base.family} models",
-                               "references work on sd15/sdxl (IP-Adapter) and flux (Redux); see docs/models.md")
+    check_reference_family(base.family)
     refs, described = [], []
     for k, r in enumerate(stage.reference):
         model_id = r.model or default_redux(base.id)
