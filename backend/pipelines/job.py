@@ -16,14 +16,14 @@ import torch
 
 from ..models import ModelManager, UnsupportedModel
 from ..models.families import family_info, is_flow
-from ..spec import Img2ImgStage, InpaintStage, JobSpec
 from ..models.ip_adapter import check_reference_family, default_ip_adapter
 from ..models.ip_adapter import fits as ip_fits
-from .control import ControlUnit
 from ..models.redux import FLUX_REDUX_ID, TINY_FLUX_REDUX_ID
-from .reference import ReduxInput, ReferenceInput
+from ..spec import Img2ImgStage, InpaintStage, JobSpec
+from .control import ControlUnit
 from .images import fit, to_control, to_mask
 from .interface import JobCancelled, JobResult, Progress
+from .reference import ReduxInput, ReferenceInput
 from .stages import STAGES, StageContext, StageParams
 
 log = logging.getLogger("scenecast.pipelines")
@@ -110,7 +110,7 @@ def _units(stage: Any, base: Any, models: ModelManager, images: Mapping[str, np.
 
 def _references(stage: Any, base: Any, models: ModelManager, images: Mapping[str, np.ndarray],
                 notes: list[str]) -> tuple[list[Any], list[dict[str, Any]]]:
-    """The stage's reference images with their IP-Adapters (sd15/sdxl only)."""
+    """The stage's reference images: IP-Adapters on UNets, Redux on FLUX.1 (docs/models.md)."""
     if not stage.reference:
         return [], []
     if base.is_flow:
