@@ -81,6 +81,18 @@ def test_texture_objects_holds_the_first_views_look(api, backend, scene):
     result = api.texture_objects([car], prompt="rusty metal", views=3, server=backend.url, model="builtin:tiny",
                                  size=64, steps=2, seed=5, texture_size=32, reference="first view",
                                  reference_weight=0.8)
+    try:
+        _check_first_view_jobs(backend, result)
+    finally:  # leave the names free for the texture tests that come after (they expect "Car Scenecast")
+        api.restore_materials([car])
+        for image in list(result.values()):
+            bpy.data.images.remove(image)
+        material = bpy.data.materials.get("Car Scenecast")
+        if material is not None:
+            bpy.data.materials.remove(material)
+
+
+def _check_first_view_jobs(backend, result) -> None:
     done = [v for v in result.views if not v.get("skipped")]
     assert len(done) >= 2
     first = job_record(backend.url, done[0]["job_id"])
