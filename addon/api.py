@@ -29,7 +29,7 @@ from .features import generate as _generate
 from .features import stylize as _stylize
 from .features import texturing as _texturing
 from .features.base import run_blocking
-from .features.settings import CONTROL_TYPES, DEPTH_UNIT, GENERATE, STYLIZE, resolve
+from .features.settings import CONTROL_TYPES, DEPTH_UNIT, FIRST_VIEW, GENERATE, STYLIZE, resolve
 from .features.settings import request_fields as _request_fields
 
 __all__ = [
@@ -90,6 +90,13 @@ def request_fields(
     return _request_fields(scene, model=model, server=server, timeout=timeout, output_dir=out_dir)
 
 
+def _single_reference(reference: Any) -> Any:
+    """Generate runs one job: "first view" has nothing to follow there."""
+    if isinstance(reference, str) and reference.strip().lower() == FIRST_VIEW:
+        raise ValueError('reference="first view" is for texture_objects and stylize_frames; give generate an image')
+    return reference
+
+
 def prepare(
     scene: bpy.types.Scene,
     prompt: str | None = None,
@@ -106,11 +113,14 @@ def prepare(
     timeout: float | None = None,
     guidance: float | None = None,
     preview_every: int | None = None,
+    reference: Any = None,
+    reference_weight: float | None = None,
 ) -> JobRequest:
     """Main-thread half of a generation: extract passes, encode them, gather settings into a request."""
     settings = resolve(scene, defaults=GENERATE, prompt=prompt, preset=preset, model=model, server=server,
                        negative_prompt=negative_prompt, seed=seed, steps=steps, width=width, height=height,
-                       units=units, timeout=timeout, guidance=guidance, preview_every=preview_every)
+                       units=units, timeout=timeout, guidance=guidance, preview_every=preview_every,
+                       reference=_single_reference(reference), reference_weight=reference_weight)
     return _generate.prepare(scene, settings, camera)
 
 
@@ -137,6 +147,8 @@ def generate(
     cancel: threading.Event | None = None,
     guidance: float | None = None,
     preview_every: int | None = None,
+    reference: Any = None,
+    reference_weight: float | None = None,
 ) -> list[bpy.types.Image]:
     """Extract passes, run a job on the backend and return the results as saved Blender images.
 
@@ -146,11 +158,14 @@ def generate(
     (from another thread) to cancel the job on the server. Raises ``ValueError`` for bad arguments,
     ``core.client.ScenecastError`` (``.message``, ``.fix``) when the backend cannot be reached and
     :class:`JobFailed` when the job fails or is cancelled; the scene is left as it was in every case.
-    Notes the user should see (offline model, backend started) are printed.
+    Notes the user should see (offline model, backend started) are printed. ``reference``: a style/
+    reference image (file path, Blender image or uint8 array; IP-Adapter, SD1.5/SDXL models) at
+    ``reference_weight`` (0..2); default: the scene's Reference Image.
     """
     settings = resolve(scene, defaults=GENERATE, prompt=prompt, preset=preset, model=model, server=server,
                        negative_prompt=negative_prompt, seed=seed, steps=steps, width=width, height=height,
-                       units=units, timeout=timeout, guidance=guidance, preview_every=preview_every)
+                       units=units, timeout=timeout, guidance=guidance, preview_every=preview_every,
+                       reference=_single_reference(reference), reference_weight=reference_weight)
     run = _generate.generate(scene, settings, camera)
     result = run_blocking(run, on_event=on_event, cancel=cancel)
     _notes(run.notes)
@@ -219,6 +234,8 @@ def texture_objects(
     on_view: Callable[[int, int, str], None] | None = None,
     cancel: threading.Event | None = None,
     timeout: float | None = None,
+    reference: Any = None,
+    reference_weight: float | None = None,
 ) -> Any:
     """Generate one texture per object from several views that agree, baked into each object's UV map.
 
@@ -235,6 +252,8 @@ def texture_objects(
     ``.coverage`` (name → fraction of island texels some view saw), ``.views`` (per view: camera, job
     id, or skipped), ``.notes`` (also printed) and ``.files`` (the generated view images).
     Raises ``ValueError`` naming the fix for bad arguments and ``JobFailed`` when a job fails or is cancelled.
+    ``reference``: a style image (path, Blender image, array) for every view, or "first view": the first
+    view's result becomes the reference of the later views, so they hold one look (``reference_weight``).
     """
     scene = scene or bpy.context.scene
     if scene is None:
@@ -243,7 +262,7 @@ def texture_objects(
         scene, prompt=prompt, model=model, server=server, negative_prompt=negative_prompt, seed=seed, steps=steps,
         guidance=guidance, size=size, texture_size=texture_size, material=material, units=units,
         coverage_threshold=coverage_threshold, mask_grow_px=mask_grow_px, fill_unseen=fill_unseen,
-        isolate=isolate, timeout=timeout,
+        isolate=isolate, timeout=timeout, reference=reference, reference_weight=reference_weight,
     )
     run = _texturing.texture_objects(scene, list(objects), settings, views, elevations)
     if on_view is not None:
@@ -322,7 +341,8 @@ def stylize_frames(
     by more than ``depth_tolerance``, relative, counts) and refreshes the whole frame at
     ``refresh_strength`` (0 skips). Resumes at the first missing frame; ``restart=True`` redoes all.
     ``strip``: an image strip in the sequencer; ``video``: True or a path, an MP4 by Blender's FFmpeg.
-    Other keywords as :func:`generate`. Returns ``blender.frame_run.FramesResult`` (``files``,
+    Other keywords as :func:`generate`; ``reference="first view"`` makes the first frame's result the
+    reference image of the later frames (one look throughout). Returns ``blender.frame_run.FramesResult`` (``files``,
     ``made``, ``skipped``, ``record_path``, ``record``). The scene's frame and render settings are
     restored, also on failure or cancel; raises :class:`JobFailed` (status "cancelled" on ``cancel``).
     """

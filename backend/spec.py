@@ -22,6 +22,7 @@ MIN_SIDE = 64
 MAX_STEPS = 150
 MAX_CONTROLNETS = 4
 MAX_SYNC_VIEWS = 16
+MAX_REFERENCES = 4
 
 ImageKey = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.:\-]+$")]
 Scheduler = Literal["euler_a", "euler", "dpmpp_2m", "dpmpp_2m_karras", "ddim", "unipc", "lcm"]
@@ -63,6 +64,26 @@ class ControlNetUnit(_Strict):
         return self
 
 
+class ReferenceImage(_Strict):
+    """A style/reference image (IP-Adapter on SD1.5 and SDXL): the result takes on its look.
+
+    ``model`` may be omitted: the backend picks the family's standard IP-Adapter (docs/models.md)."""
+
+    image: ImageKey = Field(description="key of the reference image")
+    weight: float = Field(default=1.0, ge=0.0, le=2.0, description="how strongly it steers: 0 ignores it")
+    start: float = Field(default=0.0, ge=0.0, le=1.0, description="fraction of the steps where it starts")
+    end: float = Field(default=1.0, ge=0.0, le=1.0, description="fraction of the steps where it stops")
+    model: str | None = Field(default=None, max_length=512,
+                              description="IP-Adapter id (builtin:tiny-ip-adapter, hub repo:file, .safetensors path);"
+                              " default: the family's")
+
+    @model_validator(mode="after")
+    def _start_before_end(self) -> "ReferenceImage":
+        if self.start >= self.end:
+            raise ValueError(f"start ({self.start}) must be less than end ({self.end})")
+        return self
+
+
 class LoraRef(_Strict):
     name: str = Field(min_length=1, max_length=512, description="hub id, local .safetensors path or installed name")
     weight: float = Field(default=1.0, ge=-4.0, le=4.0, description="strength of the LoRA")
@@ -87,6 +108,8 @@ class GenerateStage(CommonFields):
 
     type: Literal["generate"] = "generate"
     controlnets: list[ControlNetUnit] = Field(default_factory=list, max_length=MAX_CONTROLNETS)
+    reference: list[ReferenceImage] = Field(default_factory=list, max_length=MAX_REFERENCES,
+                                            description="style/reference images (IP-Adapter)")
 
 
 class Img2ImgStage(CommonFields):
@@ -96,6 +119,8 @@ class Img2ImgStage(CommonFields):
     image: ImageKey | None = Field(default=None, description="key of the image to refine (first stage only)")
     strength: float = Field(default=0.5, gt=0.0, le=1.0, description="how much to change: 1 repaints fully")
     controlnets: list[ControlNetUnit] = Field(default_factory=list, max_length=MAX_CONTROLNETS)
+    reference: list[ReferenceImage] = Field(default_factory=list, max_length=MAX_REFERENCES,
+                                            description="style/reference images (IP-Adapter)")
 
 
 class InpaintStage(CommonFields):
@@ -106,6 +131,8 @@ class InpaintStage(CommonFields):
     mask: ImageKey = Field(description="key of the mask: white repaints, black keeps")
     strength: float = Field(default=1.0, gt=0.0, le=1.0, description="how much to change: 1 repaints fully")
     controlnets: list[ControlNetUnit] = Field(default_factory=list, max_length=MAX_CONTROLNETS)
+    reference: list[ReferenceImage] = Field(default_factory=list, max_length=MAX_REFERENCES,
+                                            description="style/reference images (IP-Adapter)")
 
 
 class SyncView(_Strict):
@@ -189,6 +216,7 @@ class JobSpec(CommonFields):
         keys: set[str] = set()
         for stage in self.stages:
             keys.update(unit.image for unit in stage.controlnets)
+            keys.update(ref.image for ref in getattr(stage, "reference", ()))
             if isinstance(stage, (Img2ImgStage, InpaintStage)) and stage.image:
                 keys.add(stage.image)
             if isinstance(stage, InpaintStage):

@@ -34,7 +34,7 @@ from ..core import png
 from ..core.conventions import DepthRange
 from ..core.errors import ScenecastError
 from ..core.files import write_atomic
-from ..core.jobspec import build_job_spec
+from ..core.jobspec import REFERENCE_KEY, build_job_spec
 from ..core.remote_job import JobOutcome, JobRequest
 from .extract import Passes, extract_passes, scene_depth_range
 from .held import DataGone, Held
@@ -112,8 +112,11 @@ class FrameRun:
         classes: Mapping[str, str] | None = None,
         options: FrameOptions | None = None,
         log: Callable[[str], None] = print,
+        first_frame_reference: tuple[dict[str, Any], ...] = (),
     ) -> None:
         self.template, self.log = template, log
+        #: reference="first view": these stage reference entries, with the first frame's output as the image
+        self.first_frame_reference = tuple(dict(r) for r in first_frame_reference)
         self.options = options or FrameOptions()
         self.options.check()
         self.frames = seq.check_range(frame_start, frame_end)
@@ -252,6 +255,7 @@ class FrameRun:
             units = []
             images[seq.WARPED_KEY] = step.warped
             images[seq.HOLES_KEY] = step.mask_image()
+        self._reference(frame, params, images)
         request = None
         if mode != "warp":
             request = dataclasses.replace(
@@ -261,6 +265,20 @@ class FrameRun:
         timings = {"passes": t1 - t0, "warp": t2 - t1, "render": float(sum(v for k, v in passes.timings.items()
                                                                          if k == "render"))}
         return FrameTask(frame=frame, mode=mode, request=request, step=step, passes=passes, timings=timings, started=t0)
+
+    # -- reference images -----------------------------------------------------------------------------
+
+    def _reference(self, frame: int, params: dict[str, Any], images: dict[str, Any]) -> None:
+        """The frame's reference image: the template's (a fixed one), or, with ``first_frame_reference``,
+        the first frame's output for every later frame."""
+        if REFERENCE_KEY in self.template.images:
+            images[REFERENCE_KEY] = self.template.images[REFERENCE_KEY]
+            return
+        first = seq.frame_path(self.output_dir, self.frames[0])
+        if self.first_frame_reference and frame != self.frames[0] and os.path.isfile(first):
+            with open(first, "rb") as fh:
+                images[REFERENCE_KEY] = _rgb8(png.decode_png(fh.read()))
+            params["reference"] = [dict(r) for r in self.first_frame_reference]
 
     def complete(self, task: FrameTask, outcome: JobOutcome | None) -> dict[str, Any]:
         """Main thread: the frame's result becomes ``frame_####.png`` (atomically), its flicker and

@@ -63,3 +63,39 @@ def show_in_image_editors(image: bpy.types.Image, owned_prefix: str = "Scenecast
         area.spaces.active.image = image
         area.tag_redraw()
     return len(targets)
+
+
+# -- reference images (IP-Adapter) ----------------------------------------------------------------------
+
+
+def read_rgb8(image: bpy.types.Image) -> np.ndarray:
+    """``image``'s pixels as (H, W, 3) uint8, row 0 top: the values as stored (sRGB for 8-bit images)."""
+    w, h = image.size
+    if not w or not h:
+        raise ValueError(f"image {image.name!r} has no pixels (missing file?): pick another reference image")
+    rgba = np.empty(w * h * 4, dtype=np.float32)
+    image.pixels.foreach_get(rgba)  # type: ignore[attr-defined]
+    rgb = flip_rows(rgba.reshape(h, w, 4))[..., :3]
+    return np.round(np.clip(rgb, 0.0, 1.0) * 255.0).astype(np.uint8)
+
+
+def reference_pixels(value: object) -> np.ndarray:
+    """A reference image given as a file path, a Blender image or an (H, W, 3|4) uint8 array, as RGB uint8."""
+    if isinstance(value, np.ndarray):
+        if value.ndim != 3 or value.shape[2] not in (3, 4) or value.dtype != np.uint8:
+            raise ValueError(f"reference: expected an (H, W, 3) uint8 image, got {value.shape} {value.dtype}")
+        return np.ascontiguousarray(value[..., :3])
+    if isinstance(value, bpy.types.Image):
+        return read_rgb8(value)
+    if isinstance(value, str):
+        import os  # noqa: PLC0415
+
+        path = bpy.path.abspath(value)
+        if not os.path.isfile(path):
+            raise ValueError(f"reference image {value!r} is not a file: give an image path, a Blender image or 'first view'")
+        image = bpy.data.images.load(path, check_existing=False)
+        try:
+            return read_rgb8(image)
+        finally:
+            bpy.data.images.remove(image)
+    raise ValueError(f"reference {value!r}: give an image path, a Blender image or 'first view'")

@@ -85,11 +85,14 @@ def build_job_spec(
     scheduler: str | None = None,
     preview_every: int = 0,
     name: str | None = None,
+    reference: Sequence[Mapping[str, Any]] = (),
 ) -> dict[str, Any]:
     """A protocol-1 job spec dict (JSON-ready); see the module doc for how ``preset`` and ``units`` merge.
 
     ``preset``: a partial spec (dict) or the name of a preset file (``load_preset``). ``units``:
-    ControlNet units ``{type, image?, model?, weight?, start?, end?, mode?}``.
+    ControlNet units ``{type, image?, model?, weight?, start?, end?, mode?}``. ``reference``: style/
+    reference images ``{image, weight?, start?, end?, model?}`` (IP-Adapter), given to every stage that
+    has none of its own, so a multi-stage job keeps one look throughout.
     """
     if not isinstance(model, str) or not model.strip():
         raise SpecError("no model is set", "choose a model in the Scenecast panel (or builtin:tiny to test)")
@@ -125,6 +128,12 @@ def build_job_spec(
     elif new_units:
         main = next((i for i, s in enumerate(stages) if s.get("controlnets")), 0)
         stages[main]["controlnets"] = _merge_units(stages[main].get("controlnets") or [], new_units)
+    refs = [reference_entry(r, i) for i, r in enumerate(reference)]  # -- reference images
+    if len(refs) > MAX_REFERENCES:
+        raise SpecError(f"{len(refs)} reference images; at most {MAX_REFERENCES} run together", "remove some")
+    for stage in stages:
+        if refs and not stage.get("reference"):
+            stage["reference"] = [dict(r) for r in refs]
     for i, stage in enumerate(stages):
         stages[i] = _check_stage(stage, i, first=i == 0)
     spec["stages"] = stages
@@ -136,6 +145,7 @@ def image_keys(spec: Mapping[str, Any]) -> set[str]:
     keys: set[str] = set()
     for stage in spec.get("stages") or []:
         keys.update(u["image"] for u in stage.get("controlnets") or [] if u.get("image"))
+        keys.update(r["image"] for r in stage.get("reference") or [] if r.get("image"))
         keys.update(stage[k] for k in ("image", "mask") if stage.get(k))
     return keys
 
@@ -231,6 +241,36 @@ def _unit(unit: Mapping[str, Any], index: int) -> dict[str, Any]:
             f"{where} starts at {out.get('start', 0.0):g} and ends at {out.get('end', 1.0):g}",
             "start must be less than end (fractions of the steps)",
         )
+    return out
+
+
+# -- reference images (IP-Adapter) --------------------------------------------------------------------
+
+#: The image key the add-on sends its reference image under.
+REFERENCE_KEY = "reference"
+MAX_REFERENCES = 4
+REFERENCE_FIELDS = ("image", "weight", "start", "end", "model")
+
+
+def reference_entry(ref: Mapping[str, Any], index: int) -> dict[str, Any]:
+    """A validated stage ``reference`` entry (backend/spec.py ReferenceImage); ``image`` defaults to
+    :data:`REFERENCE_KEY`."""
+    where = f"reference image {index + 1}"
+    extra = sorted(set(ref) - set(REFERENCE_FIELDS))
+    if extra:
+        raise SpecError(f"{where} has unknown fields: {', '.join(extra)}", f"use only {', '.join(REFERENCE_FIELDS)}")
+    out = {k: v for k, v in ref.items() if v is not None}
+    out.setdefault("image", REFERENCE_KEY)
+    if not isinstance(out["image"], str) or not _IMAGE_KEY.match(out["image"]):
+        raise SpecError(f"{where} has a bad image key {out['image']!r}", "use letters, digits and _ . : - (1-128)")
+    if "weight" in out:
+        out["weight"] = _float_in(f"weight of {where}", out["weight"], 0.0, 2.0)
+    for key in ("start", "end"):
+        if key in out:
+            out[key] = _float_in(f"{key} of {where}", out[key], 0.0, 1.0)
+    if out.get("start", 0.0) >= out.get("end", 1.0):
+        raise SpecError(f"{where} starts at {out.get('start', 0.0):g} and ends at {out.get('end', 1.0):g}",
+                        "start must be less than end (fractions of the steps)")
     return out
 
 

@@ -19,8 +19,9 @@ from typing import Any
 
 import bpy
 
+from ..blender import image_pixels
 from ..blender import settings as blender_settings
-from ..core.jobspec import validate_size
+from ..core.jobspec import REFERENCE_KEY, validate_size
 from ..core.remote_job import JobRequest
 
 #: ControlNet unit types made from the scene, which are also the image keys they travel under.
@@ -68,6 +69,14 @@ class JobSettings:
     preview_every: int
     units: tuple[dict[str, Any], ...]
     fields: dict[str, Any] = field(default_factory=dict)
+    # -- reference image (IP-Adapter): see the "reference images" block below
+    reference: tuple[dict[str, Any], ...] = ()  # stage `reference` entries, image key REFERENCE_KEY
+    reference_image: Any = None  # H x W x 3 uint8, or FIRST_VIEW (set per job by the feature)
+
+    @property
+    def first_view_reference(self) -> bool:
+        """The first view's/frame's result becomes the reference of the later jobs."""
+        return bool(self.reference) and isinstance(self.reference_image, str) and self.reference_image == FIRST_VIEW
 
     @property
     def params(self) -> dict[str, Any]:
@@ -75,11 +84,16 @@ class JobSettings:
             "prompt": self.prompt, "negative_prompt": self.negative_prompt, "seed": self.seed, "steps": self.steps,
             "guidance": self.guidance, "width": self.width, "height": self.height, "preset": self.preset,
             "preview_every": self.preview_every,
+            **({"reference": [dict(r) for r in self.reference]}
+               if self.reference and not self.first_view_reference else {}),
         }  # fmt: skip
 
     def request(self, images: Mapping[str, Any] | None = None, name: str = "", **changes: Any) -> JobRequest:
         """A ``JobRequest`` of these settings; ``changes``: params/units/other fields to replace."""
-        request = JobRequest(params=self.params, units=[dict(u) for u in self.units], images=dict(images or {}),
+        all_images = dict(images or {})
+        if self.reference and not self.first_view_reference:
+            all_images[REFERENCE_KEY] = self.reference_image
+        request = JobRequest(params=self.params, units=[dict(u) for u in self.units], images=all_images,
                              name=name, **self.fields)
         return dataclasses.replace(request, **changes) if changes else request
 
@@ -125,6 +139,41 @@ def request_fields(
     }
 
 
+# -- reference images (IP-Adapter) --------------------------------------------------------------------
+
+#: ``reference="first view"``: Texture Objects / Stylize Frames hold the first view's (frame's) look.
+FIRST_VIEW = "first view"
+DEFAULT_REFERENCE_WEIGHT = 0.6
+
+
+def _reference(value: Any, weight: float | None, settings: Any) -> tuple[tuple[dict[str, Any], ...], Any]:
+    """(stage reference entries, image) from the call's ``reference`` (a path, a Blender image, an
+    H x W x 3 uint8 array or "first view"), else the scene's Reference setting; ``((), None)`` for none."""
+    if value is None and settings is not None:
+        if getattr(settings, "reference_first_view", False):
+            value = FIRST_VIEW
+        elif getattr(settings, "reference_image", None) is not None:
+            value = settings.reference_image
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return (), None
+    w = _pick(weight, settings, "reference_weight", DEFAULT_REFERENCE_WEIGHT)
+    if isinstance(w, bool) or not isinstance(w, (int, float)) or not 0.0 <= float(w) <= 2.0:
+        raise ValueError(f"reference_weight {w!r}: use a number from 0 to 2 (0 ignores the reference)")
+    entry = ({"image": REFERENCE_KEY, "weight": round(float(w), 4)},)  # Blender floats are float32
+    if isinstance(value, str) and value.strip().lower() == FIRST_VIEW:
+        return entry, FIRST_VIEW
+    return entry, image_pixels.reference_pixels(value)
+
+
+def with_reference(request: JobRequest, settings: JobSettings, image: Any) -> JobRequest:
+    """``request`` with the settings' reference entries and ``image`` (a later view/frame of a
+    "first view" run); unchanged when the settings have no first-view reference."""
+    if not settings.first_view_reference or image is None:
+        return request
+    params = {**request.params, "reference": [dict(r) for r in settings.reference]}
+    return dataclasses.replace(request, params=params, images={**request.images, REFERENCE_KEY: image})
+
+
 def resolve(
     scene: bpy.types.Scene,
     prefs: blender_settings.Preferences | None = None,
@@ -144,8 +193,13 @@ def resolve(
     timeout: float | None = None,
     preview_every: int | None = None,
     output_dir: str | None = None,
+    reference: Any = None,
+    reference_weight: float | None = None,
 ) -> JobSettings:
-    """The feature's settings; raises ``ValueError`` naming the fix before anything is changed."""
+    """The feature's settings; raises ``ValueError`` naming the fix before anything is changed.
+
+    ``reference``: a style/reference image (path, Blender image, uint8 array, or "first view"), else the
+    scene's; ``reference_weight`` (0..2) how strongly it steers."""
     s = blender_settings.scene_settings(scene)
     text = _pick(prompt, s, "prompt", "")
     if not isinstance(text, str) or not text.strip():
@@ -166,6 +220,7 @@ def resolve(
     # With a preset, the scene's steps/guidance/negative prompt do not override the preset's own;
     # arguments given to the call always do.
     scene_values = None if preset else s
+    ref_entries, ref_image = _reference(reference, reference_weight, s)
     return JobSettings(
         prompt=text,
         negative_prompt=_pick(negative_prompt, scene_values, "negative_prompt", None),
@@ -178,4 +233,6 @@ def resolve(
         preview_every=int(_pick(preview_every, s, "preview_every", 0)),
         units=tuple(unit_list),
         fields=request_fields(scene, prefs, model=model, server=server, timeout=timeout, output_dir=output_dir),
+        reference=ref_entries,
+        reference_image=ref_image,
     )

@@ -133,7 +133,8 @@ def start_frames(scene: bpy.types.Scene, settings: JobSettings, frame_start: int
         source = "the scene's Set Depth Range"
     return FrameRun(scene, settings.request(), frame_start, frame_end, output_dir, camera=camera,
                     depth_range=depth_range, depth_source=source, shot_range=shot_range,
-                    classes=blender_settings.object_classes(scene), options=options)
+                    classes=blender_settings.object_classes(scene), options=options,
+                    first_frame_reference=settings.reference if settings.first_view_reference else ())
 
 
 def frames_outputs(scene: bpy.types.Scene, result: FramesResult, *, strip: bool = False,

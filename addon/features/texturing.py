@@ -20,6 +20,7 @@ Across each ``yield`` the run holds names only; the driver checks they still exi
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -35,10 +36,11 @@ from ..blender.projection import ProjectionError, Projector, check_objects
 from ..blender.texturing import check_cameras, isolated, make_rig, read_result, remove_rig, repaint_mask
 from ..core import camera_rig
 from ..core.job_chain import JobSteps
+from ..core.jobspec import REFERENCE_KEY
 from ..core.remote_job import JobOutcome, JobRequest
 from ..core.texture_blend import fill_unseen
 from .base import FeatureRun, Progress
-from .settings import DEPTH_EDGES_UNITS, TEXTURING, JobSettings, resolve
+from .settings import DEPTH_EDGES_UNITS, FIRST_VIEW, TEXTURING, JobSettings, resolve
 
 #: A view adding less than this fraction of its target pixels is skipped.
 MIN_NEW_FRACTION = 0.005
@@ -61,6 +63,9 @@ class TextureSettings:
     fill_unseen: bool = True
     isolate: bool = True
     weight_params: dict[str, float] = field(default_factory=dict)
+    # -- reference image: the resolved settings' (features/settings.py), fixed or "first view"
+    reference: tuple[dict[str, Any], ...] = ()
+    reference_image: Any = None
 
 
 class TextureResult(dict):  # type: ignore[type-arg]
@@ -90,6 +95,7 @@ def texture_settings(job: JobSettings, *, texture_size: int = 1024, material: st
         fill_unseen=bool(fill_unseen), isolate=bool(isolate),
         # Feathering is in view pixels: 8 px at 512² (core's default), scaled with the view size.
         weight_params={"feather_px": max(2.0, side / 64.0), **dict(weight_params or {})},
+        reference=job.reference, reference_image=job.reference_image,
     )
 
 
@@ -132,6 +138,7 @@ def _steps(held: Held, target_names: list[str], settings: TextureSettings, user_
     notes = list(projector.notes)
     view_log: list[dict[str, Any]] = []
     files: list[str] = []
+    first_view: np.ndarray | None = None
     if user_cameras is not None:
         rig, camera_names = "", list(user_cameras)
     else:
@@ -161,11 +168,14 @@ def _steps(held: Held, target_names: list[str], settings: TextureSettings, user_
                     continue
                 init = np.where(mask[..., None], np.round(rgb * 255.0), BACKGROUND_GREY).astype(np.uint8)
                 request = _inpaint_request(settings, passes.control, init, repaint, request.name)
+            request = _with_first_view(request, settings, first_view)
             progress.set(i, count, "generating")
             t2 = time.perf_counter()
             outcome: JobOutcome = yield request
             t3 = time.perf_counter()
             image = read_result(outcome.files[0], (width, height))
+            if first_view is None:
+                first_view = np.round(image * 255.0).astype(np.uint8)  # the look later views hold (reference="first view")
             files.extend(outcome.files)
             notes.extend(n for n in outcome.notes if n not in notes)
             progress.set(i, count, "projecting")
@@ -218,7 +228,30 @@ def _render_view(held: Held, camera_name: str, target_names: list[str], settings
 
 def _request(settings: TextureSettings, control: Mapping[str, np.ndarray], name: str) -> JobRequest:
     return JobRequest(params=dict(settings.base_params), units=[dict(u) for u in settings.units],
-                      images=dict(control), name=name, **settings.request_fields)
+                      images=_reference_images(settings, control), name=name, **settings.request_fields)
+
+
+# -- reference images --------------------------------------------------------------------------------
+
+
+def _first_view_reference(settings: TextureSettings) -> bool:
+    return bool(settings.reference) and isinstance(settings.reference_image, str) and settings.reference_image == FIRST_VIEW
+
+
+def _reference_images(settings: TextureSettings, images: Mapping[str, Any]) -> dict[str, Any]:
+    """``images`` plus a fixed reference image (its entries are already in ``base_params``)."""
+    out = dict(images)
+    if settings.reference and not _first_view_reference(settings):
+        out[REFERENCE_KEY] = settings.reference_image
+    return out
+
+
+def _with_first_view(request: JobRequest, settings: TextureSettings, first: np.ndarray | None) -> JobRequest:
+    """A later view's request with the first view's result as its reference (reference="first view")."""
+    if not _first_view_reference(settings) or first is None:
+        return request
+    params = {**request.params, "reference": [dict(r) for r in settings.reference]}
+    return dataclasses.replace(request, params=params, images={**request.images, REFERENCE_KEY: first})
 
 
 def _inpaint_request(settings: TextureSettings, control: Mapping[str, np.ndarray], init: np.ndarray,
@@ -226,6 +259,6 @@ def _inpaint_request(settings: TextureSettings, control: Mapping[str, np.ndarray
     params = dict(settings.base_params)
     params["preset"] = {"stages": [{"type": "inpaint", "image": "init", "mask": "mask", "strength": 1.0}]}
     mask_rgb = np.repeat((repaint.astype(np.uint8) * 255)[..., None], 3, axis=2)
-    images = {**control, "init": init, "mask": mask_rgb}
+    images = _reference_images(settings, {**control, "init": init, "mask": mask_rgb})
     return JobRequest(params=params, units=[dict(u) for u in settings.inpaint_units], images=images,
                       name=name, **settings.request_fields)

@@ -118,6 +118,20 @@ class SCENECAST_PG_scene(bpy.types.PropertyGroup):
     )
     depth_near: FloatProperty(name="Near", default=0.1, min=1e-4, unit="LENGTH")  # type: ignore[valid-type]
     depth_far: FloatProperty(name="Far", default=100.0, min=1e-3, unit="LENGTH")  # type: ignore[valid-type]
+    # -- reference image (IP-Adapter; features/settings.py resolve) --------------------------------------
+    reference_image: PointerProperty(  # type: ignore[valid-type]
+        name="Reference", type=bpy.types.Image, description="Style/reference image the results take the look of",
+    )
+    reference_weight: FloatProperty(  # type: ignore[valid-type]
+        name="Reference Weight", description="How strongly the reference steers (0: ignored)",
+        default=0.6, min=0.0, max=2.0,
+    )
+    reference_first_view: BoolProperty(  # type: ignore[valid-type]
+        name="Hold First View's Look",
+        description="Texture Objects / Stylize Frames: the first view's (frame's) result becomes the reference"
+        " of the later ones",
+        default=False,
+    )
 
 
 class SCENECAST_PG_object(bpy.types.PropertyGroup):

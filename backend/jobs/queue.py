@@ -98,6 +98,16 @@ def check_models(spec: JobSpec, models: Any) -> None:
         wanted.update({(lora.name, "lora"): None for lora in spec.resolved(stage, "loras") or []})
     for name, kind in wanted:
         models.check(name, kind)
+    _check_references(spec, models)
+
+
+def _check_references(spec: JobSpec, models: Any) -> None:
+    """Reference images on a family without a reference input are refused at submit (400), not after queueing."""
+    from ..models.ip_adapter import check_reference_family  # noqa: PLC0415
+
+    for stage in spec.stages:
+        if stage.reference and hasattr(models, "family"):
+            check_reference_family(models.family(spec.resolved(stage, "model")))
 
 
 class JobQueue:

@@ -18,6 +18,7 @@ from ..models.components import BaseComponents
 from .control import ControlUnit, residuals
 from .interface import JobCancelled
 from .prompt import Conditioning
+from .reference import Applied
 
 
 @dataclass
@@ -37,8 +38,14 @@ StepHook = Callable[[int, torch.Tensor, torch.Tensor | None], tuple[torch.Tensor
 def denoise(base: BaseComponents, scheduler, timesteps: torch.Tensor, latents: torch.Tensor,  # noqa: ANN001
             cond: Conditioning, guidance: float, units: list[ControlUnit], generator: torch.Generator,
             cancelled: Callable[[], bool], on_step: StepCallback, inpaint: InpaintInputs | None = None,
-            hook: StepHook | None = None) -> torch.Tensor:
+            hook: StepHook | None = None, reference: Applied | None = None) -> torch.Tensor:
+    """``reference``: IP-Adapters installed on the UNet (pipelines/reference.py): their image embeds go in
+    ``added_cond_kwargs`` and their scales are set before each step (start/end). ``hook``: called after
+    each scheduler step with (step, latents, x0), may return replacements (synchronized views)."""
     unet = base.unet
+    added = cond.added
+    if reference is not None:
+        added = {**(cond.added or {}), "image_embeds": reference.embeds}
     dtype = unet.dtype
     cfg = guidance > 1.0
     n = len(timesteps)
@@ -46,6 +53,8 @@ def denoise(base: BaseComponents, scheduler, timesteps: torch.Tensor, latents: t
     for i, t in enumerate(timesteps):
         if cancelled():
             raise JobCancelled()
+        if reference is not None:
+            reference.before_step(i, n)
         x = torch.cat([latents, latents]) if cfg else latents
         x = scheduler.scale_model_input(x, t)
         down, mid = residuals(units, i, n, x, t, cond.embeds, cond.added, cfg)
@@ -54,7 +63,7 @@ def denoise(base: BaseComponents, scheduler, timesteps: torch.Tensor, latents: t
             b = x.shape[0]
             extra = [inpaint.mask.expand(b, -1, -1, -1), inpaint.masked_latents.expand(b, -1, -1, -1)]
             unet_in = torch.cat([x, *extra], dim=1)
-        pred = unet(unet_in.to(dtype), t, encoder_hidden_states=cond.embeds, added_cond_kwargs=cond.added,
+        pred = unet(unet_in.to(dtype), t, encoder_hidden_states=cond.embeds, added_cond_kwargs=added,
                     down_block_additional_residuals=down, mid_block_additional_residual=mid, return_dict=False)[0]
         pred = pred.float()
         if cfg:

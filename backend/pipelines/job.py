@@ -16,10 +16,14 @@ import torch
 
 from ..models import ModelManager, UnsupportedModel
 from ..models.families import family_info, is_flow
+from ..models.ip_adapter import check_reference_family, default_ip_adapter
+from ..models.ip_adapter import fits as ip_fits
+from ..models.redux import FLUX_REDUX_ID, TINY_FLUX_REDUX_ID
 from ..spec import Img2ImgStage, InpaintStage, JobSpec, TextureSyncStage
 from .control import ControlUnit
 from .images import fit, to_control, to_mask
 from .interface import JobCancelled, JobResult, Progress
+from .reference import ReduxInput, ReferenceInput
 from .stages import STAGES, StageContext, StageParams
 from .sync import stage as sync_stage
 
@@ -105,6 +109,51 @@ def _units(stage: Any, base: Any, models: ModelManager, images: Mapping[str, np.
     return units, described
 
 
+def _references(stage: Any, base: Any, models: ModelManager, images: Mapping[str, np.ndarray],
+                notes: list[str]) -> tuple[list[Any], list[dict[str, Any]]]:
+    """The stage's reference images: IP-Adapters on UNets, Redux on FLUX.1 (docs/models.md)."""
+    if not getattr(stage, "reference", None):  # texture_sync takes none (its spec refuses the field)
+        return [], []
+    if base.is_flow:
+        return _redux_references(stage, base, models, images, notes)
+    refs, described = [], []
+    for k, r in enumerate(stage.reference):
+        model_id = r.model or default_ip_adapter(base.id, base.family)
+        adapter = models.ip_adapter(model_id, base)
+        if not ip_fits(adapter, base.unet):
+            raise UnsupportedModel(f"IP-Adapter {model_id} does not fit base model {base.id} ({base.family})",
+                                   f"use an IP-Adapter made for {base.family}, or leave `model` out to get the default")
+        img = _image(images, r.image, f"reference[{k}]")
+        refs.append(ReferenceInput(adapter, img, r.weight, r.start, r.end))
+        described.append({"image": r.image, "model": model_id, "weight": r.weight, "start": r.start, "end": r.end})
+    if all(r.weight == 0 for r in stage.reference):
+        notes.append("every reference has weight 0: it does not change the image")
+    return refs, described
+
+
+def default_redux(base_id: str) -> str:
+    return TINY_FLUX_REDUX_ID if base_id.startswith("builtin:tiny-flux") else FLUX_REDUX_ID
+
+
+def _redux_references(stage: Any, base: Any, models: ModelManager, images: Mapping[str, np.ndarray],
+                      notes: list[str]) -> tuple[list[Any], list[dict[str, Any]]]:
+    """FLUX.1's reference images: Redux tokens appended to the prompt's (other flow families: none)."""
+    check_reference_family(base.family)
+    refs, described = [], []
+    for k, r in enumerate(stage.reference):
+        model_id = r.model or default_redux(base.id)
+        redux = models.flux_redux(model_id, base)
+        if redux.image_embedder.config.txt_in_features != base.transformer.config.joint_attention_dim:
+            raise UnsupportedModel(f"Redux model {model_id} does not fit base model {base.id} ({base.family})",
+                                   "use a FLUX.1 Redux model, or leave `model` out to get the default")
+        refs.append(ReduxInput(redux, _image(images, r.image, f"reference[{k}]"), r.weight))
+        described.append({"image": r.image, "model": model_id, "weight": r.weight, "start": r.start, "end": r.end})
+        if (r.start, r.end) != (0.0, 1.0):
+            notes.append(f"reference {r.image!r}: start/end are not applied to FLUX Redux (it is prompt tokens); "
+                         "it ran on every step")
+    return refs, described
+
+
 def run_job(spec: JobSpec, images: Mapping[str, np.ndarray], models: ModelManager, progress: Progress) -> JobResult:
     """Run every stage of ``spec``; raises JobCancelled, ModelError or ValueError (bad input).
 
@@ -141,6 +190,7 @@ def _run_stages(spec: JobSpec, images: Mapping[str, np.ndarray], models: ModelMa
             sync = sync_stage.SyncInputs(stage, [u for u, _ in per_view], images[stage.correspondence])
         else:
             units, unit_info = _units(stage, base, models, images, p, progress, notes)
+        refs, ref_info = _references(stage, base, models, images, notes)
         source, mask = previous, None
         if isinstance(stage, (Img2ImgStage, InpaintStage)):
             if stage.image is not None:
@@ -157,7 +207,8 @@ def _run_stages(spec: JobSpec, images: Mapping[str, np.ndarray], models: ModelMa
         with models.loras(base, loras, on_download=progress.download) as lora_info:
             taesd = models.previewer(base.family) if spec.preview_every else None
             ctx = StageContext(index=index, type=stage.type, base=base, params=p, units=units, progress=progress,
-                               preview_every=spec.preview_every, taesd=taesd, source=source, mask=mask, notes=notes)
+                               preview_every=spec.preview_every, taesd=taesd, source=source, mask=mask, notes=notes,
+                               references=refs)
             with torch.inference_mode():
                 if sync is not None:
                     outputs = sync_stage.run(ctx, sync)
@@ -168,7 +219,7 @@ def _run_stages(spec: JobSpec, images: Mapping[str, np.ndarray], models: ModelMa
                   "prompt": p.prompt, "negative_prompt": p.negative_prompt, "seed": p.seed, "steps": p.steps,
                   "steps_run": ctx.steps_run, "guidance": p.guidance,
                   "scheduler": "flow_match_euler" if base.is_flow else p.scheduler,
-                  "width": p.width, "height": p.height, "controlnets": unit_info,
+                  "width": p.width, "height": p.height, "controlnets": unit_info, "reference": ref_info,
                   "loras": [{"name": x["name"], "weight": x["weight"]} for x in lora_info],
                   "notes": notes, "seconds": round(time.perf_counter() - started, 3)}
         if isinstance(stage, (Img2ImgStage, InpaintStage)):

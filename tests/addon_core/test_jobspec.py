@@ -140,3 +140,39 @@ def test_built_specs_validate_against_the_backends_definition():
     if "No module named 'pydantic'" in result.stderr:
         pytest.skip("pydantic is not installed in .venv")
     assert result.returncode == 0 and "ok" in result.stdout, result.stderr
+
+
+# -- reference images ---------------------------------------------------------------------------------
+
+
+def test_reference_goes_to_every_stage_and_its_image_is_required():
+    spec = build_job_spec(model="builtin:tiny", prompt="p", preset=PRESET, reference=[{"weight": 0.5}])
+    assert [s["reference"] for s in spec["stages"]] == [[{"image": "reference", "weight": 0.5}]] * 2
+    assert "reference" in image_keys(spec)
+    plain = build_job_spec(model="builtin:tiny", prompt="p")
+    assert "reference" not in plain["stages"][0] and "reference" not in image_keys(plain)
+
+
+@pytest.mark.parametrize("ref, match", [
+    ({"weight": 2.5}, "weight of reference image 1"),
+    ({"weight": "1"}, "must be a number"),
+    ({"start": 0.8, "end": 0.2}, "start must be less than end"),
+    ({"strength": 1.0}, "unknown fields: strength"),
+    ({"image": "bad key!"}, "bad image key"),
+])
+def test_bad_references_are_caught_with_a_reason(ref, match):
+    with pytest.raises(SpecError, match=match):
+        build_job_spec(model="m", prompt="p", reference=[ref])
+
+
+def test_specs_with_references_validate_against_the_backends_definition():
+    if not BACKEND_PYTHON.exists():
+        pytest.skip("backend venv (.venv) not built")
+    specs = [build_job_spec(model="builtin:tiny", prompt="p", preset=PRESET,
+                            reference=[{"weight": 0.7, "start": 0.1, "end": 0.9}])]
+    script = ("import json, sys\nfrom backend.spec import JobSpec\n"
+              "for s in json.load(sys.stdin):\n    JobSpec.model_validate(s)\nprint('ok', flush=True)\n")
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    result = subprocess.run([str(BACKEND_PYTHON), "-c", script], input=json.dumps(specs), capture_output=True,
+                            text=True, cwd=ROOT, env=env, timeout=60)
+    assert result.returncode == 0 and "ok" in result.stdout, result.stderr

@@ -58,3 +58,31 @@ def test_sdxl_union_job_runs_through_the_server(server) -> None:
     stage = record["resolved"]["stages"][0]
     assert stage["family"] == "sdxl"
     assert [u["model"] for u in stage["controlnets"]] == ["builtin:tiny-sdxl-controlnet-union"] * 2
+
+
+# -- reference images ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("model", "adapter"), [("builtin:tiny-sdxl", "builtin:tiny-ip-adapter"),
+                                              ("builtin:tiny-flux", "builtin:tiny-flux-redux")])
+def test_a_reference_job_runs_through_the_server(server, model: str, adapter: str) -> None:
+    from _server import gradient_png
+
+    spec = tiny_spec(steps=2, model=model)
+    spec["stages"][0]["reference"] = [{"image": "style", "weight": 0.8}]
+    job_id = server.submit_ok(spec, {"depth": gradient_png(64), "edges": gradient_png(64, 1),
+                                     "style": gradient_png(48, 1)})
+    assert [e["type"] for e, _ in server.events(job_id)][-1] == "done"
+    _, body = server.json("GET", f"/v1/jobs/{job_id}")
+    _, record = server.json("GET", body["record_url"])
+    assert [r["model"] for r in record["resolved"]["stages"][0]["reference"]] == [adapter]
+
+
+def test_a_reference_on_a_family_without_one_is_refused_at_submit(server) -> None:
+    from _server import gradient_png
+
+    spec = tiny_spec(steps=2, model="builtin:tiny-zimage")
+    spec["stages"][0]["reference"] = [{"image": "style"}]
+    status, body = server.submit(spec, {"depth": gradient_png(64), "edges": gradient_png(64, 1),
+                                        "style": gradient_png(48)})
+    assert status == 400 and "not supported for zimage" in str(body), body

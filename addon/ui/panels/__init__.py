@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from . import frames, main, texture
+from . import frames, main, reference, texture
 
 #: Parents before children (Frames and Texture are children of the main panel).
-classes: tuple[type, ...] = (*main.classes, *texture.classes, *frames.classes)
+classes: tuple[type, ...] = (*main.classes, *texture.classes, *frames.classes, *reference.classes)

@@ -16,7 +16,7 @@ import torch
 from ...models.components import BaseComponents
 from .. import preview, vae
 from ..control import ControlUnit
-from .. import flow_models, flow_prompt, flux
+from .. import flow_models, flow_prompt, flux, reference
 from ..denoise import InpaintInputs, StepCallback, denoise
 from ..flow_denoise import flow_denoise, make_flow_scheduler
 from ..images import from_pixels
@@ -56,6 +56,7 @@ class StageContext:
     notes: list[str] = field(default_factory=list)
     steps_run: int = 0
     flow_controls: list[Any] | None = None  # flow ControlNets' prepared conditioning
+    references: list[Any] = field(default_factory=list)  # reference.ReferenceInput (UNet families)
 
     @property
     def device(self) -> torch.device:
@@ -111,6 +112,8 @@ class StageContext:
         on_step = self._on_step()
         if self.base.is_flow:
             fcond = flow_prompt.encode(self.base, p.prompt, p.negative_prompt, p.guidance)
+            if self.references:  # FLUX.1 Redux reference tokens
+                fcond = reference.with_redux(fcond, self.references)
             if fcond.truncated:
                 self.notes.append("prompt longer than the text encoders take: truncated")
             self.progress.stage(self.index, self.type, len(timesteps))
@@ -121,8 +124,9 @@ class StageContext:
         if cond.truncated:
             self.notes.append("prompt longer than 77 CLIP tokens: truncated")
         self.progress.stage(self.index, self.type, len(timesteps))
-        return denoise(self.base, sched, timesteps, latents, cond, p.guidance, self.units, generator,
-                       self.progress.cancelled, on_step, inpaint)
+        with reference.applied(self.base.unet, self.references, p.guidance > 1.0) as refs:
+            return denoise(self.base, sched, timesteps, latents, cond, p.guidance, self.units, generator,
+                           self.progress.cancelled, on_step, inpaint, reference=refs)
 
     def _on_step(self) -> StepCallback:
         def on_step(step: int, total: int, current: torch.Tensor, x0: torch.Tensor | None) -> None:
