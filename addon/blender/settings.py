@@ -67,7 +67,7 @@ def preferences(context: Any = None) -> Preferences:
     if prefs is None:
         return Preferences(log_path=log_path(), offline=offline)
     return Preferences(
-        server=prefs.server_url.strip() or backend_process.DEFAULT_URL,
+        server=backend_process.normalize_url(prefs.server_url),
         token=prefs.token,
         backend_python=bpy.path.abspath(prefs.backend_python) if prefs.backend_python else "",
         backend_dir=bpy.path.abspath(prefs.backend_dir) if prefs.backend_dir else "",

@@ -20,6 +20,7 @@ from typing import Any
 import bpy
 
 from ..blender import settings as blender_settings
+from ..core import backend_process
 from ..core.jobspec import validate_size
 from ..core.remote_job import JobRequest
 
@@ -109,7 +110,7 @@ def request_fields(
     s = blender_settings.scene_settings(scene) if scene is not None else None
     scene_model = s.model.strip() if s is not None and s.model.strip() else None
     return {
-        "server": server or prefs.server,
+        "server": backend_process.normalize_url(server or prefs.server),
         "output_dir": output_dir or blender_settings.output_dir(prefs),
         "model": model or scene_model,
         "default_model": prefs.default_model,

@@ -37,6 +37,7 @@ from ..core import camera_rig
 from ..core.job_chain import JobSteps
 from ..core.remote_job import JobOutcome, JobRequest
 from ..core.texture_blend import fill_unseen
+from . import checks
 from .base import FeatureRun, Progress
 from .settings import DEPTH_EDGES_UNITS, TEXTURING, JobSettings, resolve
 
@@ -111,10 +112,14 @@ def texture_objects(scene: bpy.types.Scene, objects: Sequence[bpy.types.Object],
                     views: int | Sequence[bpy.types.Object] = 6,
                     elevations: Sequence[float] = camera_rig.DEFAULT_ELEVATIONS) -> FeatureRun[TextureResult]:
     """The Texture Objects run; everything is validated now, before anything changes."""
+    objects = list(objects)
+    checks.check_meshes(objects, "Texture Objects")
     objects = check_objects(objects, scene)
     user_cameras = None if isinstance(views, int) else check_cameras(views)
     if isinstance(views, int) and views < 1:
         raise ProjectionError(f"views must be at least 1, got {views}: pass views=1 or more")
+    checks.before_render(settings.request_fields, int(settings.base_params["width"]),
+                         int(settings.base_params["height"]), settings.units)
     held = Held(scene, [*objects, *(user_cameras or [])], what="Texture Objects")
     progress = Progress(unit="view")
     projector = Projector(objects, settings.texture_size)  # validates; adds UVs where missing (notes)

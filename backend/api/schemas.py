@@ -6,6 +6,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from ..spec import MAX_SIDE
+
 
 class ErrorDetail(BaseModel):
     code: str
@@ -25,6 +27,7 @@ class Health(BaseModel):
     dtype: str
     queue: int = Field(description="jobs waiting, not counting the running one")
     running: str | None = Field(description="id of the running job")
+    max_side: int = Field(default=MAX_SIDE, description="the longest image side a job may ask for, pixels")
 
 
 class ModelList(BaseModel):
