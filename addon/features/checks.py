@@ -37,13 +37,38 @@ def backend_facts(server: str, token: str | None) -> tuple[dict[str, Any], list[
     return health, client.models()
 
 
-def check_meshes(objects: Iterable[Any], what: str) -> None:
-    """``SelectionError`` unless ``objects`` holds a mesh object (features that texture meshes)."""
+# ------------------------------------------------------------------ why an operator is greyed out
+# Each ``*_problem`` returns the error a run would raise (or None); operators' poll shows ``str(error)``
+# with ``poll_message_set`` and the features raise the same error, so scripts read the same reason.
+
+def selection_problem(objects: Iterable[Any], what: str, mode: str | None = None) -> preflight.SelectionError | None:
+    """Why ``objects`` (the selection) cannot be worked on by a mesh feature ``what``; ``mode``: the
+    context's mode when called from the UI (None: not checked)."""
+    if mode is not None and mode != "OBJECT":
+        return preflight.SelectionError(f"{what} works in Object Mode, not {mode.replace('_', ' ').title()}",
+                                        "switch to Object Mode (Tab in the 3D Viewport)")
     objs = list(objects)
     if not any(getattr(o, "type", None) == "MESH" for o in objs):
         found = ", ".join(sorted({str(getattr(o, "type", "?")).lower() for o in objs})) or "nothing"
-        raise preflight.SelectionError(f"{what} needs mesh objects, the selection holds {found}",
-                                       "select one or more mesh objects in the 3D Viewport (Object Mode)")
+        return preflight.SelectionError(f"{what} needs mesh objects (only mesh objects hold UV textures);"
+                                        f" the selection holds {found}",
+                                        "select one or more mesh objects in the 3D Viewport")
+    return None
+
+
+def camera_problem(scene: Any, camera: Any = None) -> ScenecastError | None:
+    """Why the scene's view cannot be rendered: no camera given and no scene camera."""
+    if camera is None and (scene is None or scene.camera is None):
+        return ScenecastError("the scene has no camera",
+                              "add a camera and make it the scene camera (View › Cameras › Set Active Object as Camera)")
+    return None
+
+
+def check_meshes(objects: Iterable[Any], what: str) -> None:
+    """Raise :func:`selection_problem`'s error, if any (features that texture meshes)."""
+    problem = selection_problem(objects, what)
+    if problem is not None:
+        raise problem
 
 
 def before_render(fields: Mapping[str, Any], width: int, height: int, units: Iterable[Mapping[str, Any]] = (),

@@ -51,6 +51,9 @@ def prepare(scene: bpy.types.Scene, settings: JobSettings, camera: bpy.types.Obj
     Every control image travels under its key (presets name them so); the worker half encodes and
     sends only the ones the spec refers to. ``features.checks`` runs first: nothing is rendered for a
     job the backend would refuse."""
+    problem = checks.camera_problem(scene, camera)
+    if problem is not None:
+        raise problem
     checks.before_render(settings.fields, settings.width, settings.height, settings.units)
     passes = extract_passes(scene, camera, (settings.width, settings.height))
     return settings.request(images=passes.control, name=scene.name)
