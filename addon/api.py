@@ -26,6 +26,7 @@ from .blender.frame_run import FrameOptions, FramesResult
 from .core.conventions import DepthRange
 from .core.remote_job import JobFailed, JobOutcome, JobRequest, run_job
 from .features import generate as _generate
+from .features import presets as _presets
 from .features import stylize as _stylize
 from .features import texturing as _texturing
 from .features.base import run_blocking
@@ -42,6 +43,7 @@ __all__ = [
     "prepare",
     "project",
     "restore_materials",
+    "save_preset",
     "texture_objects",
     "run_job",
     "stylize_frame",
@@ -106,11 +108,15 @@ def prepare(
     timeout: float | None = None,
     guidance: float | None = None,
     preview_every: int | None = None,
+    *,
+    scheduler: str | None = None,
+    loras: Iterable[Mapping[str, Any]] | None = None,
 ) -> JobRequest:
     """Main-thread half of a generation: extract passes, encode them, gather settings into a request."""
     settings = resolve(scene, defaults=GENERATE, prompt=prompt, preset=preset, model=model, server=server,
                        negative_prompt=negative_prompt, seed=seed, steps=steps, width=width, height=height,
-                       units=units, timeout=timeout, guidance=guidance, preview_every=preview_every)
+                       units=units, timeout=timeout, guidance=guidance, preview_every=preview_every,
+                       scheduler=scheduler, loras=loras)
     return _generate.prepare(scene, settings, camera)
 
 
@@ -137,6 +143,9 @@ def generate(
     cancel: threading.Event | None = None,
     guidance: float | None = None,
     preview_every: int | None = None,
+    *,
+    scheduler: str | None = None,
+    loras: Iterable[Mapping[str, Any]] | None = None,
 ) -> list[bpy.types.Image]:
     """Extract passes, run a job on the backend and return the results as saved Blender images.
 
@@ -146,11 +155,16 @@ def generate(
     (from another thread) to cancel the job on the server. Raises ``ValueError`` for bad arguments,
     ``core.client.ScenecastError`` (``.message``, ``.fix``) when the backend cannot be reached and
     :class:`JobFailed` when the job fails or is cancelled; the scene is left as it was in every case.
-    Notes the user should see (offline model, backend started) are printed.
+    Notes the user should see (offline model, backend started) are printed. ``scheduler``: one of
+    ``core.jobspec.SCHEDULERS`` (default: the scene's, else the preset's or the backend's); ``loras``:
+    ``[{"name": id or file name, "weight": 1.0}]`` (default: the scene's LoRAs list). Before any pass is
+    rendered, ``features.checks`` refuses what the backend would (size, model not installed offline,
+    backend not reachable), with the fix.
     """
     settings = resolve(scene, defaults=GENERATE, prompt=prompt, preset=preset, model=model, server=server,
                        negative_prompt=negative_prompt, seed=seed, steps=steps, width=width, height=height,
-                       units=units, timeout=timeout, guidance=guidance, preview_every=preview_every)
+                       units=units, timeout=timeout, guidance=guidance, preview_every=preview_every,
+                       scheduler=scheduler, loras=loras)
     run = _generate.generate(scene, settings, camera)
     result = run_blocking(run, on_event=on_event, cancel=cancel)
     _notes(run.notes)
@@ -335,3 +349,10 @@ def stylize_frames(
     result: FramesResult = run_blocking(run, on_event=on_event, cancel=cancel,
                                         on_status=lambda text: print(f"Scenecast: {text}"))
     return result
+
+
+def save_preset(scene: bpy.types.Scene, name: str, *, description: str = "", overwrite: bool = False) -> str:
+    """Save the scene's Scenecast settings (negative prompt, steps, guidance, sampler, LoRAs, ControlNet
+    units) as the preset ``name`` in the user's presets folder (not inside the installed extension);
+    it is listed with the shipped presets from then on. Returns the file's path."""
+    return str(_presets.save_preset(scene, name, description=description, overwrite=overwrite))

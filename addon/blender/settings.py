@@ -58,6 +58,15 @@ def log_path() -> str:
     return os.path.join(folder, "backend.log")
 
 
+def user_preset_dir() -> str:
+    """The user's presets folder: the extension's user folder (kept across updates of the extension),
+    else Blender's user config folder when the add-on is not installed as an extension."""
+    try:
+        return bpy.utils.extension_path_user(ADDON_ID, path="presets", create=True)
+    except (ValueError, AttributeError, OSError):  # not installed as an extension
+        return bpy.utils.user_resource("CONFIG", path=os.path.join("scenecast", "presets"), create=True)
+
+
 def preferences(context: Any = None) -> Preferences:
     """The current preferences (defaults when the add-on is not registered). Main thread only."""
     ctx = context or bpy.context

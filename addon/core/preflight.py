@@ -119,3 +119,22 @@ def check_installed(models: Sequence[Mapping[str, Any]], model: str, controlnets
             )
         notes.append(f"the {kind} {name} is not installed yet: the backend downloads it first (this can take a while)")
     return notes
+
+
+def guess_family(model_id: str) -> str | None:
+    """The family a model id's name suggests, for a default size before the backend is asked (the
+    backend's ``/v1/models`` is the authority: see ``core.model_list``). None when the name says nothing."""
+    name = model_id.lower()
+    if name.startswith(BUILTIN_PREFIX):
+        return "flux" if "flux" in name else "sd15"
+    if "flux" in name:
+        return None if ("flux.2" in name or "flux2" in name) else ("flux-schnell" if "schnell" in name else "flux")
+    if "z-image" in name or "zimage" in name:
+        return "zimage"
+    if "qwen-image" in name or "qwenimage" in name:
+        return "qwen"
+    if "sdxl" in name or "stable-diffusion-xl" in name or "-xl" in name or "_xl" in name or "pony" in name:
+        return "sdxl"
+    if "stable-diffusion-v1" in name or "sd15" in name or "sd-1.5" in name or "v1-5" in name:
+        return "sd15"
+    return None

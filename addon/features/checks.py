@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from ..core import backend_process, preflight
+from ..core import backend_process, model_list, preflight
 from ..core.client import BackendClient
 from ..core.errors import BackendUnavailable, ScenecastError
 from ..core.jobspec import MAX_SIDE
@@ -34,7 +34,9 @@ def backend_facts(server: str, token: str | None) -> tuple[dict[str, Any], list[
     except BackendUnavailable:
         return None
     client.timeout = 30.0  # listing scans the caches and the models folders
-    return health, client.models()
+    models = client.models()
+    model_list.store(server, models)  # the panel's search lists use it too
+    return health, models
 
 
 # ------------------------------------------------------------------ why an operator is greyed out
