@@ -211,7 +211,7 @@ class Handler(BaseHTTPRequestHandler):
             running = next((j.id for j in self.server.jobs.values() if j.status == "running"), None)
             return self._json(200, {"status": "ok", "version": "0.1.0", "protocol": self.server.protocol,
                                     "device": "cpu", "dtype": "float32", "queue": 0, "running": running,
-                                    **self.server.health_extra})
+                                    "max_side": 2048, **self.server.health_extra})
         if not self._authorised():
             return
         if parts == ["v1", "models"]:
