@@ -36,7 +36,7 @@ def test_offline_without_a_wheel_folder_says_to_allow_online_access(prefs, sc_mo
     prefs.backend_wheels = ""
     with pytest.raises(RuntimeError, match="Allow Online Access"):
         bpy.ops.scenecast.install_backend()
-    venv = Path(sc_module("ui.install_backend_op").venv_dir())
+    venv = Path(sc_module("ui.operators.install_backend").venv_dir())
     assert not venv.exists()
 
 
@@ -55,8 +55,8 @@ def test_a_wheel_folder_without_torch_names_it_and_changes_nothing(prefs, sc_mod
     with pytest.raises(RuntimeError, match=r"torch==2\.13\.0 is not available from .*wheels"):
         bpy.ops.scenecast.install_backend()
     assert prefs.backend_python == "/keep/this/python"
-    assert not Path(sc_module("ui.install_backend_op").venv_dir()).exists()
-    log = Path(sc_module("ui.preferences").log_path()).parent / "install.log"
+    assert not Path(sc_module("ui.operators.install_backend").venv_dir()).exists()
+    log = Path(sc_module("blender.settings").log_path()).parent / "install.log"
     assert "PyTorch" in log.read_text() and "offline, only from" in log.read_text()
 
 
