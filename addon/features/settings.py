@@ -21,8 +21,8 @@ import bpy
 
 from ..blender import settings as blender_settings
 from ..core import backend_process, model_list
-from ..core.preflight import fit_size
 from ..core.jobspec import validate_size
+from ..core.preflight import fit_size
 from ..core.remote_job import JobRequest
 
 #: ControlNet unit types made from the scene, which are also the image keys they travel under.
