@@ -98,20 +98,31 @@ def model_entry(models: Iterable[Mapping[str, Any]], model_id: str) -> Mapping[s
     return None
 
 
+_KIND_OF = {"model": "base", "ControlNet": "controlnet", "LoRA": "lora"}
+
+
+def _is_path(name: str) -> bool:
+    """A file or folder path rather than an installed name or a hub id ("org/name")."""
+    return (name.startswith(("/", "~", ".", "\\")) or (len(name) > 2 and name[1] == ":" and name[2] in "\\/")
+            or ("/" in name or "\\" in name) and name.lower().endswith(".safetensors"))
+
+
 def check_installed(models: Sequence[Mapping[str, Any]], model: str, controlnets: Iterable[str], *,
-                    offline: bool) -> list[str]:
+                    offline: bool, loras: Iterable[str] = ()) -> list[str]:
     """Notes about models the backend will download; ``ModelNotInstalled`` when offline and one of
-    ``model`` / ``controlnets`` (explicit ControlNet ids) is not installed."""
+    ``model`` / ``controlnets`` (explicit ControlNet ids) / ``loras`` is not installed. File and folder
+    paths are left to the backend (only it knows its own file system)."""
     notes: list[str] = []
-    for kind, name in [("model", model)] + [("ControlNet", c) for c in controlnets]:
-        if not name or name.startswith(BUILTIN_PREFIX):
+    named = [("model", model)] + [("ControlNet", c) for c in controlnets] + [("LoRA", x) for x in loras]
+    for kind, name in named:
+        if not name or name.startswith(BUILTIN_PREFIX) or _is_path(name):
             continue
         entry = model_entry(models, name)
         if entry is not None and entry.get("installed", True):
             continue
         if offline:
             installed = sorted(str(m.get("id")) for m in models if m.get("installed", True)
-                               and m.get("kind", "base") == ("base" if kind == "model" else "controlnet"))
+                               and m.get("kind", "base") == _KIND_OF[kind])
             raise ModelNotInstalled(
                 f"the {kind} {name!r} is not installed on the backend and online access is off",
                 "turn on Preferences › System › Allow Online Access (or download it once), add its folder to"

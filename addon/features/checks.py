@@ -74,12 +74,12 @@ def check_meshes(objects: Iterable[Any], what: str) -> None:
 
 
 def before_render(fields: Mapping[str, Any], width: int, height: int, units: Iterable[Mapping[str, Any]] = (),
-                  ) -> list[str]:
+                  loras: Iterable[Mapping[str, Any]] = ()) -> list[str]:
     """Check a run before its passes are rendered; returns notes (e.g. a model that will download).
 
     ``fields`` are the ``JobRequest`` fields (``features.settings.request_fields``)."""
     try:
-        return _before_render(fields, width, height, units)
+        return _before_render(fields, width, height, units, loras)
     except ScenecastError:
         _blocked[0] += 1
         raise
@@ -93,7 +93,8 @@ def renders_blocked_by() -> int:
     return _blocked[0]
 
 
-def _before_render(fields: Mapping[str, Any], width: int, height: int, units: Iterable[Mapping[str, Any]]) -> list[str]:
+def _before_render(fields: Mapping[str, Any], width: int, height: int, units: Iterable[Mapping[str, Any]],
+                   loras: Iterable[Mapping[str, Any]]) -> list[str]:
     preflight.check_size(width, height, max_side=MAX_SIDE)  # no network needed for the plain limits
     server = str(fields.get("server") or backend_process.DEFAULT_URL)
     facts = backend_facts(server, fields.get("token"))
@@ -115,4 +116,5 @@ def _before_render(fields: Mapping[str, Any], width: int, height: int, units: It
     preflight.check_size(width, height, family=family, max_side=int(health.get("max_side") or MAX_SIDE))
     controlnets = [str(u["model"]) for u in units if u.get("model")]
     # The default model offline falls back to builtin:tiny with a note (core.remote_job.choose_model).
-    return preflight.check_installed(models, explicit, controlnets, offline=bool(fields.get("offline")))
+    return preflight.check_installed(models, explicit, controlnets, offline=bool(fields.get("offline")),
+                                     loras=[str(x["name"]) for x in loras if x.get("name")])

@@ -54,7 +54,7 @@ def prepare(scene: bpy.types.Scene, settings: JobSettings, camera: bpy.types.Obj
     problem = checks.camera_problem(scene, camera)
     if problem is not None:
         raise problem
-    checks.before_render(settings.fields, settings.width, settings.height, settings.units)
+    checks.before_render(settings.fields, settings.width, settings.height, settings.units, settings.loras)
     passes = extract_passes(scene, camera, (settings.width, settings.height))
     return settings.request(images=passes.control, name=scene.name)
 

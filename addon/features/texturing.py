@@ -119,7 +119,7 @@ def texture_objects(scene: bpy.types.Scene, objects: Sequence[bpy.types.Object],
     if isinstance(views, int) and views < 1:
         raise ProjectionError(f"views must be at least 1, got {views}: pass views=1 or more")
     checks.before_render(settings.request_fields, int(settings.base_params["width"]),
-                         int(settings.base_params["height"]), settings.units)
+                         int(settings.base_params["height"]), settings.units, settings.base_params.get("loras") or ())
     held = Held(scene, [*objects, *(user_cameras or [])], what="Texture Objects")
     progress = Progress(unit="view")
     projector = Projector(objects, settings.texture_size)  # validates; adds UVs where missing (notes)

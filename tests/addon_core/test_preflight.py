@@ -122,3 +122,19 @@ def test_a_web_server_is_named_as_not_a_scenecast_backend(status):
     assert isinstance(err.value, ScenecastError)
     assert "not a Scenecast backend" in err.value.message and "<html" not in str(err.value)
     assert "Backend URL" in err.value.fix
+
+
+def test_a_lora_missing_offline_is_refused_naming_installed_loras():
+    models = MODELS + [{"id": "watercolor.safetensors", "kind": "lora", "family": "sd15", "installed": True}]
+    with pytest.raises(preflight.ModelNotInstalled) as err:
+        preflight.check_installed(models, "builtin:tiny", [], offline=True, loras=["ink.safetensors"])
+    assert "LoRA 'ink.safetensors'" in err.value.message and "watercolor.safetensors" in err.value.fix
+    assert preflight.check_installed(models, "builtin:tiny", [], offline=True, loras=["watercolor.safetensors"]) == []
+
+
+@pytest.mark.parametrize("path", ["/models/ink.safetensors", "~/loras/ink.safetensors", r"C:\models\ink.safetensors",
+                                  "loras/ink.safetensors", "./my-model"])
+def test_paths_are_left_to_the_backend(path):
+    assert preflight.check_installed(MODELS, "builtin:tiny", [path], offline=True, loras=[path]) == []
+    with pytest.raises(preflight.ModelNotInstalled):  # a hub id is a name, not a path
+        preflight.check_installed(MODELS, "someone/lora", [], offline=True)

@@ -87,6 +87,9 @@ def test_a_model_that_is_not_installed_offline_is_refused_before_rendering(api, 
         api.generate(scene, prompt="x", server=fake.url, model="realisticVision.safetensors", width=64, height=64,
                      units=UNITS)
     assert "dreamshaper_8.safetensors" in info.value.fix
+    with pytest.raises(preflight.ModelNotInstalled, match="LoRA 'ink.safetensors'"):
+        api.generate(scene, prompt="x", server=fake.url, model="builtin:tiny", width=64, height=64, units=UNITS,
+                     loras=[{"name": "ink.safetensors", "weight": 0.8}])
     with pytest.raises(preflight.ModelNotInstalled, match="ControlNet 'missing_depth.safetensors'"):
         api.generate(scene, prompt="x", server=fake.url, model="builtin:tiny", width=64, height=64,
                      units=[{**UNITS[0], "model": "missing_depth.safetensors"}])
