@@ -81,9 +81,9 @@ def test_unit_models_loras_and_the_sampler_reach_the_job_spec(api, scene, fake):
     assert nets[0]["model"] == "control_v11f1p_sd15_depth.safetensors" and "model" not in nets[1]
     # api arguments override the scene's
     request = api.prepare(scene, prompt="x", server=fake.url, model="dreamshaper_8.safetensors", width=64, height=64,
-                          scheduler="ddim", loras=[{"name": "other.safetensors", "weight": 1.2}])
+                          scheduler="ddim", loras=[{"name": "watercolor.safetensors", "weight": 1.2}])
     spec = spec_of(request)
-    assert spec["scheduler"] == "ddim" and spec["loras"] == [{"name": "other.safetensors", "weight": 1.2}]
+    assert spec["scheduler"] == "ddim" and spec["loras"] == [{"name": "watercolor.safetensors", "weight": 1.2}]
 
 
 def test_the_default_size_follows_the_render_resolution_until_the_user_sets_one(api, scene, fake):
