@@ -26,6 +26,7 @@ from .blender.frame_run import FrameOptions, FramesResult
 from .core.conventions import DepthRange
 from .core.remote_job import JobFailed, JobOutcome, JobRequest, run_job
 from .features import generate as _generate
+from .features import presets as _presets
 from .features import stylize as _stylize
 from .features import texturing as _texturing
 from .features.base import run_blocking
@@ -42,6 +43,7 @@ __all__ = [
     "prepare",
     "project",
     "restore_materials",
+    "save_preset",
     "texture_objects",
     "run_job",
     "stylize_frame",
@@ -115,12 +117,16 @@ def prepare(
     preview_every: int | None = None,
     reference: Any = None,
     reference_weight: float | None = None,
+    *,
+    scheduler: str | None = None,
+    loras: Iterable[Mapping[str, Any]] | None = None,
 ) -> JobRequest:
     """Main-thread half of a generation: extract passes, encode them, gather settings into a request."""
     settings = resolve(scene, defaults=GENERATE, prompt=prompt, preset=preset, model=model, server=server,
                        negative_prompt=negative_prompt, seed=seed, steps=steps, width=width, height=height,
                        units=units, timeout=timeout, guidance=guidance, preview_every=preview_every,
-                       reference=_single_reference(reference), reference_weight=reference_weight)
+                       reference=_single_reference(reference), reference_weight=reference_weight,
+                       scheduler=scheduler, loras=loras)
     return _generate.prepare(scene, settings, camera)
 
 
@@ -149,6 +155,9 @@ def generate(
     preview_every: int | None = None,
     reference: Any = None,
     reference_weight: float | None = None,
+    *,
+    scheduler: str | None = None,
+    loras: Iterable[Mapping[str, Any]] | None = None,
 ) -> list[bpy.types.Image]:
     """Extract passes, run a job on the backend and return the results as saved Blender images.
 
@@ -158,14 +167,19 @@ def generate(
     (from another thread) to cancel the job on the server. Raises ``ValueError`` for bad arguments,
     ``core.client.ScenecastError`` (``.message``, ``.fix``) when the backend cannot be reached and
     :class:`JobFailed` when the job fails or is cancelled; the scene is left as it was in every case.
-    Notes the user should see (offline model, backend started) are printed. ``reference``: a style/
-    reference image (file path, Blender image or uint8 array; IP-Adapter, SD1.5/SDXL models) at
-    ``reference_weight`` (0..2); default: the scene's Reference Image.
+    Notes the user should see (offline model, backend started) are printed. ``scheduler``: one of
+    ``core.jobspec.SCHEDULERS`` (default: the scene's, else the preset's or the backend's); ``loras``:
+    ``[{"name": id or file name, "weight": 1.0}]`` (default: the scene's LoRAs list). Before any pass is
+    rendered, ``features.checks`` refuses what the backend would (size, model not installed offline,
+    backend not reachable), with the fix. ``reference``: a style/reference image (file path, Blender
+    image or uint8 array; IP-Adapter on SD1.5/SDXL, Redux on FLUX.1) at ``reference_weight`` (0..2);
+    default: the scene's Reference Image.
     """
     settings = resolve(scene, defaults=GENERATE, prompt=prompt, preset=preset, model=model, server=server,
                        negative_prompt=negative_prompt, seed=seed, steps=steps, width=width, height=height,
                        units=units, timeout=timeout, guidance=guidance, preview_every=preview_every,
-                       reference=_single_reference(reference), reference_weight=reference_weight)
+                       reference=_single_reference(reference), reference_weight=reference_weight,
+                       scheduler=scheduler, loras=loras)
     run = _generate.generate(scene, settings, camera)
     result = run_blocking(run, on_event=on_event, cancel=cancel)
     _notes(run.notes)
@@ -355,3 +369,10 @@ def stylize_frames(
     result: FramesResult = run_blocking(run, on_event=on_event, cancel=cancel,
                                         on_status=lambda text: print(f"Scenecast: {text}"))
     return result
+
+
+def save_preset(scene: bpy.types.Scene, name: str, *, description: str = "", overwrite: bool = False) -> str:
+    """Save the scene's Scenecast settings (negative prompt, steps, guidance, sampler, LoRAs, ControlNet
+    units) as the preset ``name`` in the user's presets folder (not inside the installed extension);
+    it is listed with the shipped presets from then on. Returns the file's path."""
+    return str(_presets.save_preset(scene, name, description=description, overwrite=overwrite))

@@ -59,6 +59,15 @@ def log_path() -> str:
     return os.path.join(folder, "backend.log")
 
 
+def user_preset_dir() -> str:
+    """The user's presets folder: the extension's user folder (kept across updates of the extension),
+    else Blender's user config folder when the add-on is not installed as an extension."""
+    try:
+        return bpy.utils.extension_path_user(ADDON_ID, path="presets", create=True)
+    except (ValueError, AttributeError, OSError):  # not installed as an extension
+        return bpy.utils.user_resource("CONFIG", path=os.path.join("scenecast", "presets"), create=True)
+
+
 def preferences(context: Any = None) -> Preferences:
     """The current preferences (defaults when the add-on is not registered). Main thread only."""
     ctx = context or bpy.context
@@ -68,7 +77,7 @@ def preferences(context: Any = None) -> Preferences:
     if prefs is None:
         return Preferences(log_path=log_path(), offline=offline)
     return Preferences(
-        server=prefs.server_url.strip() or backend_process.DEFAULT_URL,
+        server=backend_process.normalize_url(prefs.server_url),
         token=prefs.token,
         ca_file=bpy.path.abspath(prefs.ca_file) if prefs.ca_file else "",
         backend_python=bpy.path.abspath(prefs.backend_python) if prefs.backend_python else "",

@@ -58,15 +58,26 @@ DEFAULT_IDLE_EXIT = 300.0
 _LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1", "[::1]"}
 
 
+def normalize_url(url: str) -> str:
+    """``url`` with ``http://`` in front when typed without a scheme ("127.0.0.1:7437", "localhost:7437"),
+    surrounding blanks and trailing slashes removed; empty: :data:`DEFAULT_URL`."""
+    url = url.strip()
+    if not url:
+        return DEFAULT_URL
+    if "://" not in url:
+        url = "http://" + url
+    return url.rstrip("/")
+
+
 def is_local_url(url: str) -> bool:
     """True when ``url`` names this machine (loopback), so a backend for it may be started here."""
-    host = urllib.parse.urlsplit(url).hostname or ""
+    host = urllib.parse.urlsplit(normalize_url(url)).hostname or ""
     return host.lower() in _LOCAL_HOSTS
 
 
 def url_port(url: str) -> int:
     """The TCP port of ``url`` (80/443 when it names none)."""
-    parts = urllib.parse.urlsplit(url)
+    parts = urllib.parse.urlsplit(normalize_url(url))
     if parts.port is not None:
         return parts.port
     return 443 if parts.scheme == "https" else 80

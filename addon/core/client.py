@@ -212,8 +212,21 @@ class BackendClient:
     # ----------------------------------------------------------------------------- endpoints
 
     def health(self) -> dict[str, Any]:
-        """``/v1/health``; raises ``BackendUnavailable`` or ``ProtocolMismatch`` with what to do."""
-        info = self._json("GET", "/v1/health")
+        """``/v1/health``; raises ``BackendUnavailable`` or ``ProtocolMismatch`` with what to do (also when
+        something answers that is not a Scenecast backend: a web server's HTML page, another API)."""
+        try:
+            info = self._json("GET", "/v1/health")
+        except AuthError:
+            raise
+        except BackendError as exc:
+            if exc.code:  # a Scenecast error body: the backend's own message and fix
+                raise
+            answer = f"HTTP {exc.status}" if exc.status else "an answer that is not JSON"
+            raise ProtocolMismatch(
+                f"{self.url} answers, but it is not a Scenecast backend (GET /v1/health gave {answer})",
+                "check the Backend URL in Preferences › Add-ons › Scenecast: the backend's default is"
+                f" {DEFAULT_URL}; start it there (Start Backend), or type the host:port it prints when it starts",
+            ) from None
         if not isinstance(info, dict) or "protocol" not in info:
             raise ProtocolMismatch(
                 f"the server at {self.url} does not say which protocol it speaks",

@@ -86,6 +86,7 @@ def build_job_spec(
     preview_every: int = 0,
     name: str | None = None,
     reference: Sequence[Mapping[str, Any]] = (),
+    loras: Sequence[Mapping[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """A protocol-1 job spec dict (JSON-ready); see the module doc for how ``preset`` and ``units`` merge.
 
@@ -119,6 +120,8 @@ def build_job_spec(
             spec[key] = DEFAULTS[key]
     if name is not None:
         spec["name"] = name
+    if loras:  # the caller's LoRAs replace the preset's
+        spec["loras"] = [_lora(lora, i) for i, lora in enumerate(loras)]
     _check_common(spec, "the job")
 
     new_units = [_unit(u, i) for i, u in enumerate(units)]
@@ -150,10 +153,28 @@ def image_keys(spec: Mapping[str, Any]) -> set[str]:
     return keys
 
 
-def preset_dirs() -> list[Path]:
-    """Where presets live: ``<add-on>/presets`` when installed, the checkout's ``presets/`` in development."""
+#: The user's own presets folder (``set_user_preset_dir``; the add-on sets it when it registers).
+_user_preset_dir: list[Path] = []
+
+
+def set_user_preset_dir(folder: str | Path | None) -> None:
+    """Where the user's own presets live (outside the installed extension, which an update replaces)."""
+    _user_preset_dir[:] = [Path(folder)] if folder else []
+
+
+def user_preset_dir() -> Path | None:
+    return _user_preset_dir[0] if _user_preset_dir else None
+
+
+def shipped_preset_dirs() -> list[Path]:
+    """``<add-on>/presets`` when installed, the checkout's ``presets/`` in development."""
     package = Path(__file__).resolve().parent.parent
     return [d for d in (package / "presets", package.parent / "presets") if d.is_dir()]
+
+
+def preset_dirs() -> list[Path]:
+    """Where presets live: the shipped ones first (their names win), then the user's own folder."""
+    return shipped_preset_dirs() + [d for d in _user_preset_dir if d.is_dir()]
 
 
 def available_presets(directories: Sequence[Path] | None = None) -> dict[str, Path]:
@@ -183,6 +204,20 @@ def load_preset(name: str, directories: Sequence[Path] | None = None) -> dict[st
 
 
 # ------------------------------------------------------------------------------------- helpers
+
+
+#: At most this many LoRAs per job (backend/spec.py: ``loras`` max_length).
+MAX_LORAS = 8
+
+
+def _lora(lora: Mapping[str, Any], index: int) -> dict[str, Any]:
+    """One ``{name, weight}`` LoRA reference, checked as the backend will (weight -4..4)."""
+    if index >= MAX_LORAS:
+        raise SpecError(f"more than {MAX_LORAS} LoRAs", f"use at most {MAX_LORAS}")
+    name = str(lora.get("name") or "").strip()
+    if not name:
+        raise SpecError(f"LoRA {index + 1} has no name", "pick an installed LoRA or type its hub id / file name")
+    return {"name": name, "weight": _float_in(f"LoRA {name} weight", lora.get("weight", 1.0), -4.0, 4.0)}
 
 
 def _int_in(name: str, value: Any, lo: int, hi: int) -> int:

@@ -20,6 +20,7 @@ from ..blender.extract import extract_passes as _extract_passes
 from ..blender.held import Held
 from ..core.job_chain import JobSteps
 from ..core.remote_job import JobOutcome, JobRequest
+from . import checks
 from .base import FeatureRun, Progress
 from .settings import JobSettings
 
@@ -48,7 +49,12 @@ def prepare(scene: bpy.types.Scene, settings: JobSettings, camera: bpy.types.Obj
     """Main-thread half of a generation: the passes under their conventional keys, and the request.
 
     Every control image travels under its key (presets name them so); the worker half encodes and
-    sends only the ones the spec refers to."""
+    sends only the ones the spec refers to. ``features.checks`` runs first: nothing is rendered for a
+    job the backend would refuse."""
+    problem = checks.camera_problem(scene, camera)
+    if problem is not None:
+        raise problem
+    checks.before_render(settings.fields, settings.width, settings.height, settings.units, settings.loras)
     passes = extract_passes(scene, camera, (settings.width, settings.height))
     return settings.request(images=passes.control, name=scene.name)
 

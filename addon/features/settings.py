@@ -21,7 +21,9 @@ import bpy
 
 from ..blender import image_pixels
 from ..blender import settings as blender_settings
+from ..core import backend_process, model_list
 from ..core.jobspec import REFERENCE_KEY, validate_size
+from ..core.preflight import fit_size
 from ..core.remote_job import JobRequest
 
 #: ControlNet unit types made from the scene, which are also the image keys they travel under.
@@ -69,6 +71,9 @@ class JobSettings:
     preview_every: int
     units: tuple[dict[str, Any], ...]
     fields: dict[str, Any] = field(default_factory=dict)
+    # --- model options (issue 13): the sampler and LoRAs; None / () leave the preset's or the default
+    scheduler: str | None = None
+    loras: tuple[dict[str, Any], ...] = ()
     # -- reference image (IP-Adapter): see the "reference images" block below
     reference: tuple[dict[str, Any], ...] = ()  # stage `reference` entries, image key REFERENCE_KEY
     reference_image: Any = None  # H x W x 3 uint8, or FIRST_VIEW (set per job by the feature)
@@ -80,13 +85,25 @@ class JobSettings:
 
     @property
     def params(self) -> dict[str, Any]:
-        return {
+        params = {
             "prompt": self.prompt, "negative_prompt": self.negative_prompt, "seed": self.seed, "steps": self.steps,
             "guidance": self.guidance, "width": self.width, "height": self.height, "preset": self.preset,
             "preview_every": self.preview_every,
             **({"reference": [dict(r) for r in self.reference]}
                if self.reference and not self.first_view_reference else {}),
         }  # fmt: skip
+        params.update(self.model_options)
+        return params
+
+    @property
+    def model_options(self) -> dict[str, Any]:
+        """The job fields of the model options that are set (issue 13): ``scheduler``, ``loras``."""
+        options: dict[str, Any] = {}
+        if self.scheduler is not None:
+            options["scheduler"] = self.scheduler
+        if self.loras:
+            options["loras"] = [dict(lora) for lora in self.loras]
+        return options
 
     def request(self, images: Mapping[str, Any] | None = None, name: str = "", **changes: Any) -> JobRequest:
         """A ``JobRequest`` of these settings; ``changes``: params/units/other fields to replace."""
@@ -110,7 +127,30 @@ def _pick(value: Any, settings: Any, name: str, default: Any) -> Any:
 def _scene_units(settings: Any) -> list[dict[str, Any]] | None:
     if settings is None or not len(settings.units):
         return None
-    return [{"type": u.type, "weight": u.weight, "start": u.start, "end": u.end} for u in settings.units if u.enabled]
+    units = []
+    for u in settings.units:
+        if u.enabled:
+            unit = {"type": u.type, "weight": u.weight, "start": u.start, "end": u.end}
+            if getattr(u, "model", "").strip():  # empty: the family's default ControlNet for the type
+                unit["model"] = u.model.strip()
+            units.append(unit)
+    return units
+
+
+# --- model options (issue 13): scheduler and LoRAs from the call, else the scene -------------------
+
+#: ``Scene.scenecast.scheduler`` when the preset's (or the backend's default) sampler applies.
+DEFAULT_SCHEDULER = "DEFAULT"
+
+
+def _scene_scheduler(settings: Any) -> str | None:
+    value = getattr(settings, "scheduler", DEFAULT_SCHEDULER) if settings is not None else DEFAULT_SCHEDULER
+    return None if value == DEFAULT_SCHEDULER else str(value)
+
+
+def _scene_loras(settings: Any) -> list[dict[str, Any]]:
+    return [{"name": lora.name.strip(), "weight": float(lora.weight)} for lora in getattr(settings, "loras", ())
+            if lora.enabled and lora.name.strip()]
 
 
 def request_fields(
@@ -123,7 +163,7 @@ def request_fields(
     s = blender_settings.scene_settings(scene) if scene is not None else None
     scene_model = s.model.strip() if s is not None and s.model.strip() else None
     return {
-        "server": server or prefs.server,
+        "server": backend_process.normalize_url(server or prefs.server),
         "output_dir": output_dir or blender_settings.output_dir(prefs),
         "model": model or scene_model,
         "default_model": prefs.default_model,
@@ -195,6 +235,8 @@ def resolve(
     output_dir: str | None = None,
     reference: Any = None,
     reference_weight: float | None = None,
+    scheduler: str | None = None,
+    loras: Iterable[Mapping[str, Any]] | None = None,
 ) -> JobSettings:
     """The feature's settings; raises ``ValueError`` naming the fix before anything is changed.
 
@@ -204,6 +246,9 @@ def resolve(
     text = _pick(prompt, s, "prompt", "")
     if not isinstance(text, str) or not text.strip():
         raise ValueError("the prompt is empty: type what the image should show in Scenecast › Prompt, or pass prompt=")
+    fields = request_fields(scene, prefs, model=model, server=server, timeout=timeout, output_dir=output_dir)
+    if width is None and height is None and (s is None or getattr(s, "size_from_render", False)):
+        width, height = render_size(scene, fields["model"] or fields["default_model"], fields["server"])
     w, h = validate_size(_pick(width, s, "width", 512), _pick(height, s, "height", 512))
     if preset is None and defaults.scene_preset and s is not None and s.preset != blender_settings.NO_PRESET:
         preset = s.preset
@@ -232,7 +277,22 @@ def resolve(
         preset=dict(preset) if isinstance(preset, Mapping) else preset,
         preview_every=int(_pick(preview_every, s, "preview_every", 0)),
         units=tuple(unit_list),
-        fields=request_fields(scene, prefs, model=model, server=server, timeout=timeout, output_dir=output_dir),
+        fields=fields,
+        scheduler=scheduler if scheduler is not None else _scene_scheduler(scene_values),
+        loras=tuple(dict(lora) for lora in (loras if loras is not None else _scene_loras(s))),
         reference=ref_entries,
         reference_image=ref_image,
     )
+
+
+# --- default size from the scene's render resolution (issue 13) -------------------------------------
+
+
+def render_size(scene: bpy.types.Scene, model: str, server: str | None = None) -> tuple[int, int]:
+    """The default size: the scene's render resolution (× its %) with its aspect, the longest side at
+    most the model family's default (``core.preflight.fit_size``), sides rounded to the family's
+    multiple. The family comes from the backend's cached model list, else from the model's name."""
+    r = scene.render
+    scale = r.resolution_percentage / 100.0
+    family = model_list.family_of(model, server)
+    return fit_size(round(r.resolution_x * scale), round(r.resolution_y * scale), family=family)

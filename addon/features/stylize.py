@@ -28,6 +28,7 @@ from ..core.job_chain import JobSteps
 from ..core.jobspec import build_job_spec
 from ..core.remote_job import JobFailed, JobOutcome, JobRequest
 from .base import FeatureRun, Progress
+from . import checks
 from .generate import extract_passes, load_results
 from .settings import JobSettings
 
@@ -102,6 +103,8 @@ def stylize_frame(scene: bpy.types.Scene, settings: JobSettings, camera: bpy.typ
     background = (camera or scene.camera) if camera_background else None
     if camera_background and background is None:
         raise ValueError("no camera to put the background image on: set the scene camera")
+    look.check()
+    checks.before_render(settings.fields, settings.width, settings.height, settings.units, settings.loras)
     request = prepare_frame(scene, settings, camera, look)
     held = Held(scene, [background] if background is not None else [], what="Stylize Frame")
     background_name = background.name if background is not None else None  # a name across the yield
@@ -125,6 +128,7 @@ def start_frames(scene: bpy.types.Scene, settings: JobSettings, frame_start: int
                  shot_range: tuple[int, int] | None = None, options: FrameOptions | None = None) -> FrameRun:
     """A :class:`FrameRun` for the range (main thread); the depth range: given, else the scene's Set
     Depth Range, else the bounds over ``shot_range`` (default: the scene's frame range)."""
+    checks.before_render(settings.fields, settings.width, settings.height, settings.units, settings.loras)
     source = "given"
     if depth_range is not None and not isinstance(depth_range, DepthRange):
         depth_range = DepthRange(*depth_range)

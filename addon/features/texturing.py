@@ -39,6 +39,7 @@ from ..core.job_chain import JobSteps
 from ..core.jobspec import REFERENCE_KEY
 from ..core.remote_job import JobOutcome, JobRequest
 from ..core.texture_blend import fill_unseen
+from . import checks
 from .base import FeatureRun, Progress
 from .settings import DEPTH_EDGES_UNITS, FIRST_VIEW, TEXTURING, JobSettings, resolve
 
@@ -117,10 +118,14 @@ def texture_objects(scene: bpy.types.Scene, objects: Sequence[bpy.types.Object],
                     views: int | Sequence[bpy.types.Object] = 6,
                     elevations: Sequence[float] = camera_rig.DEFAULT_ELEVATIONS) -> FeatureRun[TextureResult]:
     """The Texture Objects run; everything is validated now, before anything changes."""
+    objects = list(objects)
+    checks.check_meshes(objects, "Texture Objects")
     objects = check_objects(objects, scene)
     user_cameras = None if isinstance(views, int) else check_cameras(views)
     if isinstance(views, int) and views < 1:
         raise ProjectionError(f"views must be at least 1, got {views}: pass views=1 or more")
+    checks.before_render(settings.request_fields, int(settings.base_params["width"]),
+                         int(settings.base_params["height"]), settings.units, settings.base_params.get("loras") or ())
     held = Held(scene, [*objects, *(user_cameras or [])], what="Texture Objects")
     progress = Progress(unit="view")
     projector = Projector(objects, settings.texture_size)  # validates; adds UVs where missing (notes)

@@ -10,7 +10,8 @@ from __future__ import annotations
 import bpy
 
 from ..blender import held
-from ..core import backend_process
+from ..blender import settings as blender_settings
+from ..core import backend_process, jobspec
 from . import job_operator, operators, panels, preferences, properties
 from .operators import backend
 
@@ -28,6 +29,7 @@ def register() -> None:
         bpy.utils.register_class(cls)
     properties.register_properties()
     held.register()
+    jobspec.set_user_preset_dir(blender_settings.user_preset_dir())  # the user's presets (issue 13)
 
 
 def unregister() -> None:
@@ -35,6 +37,7 @@ def unregister() -> None:
     backend.forget_start()
     backend_process.stop_started()
     held.unregister()
+    jobspec.set_user_preset_dir(None)
     properties.unregister_properties()
     for cls in reversed(CLASSES):
         bpy.utils.unregister_class(cls)

@@ -219,7 +219,28 @@ def active() -> JobDriver | None:
 
 def can_start(context: bpy.types.Context) -> bool:
     """The one poll guard: a scene to work on, and no run going."""
-    return context.scene is not None and not _active
+    return why_not(context) is None
+
+
+#: Why a run cannot start while another runs (poll message and the error of a second start).
+ALREADY_RUNNING = "Scenecast is already running: wait for it or cancel it (Esc) first"
+
+
+def why_not(context: bpy.types.Context) -> str | None:
+    """Why no run can start now (the poll guard's reason), or None."""
+    if context.scene is None:
+        return "no scene: run this from a window showing a scene"
+    if _active:
+        return ALREADY_RUNNING
+    return None
+
+
+def poll_with_reason(cls: Any, reason: Any) -> bool:
+    """For ``poll``: False with ``reason`` (text or error) shown on the greyed-out button, else True."""
+    if reason is None:
+        return True
+    cls.poll_message_set(str(reason))
+    return False
 
 
 def cancel_active() -> bool:
@@ -282,14 +303,14 @@ class JobOperator(bpy.types.Operator):
 
     @classmethod
     def poll(cls, context: bpy.types.Context) -> bool:
-        return can_start(context)
+        return poll_with_reason(cls, why_not(context))
 
     def invoke(self, context: bpy.types.Context, event: bpy.types.Event) -> set[Result]:
         return self.execute(context)
 
     def execute(self, context: bpy.types.Context) -> set[Result]:
         if _active:
-            self.report({"ERROR"}, "Scenecast is already running: wait for it or cancel it (Esc) first")
+            self.report({"ERROR"}, ALREADY_RUNNING)
             return {"CANCELLED"}
         try:
             run = self.make_run(context)

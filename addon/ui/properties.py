@@ -23,8 +23,9 @@ from bpy.props import (
     StringProperty,
 )
 
+from ..blender import settings as blender_settings
 from ..blender.settings import NO_CLASS, NO_PRESET
-from ..core import jobspec
+from ..core import jobspec, model_list
 from ..core.segmentation import ADE20K_CLASSES
 
 #: ControlNet unit types the add-on can produce from the scene (the keys of ``Passes.control``).
@@ -54,13 +55,16 @@ _preset_items_cache: list[tuple[str, str, str]] = []
 
 
 def available_presets() -> list[tuple[str, str]]:
-    """``(name, description)`` of the presets shipped in the package's ``presets/`` folder."""
+    """``(name, description)`` of the shipped presets and the user's own (user folder, marked "yours")."""
     out = []
+    user = jobspec.user_preset_dir()
     for name, path in jobspec.available_presets().items():
         try:
             description = str(json.loads(path.read_text(encoding="utf-8")).get("description", ""))
         except (OSError, ValueError):
             description = "(unreadable: generating with it reports why)"
+        if user is not None and path.parent == user:
+            description = f"(yours, {path}) {description}"
         out.append((name, description))
     return out
 
@@ -70,6 +74,52 @@ def _class_items() -> list[tuple[str, str, str]]:
     for name in sorted(ADE20K_CLASSES):
         items.append((name, name.title(), f"ADE20K class '{name}'"))
     return items
+
+
+# --- installed-model search lists (issue 13) ----------------------------------------------------------
+# Blender calls these while drawing a search menu: they answer from core.model_list's cache at once and
+# refresh it in the background (GET /v1/models), so a slow or absent backend never blocks the UI.
+# Any text may be typed too (search_options SUGGESTION): a hub id, a file name, a local path.
+
+
+def _search(kind: str, edit_text: str, extra: tuple[str, ...] = ()) -> list[tuple[str, str]]:
+    prefs = blender_settings.preferences()
+    ids = model_list.ids(prefs.server, kind, prefs.token)
+    text = edit_text.strip().lower()
+    found = [(i, f"installed {kind}") for i in (*extra, *ids) if text in i.lower()]
+    if not ids:
+        why = model_list.error(prefs.server)
+        found.append(("", why or "fetching the backend's model list… (type a hub id or a file name meanwhile)"))
+    return found
+
+
+def _search_models(self: Any, context: Any, edit_text: str) -> list[tuple[str, str]]:
+    return _search("base", edit_text, ("builtin:tiny",))
+
+
+def _search_controlnets(self: Any, context: Any, edit_text: str) -> list[tuple[str, str]]:
+    return _search("controlnet", edit_text)
+
+
+def _search_loras(self: Any, context: Any, edit_text: str) -> list[tuple[str, str]]:
+    return _search("lora", edit_text)
+
+
+SCHEDULER_ITEMS = [("DEFAULT", "Default", "The preset's sampler, else the backend's default (euler_a)")] + [
+    (name, name.replace("_", " ").replace("dpmpp", "DPM++").title().replace("Dpm++", "DPM++"), f"Sampler {name}")
+    for name in jobspec.SCHEDULERS
+]
+
+
+class SCENECAST_PG_lora(bpy.types.PropertyGroup):
+    """One LoRA on the base model: installed name, file or hub id, and its weight."""
+
+    enabled: BoolProperty(name="Enabled", default=True)  # type: ignore[valid-type]
+    name: StringProperty(  # type: ignore[valid-type]
+        name="LoRA", description="An installed LoRA (search), or a hub id / .safetensors file", default="",
+        search=_search_loras,
+    )
+    weight: FloatProperty(name="Weight", default=1.0, min=-4.0, max=4.0, soft_min=0.0, soft_max=1.5)  # type: ignore[valid-type]
 
 
 class SCENECAST_PG_unit(bpy.types.PropertyGroup):
@@ -86,13 +136,28 @@ class SCENECAST_PG_unit(bpy.types.PropertyGroup):
         name="End", description="Fraction of the steps where the unit stops", default=1.0, min=0.0, max=1.0,
         subtype="FACTOR",
     )
+    # --- the unit's ControlNet model (issue 13) ---
+    model: StringProperty(  # type: ignore[valid-type]
+        name="Model", description="The ControlNet model (search the installed ones, or type a hub id / file);"
+                                  " empty: the model family's default for this pass", default="",
+        search=_search_controlnets,
+    )
+
+
+def _size_set(settings: Any, context: Any = None) -> None:
+    """Width or Height was set (UI or script): that size is the user's, not the render's. (A plain
+    function: a lambda in the annotation would run with the annotation's evaluation globals.)"""
+    if settings.size_from_render:
+        settings.size_from_render = False
 
 
 class SCENECAST_PG_scene(bpy.types.PropertyGroup):
     """What the next generation asks for; ``api.generate`` falls back to these for unset arguments."""
 
     model: StringProperty(  # type: ignore[valid-type]
-        name="Model", description="Base model id; empty uses the add-on preference's default model", default="",
+        name="Model", description="Base model: search the backend's installed models (cache, models folders,"
+                                  " builtins) or type a hub id; empty uses the add-on preference's default model",
+        default="", search=_search_models,
     )
     prompt: StringProperty(name="Prompt", default="")  # type: ignore[valid-type]
     negative_prompt: StringProperty(name="Negative", default="")  # type: ignore[valid-type]
@@ -101,9 +166,17 @@ class SCENECAST_PG_scene(bpy.types.PropertyGroup):
     guidance: FloatProperty(name="Guidance", default=7.5, min=0.0, max=30.0)  # type: ignore[valid-type]
     width: IntProperty(  # type: ignore[valid-type]
         name="Width", description="Output width in pixels (a multiple of 8)", default=512, min=64, max=2048, step=8,
+        update=_size_set,
     )
     height: IntProperty(  # type: ignore[valid-type]
         name="Height", description="Output height in pixels (a multiple of 8)", default=512, min=64, max=2048, step=8,
+        update=_size_set,
+    )
+    # --- size from the render (issue 13) ---
+    size_from_render: BoolProperty(  # type: ignore[valid-type]
+        name="Size from Render", default=True,
+        description="Use the scene's render resolution and aspect, fitted to the model (longest side 1024 for"
+                    " SD 1.5, 1536 for SDXL and flow models); setting Width or Height turns this off",
     )
     preset: EnumProperty(name="Preset", items=_preset_items)  # type: ignore[valid-type]
     preview_every: IntProperty(  # type: ignore[valid-type]
@@ -118,6 +191,11 @@ class SCENECAST_PG_scene(bpy.types.PropertyGroup):
     )
     depth_near: FloatProperty(name="Near", default=0.1, min=1e-4, unit="LENGTH")  # type: ignore[valid-type]
     depth_far: FloatProperty(name="Far", default=100.0, min=1e-3, unit="LENGTH")  # type: ignore[valid-type]
+    # --- model options (issue 13): sampler and LoRAs ---
+    scheduler: EnumProperty(name="Sampler", items=SCHEDULER_ITEMS, default="DEFAULT")  # type: ignore[valid-type]
+    loras: CollectionProperty(type=SCENECAST_PG_lora)  # type: ignore[valid-type]
+    active_lora: IntProperty(default=0)  # type: ignore[valid-type]
+
     # -- reference image (IP-Adapter; features/settings.py resolve) --------------------------------------
     reference_image: PointerProperty(  # type: ignore[valid-type]
         name="Reference", type=bpy.types.Image, description="Style/reference image the results take the look of",
@@ -195,7 +273,7 @@ class SCENECAST_PG_frames(bpy.types.PropertyGroup):
 
 
 
-classes = (SCENECAST_PG_unit, SCENECAST_PG_scene, SCENECAST_PG_object, SCENECAST_PG_frames)
+classes = (SCENECAST_PG_lora, SCENECAST_PG_unit, SCENECAST_PG_scene, SCENECAST_PG_object, SCENECAST_PG_frames)
 
 
 def register_properties() -> None:

@@ -6,6 +6,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from ..spec import MAX_SIDE
+
 
 class ErrorDetail(BaseModel):
     code: str
@@ -28,6 +30,7 @@ class Health(BaseModel):
     image_formats: list[str] = Field(default=["image/png", "image/x-scenecast-pixels"],
                                      description="media types accepted for input images and offered for results")
     client_job_ids: bool = Field(default=True, description="PUT /v1/jobs/{id} accepts an id the client chose")
+    max_side: int = Field(default=MAX_SIDE, description="the longest image side a job may ask for, pixels")
 
 
 class ModelList(BaseModel):

@@ -131,6 +131,10 @@ class FakeBackend(ThreadingHTTPServer):
         super().__init__(("127.0.0.1", 0), Handler)
         self.token = token
         self.protocol = protocol
+        #: What GET /v1/models lists and what GET /v1/health adds (tests of the checks before rendering).
+        self.models: list[dict] = [{"id": "builtin:tiny", "kind": "base", "family": "sd15", "source": "builtin",
+                                    "installed": True}]
+        self.health_extra: dict = {}
         self.jobs: dict[str, FakeJob] = {}
         self.uploads: dict[str, bytes] = {}
         self.requests: list[tuple[str, str, dict]] = []
@@ -210,13 +214,14 @@ class Handler(BaseHTTPRequestHandler):
             running = next((j.id for j in self.server.jobs.values() if j.status == "running"), None)
             return self._json(200, {"status": "ok", "version": "0.1.0", "protocol": self.server.protocol,
                                     "device": "cpu", "dtype": "float32", "queue": 0, "running": running,
+                                    "max_side": 2048,
                                     # PNG only, server-chosen ids: the fake tests faults, not the 1.1 extras
-                                    "image_formats": ["image/png"], "client_job_ids": False})
+                                    "image_formats": ["image/png"], "client_job_ids": False,
+                                    **self.server.health_extra})
         if not self._authorised():
             return
         if parts == ["v1", "models"]:
-            return self._json(200, {"models": [{"id": "builtin:tiny", "kind": "base", "family": "sd15",
-                                                "source": "builtin", "installed": True}]})
+            return self._json(200, {"models": self.server.models})
         if len(parts) >= 3 and parts[:2] == ["v1", "jobs"]:
             job = self._job(parts[2])
             if job is None:

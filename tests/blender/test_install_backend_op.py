@@ -56,7 +56,7 @@ def test_a_wheel_folder_without_torch_names_it_and_changes_nothing(prefs, sc_mod
         bpy.ops.scenecast.install_backend()
     assert prefs.backend_python == "/keep/this/python"
     assert not Path(sc_module("ui.operators.install_backend").venv_dir()).exists()
-    log = Path(sc_module("ui.preferences").log_path()).parent / "install.log"
+    log = Path(sc_module("blender.settings").log_path()).parent / "install.log"
     assert "PyTorch" in log.read_text() and "offline, only from" in log.read_text()
 
 

@@ -3,7 +3,8 @@ subclasses of ``ui.job_operator.JobOperator``: build the feature's run, report i
 
 from __future__ import annotations
 
-from . import backend, generate, install_backend, project, scene_tools, stylize_frame, stylize_frames, texture_objects
+from . import (backend, generate, install_backend, model_options, project, scene_tools, stylize_frame, stylize_frames,
+               texture_objects)
 
 classes: tuple[type, ...] = (
     *scene_tools.classes,
@@ -14,4 +15,5 @@ classes: tuple[type, ...] = (
     *project.classes,
     *backend.classes,
     *install_backend.classes,
+    *model_options.classes,
 )

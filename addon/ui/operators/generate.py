@@ -8,10 +8,10 @@ from typing import Any
 import bpy
 
 from ...blender.image_pixels import show_in_image_editors
-from ...features import generate
+from ...features import checks, generate
 from ...features.base import FeatureRun
 from ...features.settings import GENERATE, resolve
-from ..job_operator import JobOperator
+from ..job_operator import JobOperator, poll_with_reason
 
 
 class SCENECAST_OT_generate(JobOperator):
@@ -19,6 +19,10 @@ class SCENECAST_OT_generate(JobOperator):
 
     bl_idname = "scenecast.generate"
     bl_label = "Generate"
+
+    @classmethod
+    def poll(cls, context: bpy.types.Context) -> bool:
+        return super().poll(context) and poll_with_reason(cls, checks.camera_problem(context.scene))
 
     def make_run(self, context: bpy.types.Context) -> FeatureRun[Any]:
         scene = context.scene

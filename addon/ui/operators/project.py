@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING
 import bpy
 
 from ... import api
+from ...features import checks
+from ..job_operator import poll_with_reason
 from ..properties import MATERIAL_ITEMS
 
 if TYPE_CHECKING:
@@ -38,7 +40,8 @@ class SCENECAST_OT_project_image(bpy.types.Operator):
 
     @classmethod
     def poll(cls, context: bpy.types.Context) -> bool:
-        return context.mode == "OBJECT" and bool(_selected_meshes(context))
+        return poll_with_reason(cls, checks.selection_problem(context.selected_objects or [], "Project Image",
+                                                              context.mode))
 
     def invoke(self, context: bpy.types.Context, event: bpy.types.Event) -> set[Result]:
         if not self.image and context.space_data is not None and getattr(context.space_data, "image", None):
@@ -82,7 +85,7 @@ class SCENECAST_OT_restore_materials(bpy.types.Operator):
 
     @classmethod
     def poll(cls, context: bpy.types.Context) -> bool:
-        return bool(_selected_meshes(context))
+        return poll_with_reason(cls, checks.selection_problem(context.selected_objects or [], "Restore Materials"))
 
     def execute(self, context: bpy.types.Context) -> set[Result]:
         changed = api.restore_materials(_selected_meshes(context))

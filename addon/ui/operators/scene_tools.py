@@ -8,6 +8,7 @@ import bpy
 
 from ... import api
 from ...blender.image_pixels import image_from_array, show_in_image_editors
+from ...features import checks
 from .. import job_operator
 
 if TYPE_CHECKING:
@@ -25,7 +26,8 @@ class SCENECAST_OT_cancel(bpy.types.Operator):
 
     @classmethod
     def poll(cls, context: bpy.types.Context) -> bool:
-        return job_operator.active() is not None
+        return job_operator.poll_with_reason(cls, None if job_operator.active() is not None
+                                             else "no Scenecast run is going: nothing to cancel")
 
     def execute(self, context: bpy.types.Context) -> set[Result]:
         if not job_operator.cancel_active():
@@ -44,7 +46,7 @@ class SCENECAST_OT_extract_passes(bpy.types.Operator):
 
     @classmethod
     def poll(cls, context: bpy.types.Context) -> bool:
-        return context.scene is not None and context.scene.camera is not None
+        return job_operator.poll_with_reason(cls, checks.camera_problem(context.scene))
 
     def execute(self, context: bpy.types.Context) -> set[Result]:
         scene = context.scene

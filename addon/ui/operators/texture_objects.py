@@ -11,9 +11,9 @@ from typing import Any
 
 import bpy
 
-from ...features import texturing
+from ...features import checks, texturing
 from ...features.base import FeatureRun
-from ..job_operator import JobOperator
+from ..job_operator import JobOperator, poll_with_reason
 from ..properties import MATERIAL_ITEMS
 
 
@@ -50,8 +50,8 @@ class SCENECAST_OT_texture_objects(JobOperator):
 
     @classmethod
     def poll(cls, context: bpy.types.Context) -> bool:
-        return super().poll(context) and context.mode == "OBJECT" and any(
-            o.type == "MESH" for o in (context.selected_objects or []))
+        return super().poll(context) and poll_with_reason(cls, checks.selection_problem(
+            context.selected_objects or [], "Texture Objects", context.mode))
 
     def invoke(self, context: bpy.types.Context, event: bpy.types.Event) -> Any:
         return context.window_manager.invoke_props_dialog(self)

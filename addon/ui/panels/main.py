@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import bpy
 
+from ...blender.settings import preferences
+from ...features.settings import render_size
 from .. import job_operator
 
 
@@ -33,8 +35,10 @@ class SCENECAST_PT_main(_Sidebar, bpy.types.Panel):
         s = context.scene.scenecast  # type: ignore[attr-defined]
         layout.use_property_split = True
         layout.use_property_decorate = False
-        layout.prop(s, "model")
-        layout.prop(s, "preset")
+        layout.prop(s, "model", icon="VIEWZOOM")  # a search list of installed models; any hub id may be typed
+        row = layout.row(align=True)
+        row.prop(s, "preset")
+        row.operator("scenecast.save_preset", text="", icon="ADD")
         layout.prop(s, "prompt", text="Prompt")
         preset_rules = s.preset != "NONE"  # the preset's own negative prompt, steps and guidance apply
         col = layout.column()
@@ -45,9 +49,16 @@ class SCENECAST_PT_main(_Sidebar, bpy.types.Panel):
         col.active = not preset_rules
         col.prop(s, "steps")
         col.prop(s, "guidance")
+        col.prop(s, "scheduler")
+        layout.prop(s, "size_from_render")
         col = layout.column(align=True)
-        col.prop(s, "width", text="Size X")
-        col.prop(s, "height", text="Y")
+        if s.size_from_render and context.scene is not None:
+            w, h = render_size(context.scene, s.model.strip() or preferences(context).default_model,
+                               preferences(context).server)
+            col.label(text=f"Size {w} × {h} (from the render resolution)")
+        else:
+            col.prop(s, "width", text="Size X")
+            col.prop(s, "height", text="Y")
         layout.prop(s, "preview_every")
 
         running = job_operator.active() is not None
@@ -87,6 +98,38 @@ class SCENECAST_PT_units(_Sidebar, bpy.types.Panel):
             col.prop(unit, "weight")
             col.prop(unit, "start")
             col.prop(unit, "end")
+            col.prop(unit, "model", text="ControlNet", icon="VIEWZOOM")  # empty: the family's default
+
+
+class SCENECAST_UL_loras(bpy.types.UIList):
+    def draw_item(self, context, layout, data, item, icon, active_data, active_propname, index=0):  # type: ignore[no-untyped-def, override]
+        row = layout.row(align=True)
+        row.prop(item, "enabled", text="")
+        row.prop(item, "name", text="", emboss=False)
+        row.prop(item, "weight", text="")
+
+
+class SCENECAST_PT_loras(_Sidebar, bpy.types.Panel):
+    """LoRAs on the base model (issue 13): installed ones from the search list, or a hub id / file."""
+
+    bl_label = "LoRAs"
+    bl_parent_id = "SCENECAST_PT_main"
+    bl_options = {"DEFAULT_CLOSED"}
+
+    def draw(self, context: bpy.types.Context) -> None:
+        layout = self.layout
+        s = context.scene.scenecast  # type: ignore[attr-defined]
+        row = layout.row()
+        row.template_list("SCENECAST_UL_loras", "", s, "loras", s, "active_lora", rows=2)
+        col = row.column(align=True)
+        col.operator("scenecast.lora_add", icon="ADD", text="")
+        col.operator("scenecast.lora_remove", icon="REMOVE", text="")
+        if 0 <= s.active_lora < len(s.loras):
+            lora = s.loras[s.active_lora]
+            col = layout.column(align=True)
+            col.use_property_split = True
+            col.prop(lora, "name", icon="VIEWZOOM")
+            col.prop(lora, "weight")
 
 
 class SCENECAST_PT_passes(_Sidebar, bpy.types.Panel):
@@ -141,4 +184,5 @@ class SCENECAST_PT_object(bpy.types.Panel):
         layout.prop(context.object.scenecast, "segment_class")  # type: ignore[attr-defined]
 
 
-classes = (SCENECAST_UL_units, SCENECAST_PT_object, SCENECAST_PT_main, SCENECAST_PT_units, SCENECAST_PT_passes, SCENECAST_PT_backend)
+classes = (SCENECAST_UL_units, SCENECAST_UL_loras, SCENECAST_PT_object, SCENECAST_PT_main, SCENECAST_PT_units,
+           SCENECAST_PT_loras, SCENECAST_PT_passes, SCENECAST_PT_backend)
