@@ -215,12 +215,19 @@ def texture_objects(
     mask_grow_px: int | None = None,
     fill_unseen: bool = True,
     isolate: bool = True,
+    mode: str = "synchronized",
+    view_suffixes: bool = False,
     on_event: Callable[[Any], None] | None = None,
     on_view: Callable[[int, int, str], None] | None = None,
     cancel: threading.Event | None = None,
     timeout: float | None = None,
 ) -> Any:
     """Generate one texture per object from several views that agree, baked into each object's UV map.
+
+    ``mode``: ``"synchronized"`` (default) denoises every view together in one job, fused through the
+    shared texture (docs/projection.md); ``"separate"`` is the same job without the fusion (each view on
+    its own, baked together); ``"sequential"`` is the chain described next. ``view_suffixes`` appends
+    "front view", "side view"... to each view's prompt (synchronized and separate).
 
     ``views``: a number of rig cameras around the objects (cycling through ``elevations``, degrees;
     view 0 from the front), or a list of the user's camera objects. View 0 generates from depth +
@@ -243,7 +250,7 @@ def texture_objects(
         scene, prompt=prompt, model=model, server=server, negative_prompt=negative_prompt, seed=seed, steps=steps,
         guidance=guidance, size=size, texture_size=texture_size, material=material, units=units,
         coverage_threshold=coverage_threshold, mask_grow_px=mask_grow_px, fill_unseen=fill_unseen,
-        isolate=isolate, timeout=timeout,
+        isolate=isolate, timeout=timeout, mode=mode, view_suffixes=view_suffixes,
     )
     run = _texturing.texture_objects(scene, list(objects), settings, views, elevations)
     if on_view is not None:

@@ -35,9 +35,21 @@ class SCENECAST_OT_texture_objects(JobOperator):
     texture_size: bpy.props.IntProperty(name="Texture Size", default=1024, min=64, max=8192,  # type: ignore[valid-type]
                                         description="Texels per side of each object's texture")
     material: bpy.props.EnumProperty(name="Material", items=MATERIAL_ITEMS, default="new")  # type: ignore[valid-type]
+    # -- texture mode (features.texturing MODES; issue 14) --
+    mode: bpy.props.EnumProperty(name="Mode", default="synchronized", items=(  # type: ignore[valid-type]
+        ("synchronized", "Synchronized", "All views denoised together through one texture: no seams between views"),
+        ("sequential", "Sequential", "One view after another, each inpainting what the views before left"),
+        ("separate", "Separate", "Each view on its own, baked together (the baseline; views may disagree)")))
+    view_suffixes: bpy.props.BoolProperty(name="View Prompts", default=False,  # type: ignore[valid-type]
+                                          description="Append \"front view\", \"side view\"... to each view's prompt"
+                                                      " (synchronized and separate)")
 
     def draw(self, context: bpy.types.Context) -> None:
         layout = self.layout
+        layout.prop(self, "mode")
+        sub = layout.row()
+        sub.active = self.mode != "sequential"
+        sub.prop(self, "view_suffixes")
         layout.prop(self, "source")
         col = layout.column()
         col.active = self.source == "RIG"
@@ -67,7 +79,8 @@ class SCENECAST_OT_texture_objects(JobOperator):
             if not views:
                 raise ValueError("no camera is selected: select the cameras to texture from, or use the Camera Rig")
         low, high = self.elevation_low, self.elevation_high
-        settings = texturing.settings_for(scene, texture_size=self.texture_size, material=self.material)
+        settings = texturing.settings_for(scene, texture_size=self.texture_size, material=self.material,
+                                          mode=self.mode, view_suffixes=self.view_suffixes)
         return texturing.texture_objects(scene, [o for o in selected if o.type == "MESH"], settings, views,
                                          (low,) if low == high else (low, high))
 
@@ -76,7 +89,8 @@ class SCENECAST_OT_texture_objects(JobOperator):
             self.report({"WARNING"}, note)
         seen = ", ".join(f"{name} {100 * c:.0f}%" for name, c in result.coverage.items())
         done = len([v for v in result.views if not v.get("skipped")])
-        self.report({"INFO"}, f"Scenecast: textured {len(result)} object(s) from {done} view(s); texels seen: {seen}")
+        self.report({"INFO"}, f"Scenecast: textured {len(result)} object(s) from {done} view(s)"
+                              f" ({self.mode}); texels seen: {seen}")
 
 
 classes: tuple[type, ...] = (SCENECAST_OT_texture_objects,)
