@@ -79,7 +79,8 @@ def correspondence_part(projector: Projector, views: Sequence[Any], size: tuple[
 def sync_request(settings: Any, controls: Sequence[dict[str, np.ndarray]], part: bytes, suffixes: Sequence[str],
                  name: str, request_fields: dict[str, Any]) -> JobRequest:
     """One ``texture_sync`` job: per view its units (image keys ``v<i>_<key>``) and suffix."""
-    views, images = [], {}
+    views: list[dict[str, Any]] = []
+    images: dict[str, Any] = {}
     for i, (control, suffix) in enumerate(zip(controls, suffixes)):
         units = [{**dict(u), "image": f"v{i}_{u.get('image') or u['type']}"} for u in settings.units]
         images.update({f"v{i}_{key}": image for key, image in control.items()})  # those no unit names stay here
@@ -168,5 +169,6 @@ def run_synchronized(held: Held, target_names: list[str], camera_names: list[str
     for i, camera_name in enumerate(camera_names):
         view_log.append({"camera": camera_name, "job_id": outcome.job_id, "model": outcome.model, "first": i == 0,
                          "mode": settings.mode, "prompt_suffix": suffixes[i], "baked": baked,
-                         "timings": {"passes_and_correspondence": t1 - t0, "job": t2 - t1, "bake": t3 - t2}})
+                         "timings": {"passes_and_correspondence": t1 - t0, "job": t2 - t1, "bake": t3 - t2}
+                         if i == 0 else {}})  # one job: its timings once, so sums over views stay right
     return None
