@@ -70,3 +70,27 @@ def test_synchronized_is_the_default(api, backend, scene):
     jobs = {v["job_id"] for v in result.views}
     assert len(jobs) == 1 and {v["mode"] for v in result.views} == {"synchronized"}
     assert record(backend.url, jobs.pop())["spec"]["stages"][0]["sync_fraction"] == 0.8
+
+
+def test_cancelling_the_synchronized_job_writes_nothing_and_removes_the_rig(api, backend, scene):
+    import importlib
+    import threading
+
+    from e2e_support import ADDON_MODULE
+
+    remote_job = importlib.import_module(ADDON_MODULE + ".core.remote_job")
+    car = scene.objects["Car"]
+    images_before, material_before = set(bpy.data.images.keys()), car.active_material
+    cameras_before = {o.name for o in scene.objects if o.type == "CAMERA"}
+    cancel = threading.Event()
+
+    def on_view(i: int, n: int, text: str) -> None:
+        if "together" in text:
+            cancel.set()  # the one job is cancelled on the server
+
+    with pytest.raises(remote_job.JobFailed) as err:
+        api.texture_objects([car], prompt="x", views=3, server=backend.url, cancel=cancel, on_view=on_view, **TINY)
+    assert err.value.status == "cancelled"
+    assert {o.name for o in scene.objects if o.type == "CAMERA"} == cameras_before
+    assert not [n for n in bpy.data.images.keys() if n not in images_before and "Scenecast" in n]
+    assert car.active_material == material_before
