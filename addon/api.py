@@ -215,7 +215,7 @@ def texture_objects(
     mask_grow_px: int | None = None,
     fill_unseen: bool = True,
     isolate: bool = True,
-    mode: str = "synchronized",
+    mode: str | None = None,
     view_suffixes: bool = False,
     on_event: Callable[[Any], None] | None = None,
     on_view: Callable[[int, int, str], None] | None = None,
@@ -224,7 +224,7 @@ def texture_objects(
 ) -> Any:
     """Generate one texture per object from several views that agree, baked into each object's UV map.
 
-    ``mode``: ``"synchronized"`` (default) denoises every view together in one job, fused through the
+    ``mode`` (default: the scene's Texture Mode, ``"synchronized"`` unless changed): ``"synchronized"`` denoises every view together in one job, fused through the
     shared texture (docs/projection.md); ``"separate"`` is the same job without the fusion (each view on
     its own, baked together); ``"sequential"`` is the chain described next. ``view_suffixes`` appends
     "front view", "side view"... to each view's prompt (synchronized and separate).
@@ -250,7 +250,7 @@ def texture_objects(
         scene, prompt=prompt, model=model, server=server, negative_prompt=negative_prompt, seed=seed, steps=steps,
         guidance=guidance, size=size, texture_size=texture_size, material=material, units=units,
         coverage_threshold=coverage_threshold, mask_grow_px=mask_grow_px, fill_unseen=fill_unseen,
-        isolate=isolate, timeout=timeout, mode=mode, view_suffixes=view_suffixes,
+        isolate=isolate, timeout=timeout, mode=mode or _texture_mode(scene), view_suffixes=view_suffixes,
     )
     run = _texturing.texture_objects(scene, list(objects), settings, views, elevations)
     if on_view is not None:
@@ -342,3 +342,9 @@ def stylize_frames(
     result: FramesResult = run_blocking(run, on_event=on_event, cancel=cancel,
                                         on_status=lambda text: print(f"Scenecast: {text}"))
     return result
+
+
+def _texture_mode(scene: bpy.types.Scene) -> str:
+    """The scene's Texture Mode (Sidebar › Scenecast › Texture), ``"synchronized"`` without the add-on's UI."""
+    settings = getattr(scene, "scenecast", None)
+    return str(getattr(settings, "texture_mode", "synchronized") or "synchronized")

@@ -18,6 +18,18 @@ bpy = pytest.importorskip("bpy")
 TINY = dict(model="builtin:tiny", size=64, steps=2, seed=5, texture_size=64)
 
 
+@pytest.fixture(autouse=True)
+def no_images_left_behind():
+    """The textures and materials these runs make are removed afterwards: later test files expect
+    "Car Scenecast" to be free (bpy.data outlives each test's scene)."""
+    images, materials = set(bpy.data.images.keys()), set(bpy.data.materials.keys())
+    yield
+    for name in [n for n in bpy.data.materials.keys() if n not in materials]:
+        bpy.data.materials.remove(bpy.data.materials[name])
+    for name in [n for n in bpy.data.images.keys() if n not in images]:
+        bpy.data.images.remove(bpy.data.images[name])
+
+
 def record(url: str, job_id: str) -> dict:
     with urllib.request.urlopen(f"{url}/v1/jobs/{job_id}/record") as response:
         return json.loads(response.read())
@@ -70,6 +82,10 @@ def test_synchronized_is_the_default(api, backend, scene):
     jobs = {v["job_id"] for v in result.views}
     assert len(jobs) == 1 and {v["mode"] for v in result.views} == {"synchronized"}
     assert record(backend.url, jobs.pop())["spec"]["stages"][0]["sync_fraction"] == 0.8
+    scene.scenecast.texture_mode = "separate"  # the panel's Texture Mode is what an unset mode means
+    result = api.texture_objects([car], prompt="painted wood", views=2, server=backend.url, **TINY)
+    assert {v["mode"] for v in result.views} == {"separate"}
+    assert record(backend.url, result.views[0]["job_id"])["spec"]["stages"][0]["sync_fraction"] == 0.0
 
 
 def test_cancelling_the_synchronized_job_writes_nothing_and_removes_the_rig(api, backend, scene):

@@ -14,7 +14,7 @@ import bpy
 from ...features import texturing
 from ...features.base import FeatureRun
 from ..job_operator import JobOperator
-from ..properties import MATERIAL_ITEMS
+from ..properties import MATERIAL_ITEMS, TEXTURE_MODE_ITEMS
 
 
 class SCENECAST_OT_texture_objects(JobOperator):
@@ -36,10 +36,9 @@ class SCENECAST_OT_texture_objects(JobOperator):
                                         description="Texels per side of each object's texture")
     material: bpy.props.EnumProperty(name="Material", items=MATERIAL_ITEMS, default="new")  # type: ignore[valid-type]
     # -- texture mode (features.texturing MODES; issue 14) --
-    mode: bpy.props.EnumProperty(name="Mode", default="synchronized", items=(  # type: ignore[valid-type]
-        ("synchronized", "Synchronized", "All views denoised together through one texture: no seams between views"),
-        ("sequential", "Sequential", "One view after another, each inpainting what the views before left"),
-        ("separate", "Separate", "Each view on its own, baked together (the baseline; views may disagree)")))
+    mode: bpy.props.EnumProperty(name="Mode", default="synchronized",  # type: ignore[valid-type]
+                                 items=TEXTURE_MODE_ITEMS, options={"SKIP_SAVE"},
+                                 description="Texture mode; unset: the panel's Texture Mode")
     view_suffixes: bpy.props.BoolProperty(name="View Prompts", default=False,  # type: ignore[valid-type]
                                           description="Append \"front view\", \"side view\"... to each view's prompt"
                                                       " (synchronized and separate)")
@@ -66,12 +65,20 @@ class SCENECAST_OT_texture_objects(JobOperator):
             o.type == "MESH" for o in (context.selected_objects or []))
 
     def invoke(self, context: bpy.types.Context, event: bpy.types.Event) -> Any:
+        self._mode_from_scene(context)
         return context.window_manager.invoke_props_dialog(self)
+
+    def _mode_from_scene(self, context: bpy.types.Context) -> None:
+        """Unless the caller set ``mode``, the panel's Texture Mode (scene.scenecast.texture_mode)."""
+        settings = getattr(context.scene, "scenecast", None)
+        if settings is not None and not self.properties.is_property_set("mode"):
+            self.mode = settings.texture_mode
 
     def make_run(self, context: bpy.types.Context) -> FeatureRun[Any]:
         scene = context.scene
         if scene is None:
             raise ValueError("no active scene")
+        self._mode_from_scene(context)
         selected = list(context.selected_objects or [])
         views: Any = int(self.views)
         if self.source == "CAMERAS":
