@@ -60,7 +60,10 @@ def correspondence_part(projector: Projector, views: Sequence[Any], size: tuple[
     tri_normals = np.concatenate([*(t.triangles.normals for t in targets),
                                   np.zeros_like(occluders)]).astype(np.float32)
     w, h = size
-    latent_tex = (max(8, texture_size[0] // LATENT_FACTOR), max(8, texture_size[1] // LATENT_FACTOR))
+    # latent texture: as many texels per side as the latent grid has pixels (docs/projection.md: about one
+    # texel per latent pixel where an object fills a view; finer, views rarely share texels)
+    side = max(8, min(w, h) // LATENT_FACTOR)
+    latent_tex = (min(side, texture_size[0]), min(side, texture_size[1]))
     image_packed = PackedTexels([(t.triangles.uv, t.samples) for t in targets])
     latent_packed = PackedTexels([(t.triangles.uv, rasterize_uv(t.triangles.uv, latent_tex)) for t in targets])
     levels = []

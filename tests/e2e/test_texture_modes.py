@@ -16,6 +16,7 @@ import pytest
 bpy = pytest.importorskip("bpy")
 
 TINY = dict(model="builtin:tiny", size=64, steps=2, seed=5, texture_size=64)
+SPREADS: dict[str, float] = {}  # latent spread of the views at shared texels, per mode (filled in order)
 
 
 @pytest.fixture(autouse=True)
@@ -69,6 +70,13 @@ def test_each_mode_writes_a_texture_into_every_target(api, backend, scene, mode)
         assert stage["sync_fraction"] == (0.8 if mode == "synchronized" else 0.0)
         assert len(rec["inputs"][stage["correspondence"]]) == 64  # the part's sha256, like an image's
         assert len(result.files) == 3 + 2  # the views, the texture and weight strips
+        sync = rec["resolved"]["stages"][0]["sync"]
+        # the add-on's correspondence lets views share texels (latent and image), and the mode decides fusion
+        assert sync["views"] == 3 and sync["texels_seen"] > 0 and sync["latent_texels"] > 0, sync
+        assert (sync["fused_steps"] > 0) == (mode == "synchronized"), sync
+        SPREADS[mode] = sync["latent_spread"]
+        if len(SPREADS) == 2:  # the views agree in latent space when fused, not when separate
+            assert SPREADS["synchronized"] < 0.5 * SPREADS["separate"], SPREADS
         if mode == "synchronized":
             suffixes = [v["prompt_suffix"] for v in stage["views"]]
             assert all(s.endswith(" view") for s in suffixes), suffixes
