@@ -244,6 +244,8 @@ def texture_objects(
     mask_grow_px: int | None = None,
     fill_unseen: bool = True,
     isolate: bool = True,
+    mode: str | None = None,
+    view_suffixes: bool = False,
     on_event: Callable[[Any], None] | None = None,
     on_view: Callable[[int, int, str], None] | None = None,
     cancel: threading.Event | None = None,
@@ -252,6 +254,11 @@ def texture_objects(
     reference_weight: float | None = None,
 ) -> Any:
     """Generate one texture per object from several views that agree, baked into each object's UV map.
+
+    ``mode`` (default: the scene's Texture Mode, ``"synchronized"`` unless changed): ``"synchronized"`` denoises every view together in one job, fused through the
+    shared texture (docs/projection.md); ``"separate"`` is the same job without the fusion (each view on
+    its own, baked together); ``"sequential"`` is the chain described next. ``view_suffixes`` appends
+    "front view", "side view"... to each view's prompt (synchronized and separate).
 
     ``views``: a number of rig cameras around the objects (cycling through ``elevations``, degrees;
     view 0 from the front), or a list of the user's camera objects. View 0 generates from depth +
@@ -277,6 +284,7 @@ def texture_objects(
         guidance=guidance, size=size, texture_size=texture_size, material=material, units=units,
         coverage_threshold=coverage_threshold, mask_grow_px=mask_grow_px, fill_unseen=fill_unseen,
         isolate=isolate, timeout=timeout, reference=reference, reference_weight=reference_weight,
+        mode=mode or _texture_mode(scene), view_suffixes=view_suffixes,
     )
     run = _texturing.texture_objects(scene, list(objects), settings, views, elevations)
     if on_view is not None:
@@ -376,3 +384,9 @@ def save_preset(scene: bpy.types.Scene, name: str, *, description: str = "", ove
     units) as the preset ``name`` in the user's presets folder (not inside the installed extension);
     it is listed with the shipped presets from then on. Returns the file's path."""
     return str(_presets.save_preset(scene, name, description=description, overwrite=overwrite))
+
+
+def _texture_mode(scene: bpy.types.Scene) -> str:
+    """The scene's Texture Mode (Sidebar › Scenecast › Texture), ``"synchronized"`` without the add-on's UI."""
+    settings = getattr(scene, "scenecast", None)
+    return str(getattr(settings, "texture_mode", "synchronized") or "synchronized")

@@ -9,6 +9,11 @@
   weights: their images are noise, so this measures the mechanism. Figures: the views' spread at texels
   seen by >= 2 views (mean abs difference from the texel's mean), in latent units and in image units
   (0..1). ``RATIO sync_spread_<model> <synced/separate>`` (latent; target <= 0.25).
+  Texture Objects' ``sequential`` mode is not in this comparison: it is a chain the add-on drives in
+  Blender (render the texture so far into each view with the Projector, a repaint mask, an ``inpaint``
+  job per view), not a backend stage, and its views agree by *keeping* the pixels already covered, so
+  on random weights its spread would measure the inpaint's keep mask and the random VAE's round trip,
+  not style agreement. tests/e2e/test_texture_modes.py runs all three modes through the real backend.
 - **fusion**: one fusion (``TexelMap.fuse``: scatter + gather of 8 views' 4x64x64 x0) against one
   batched SD1.5 UNet step at 512² (16 samples with CFG). The UNet is timed on 2 samples and scaled
   by 8 (on a CPU a batch costs its samples' sum). ``RATIO sync_fusion_share <fusion / UNet step>``.

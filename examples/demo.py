@@ -11,7 +11,8 @@ Steps, all through the installed extension the way a user has it:
    ``SCENECAST_BACKEND_PYTHON`` or the checkout's ``.venv``) with the default model — or
    ``builtin:tiny`` when offline (``HF_HUB_OFFLINE=1``), which it says — and copies the results to
    ``out/``;
-5. multi-view textures for the car, the lamp and a building (examples/demo_texture.py) →
+5. multi-view textures, synchronized mode (every view of an object in one fused job), for the car
+   and a building (examples/demo_texture.py) →
    ``out/texture/<object>.png`` and renders of the textured objects from new angles;
 6. a short concept-frame sequence of the blockout's camera dolly (examples/demo_frames.py) →
    ``out/frames/frame_####.png`` + its record (and an MP4 when Blender has FFmpeg); the backend it

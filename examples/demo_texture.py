@@ -2,9 +2,10 @@
 
 Called by examples/demo.py after the single-image generation, with the add-on's ``api`` module:
 
-1. ``api.texture_objects`` textures the car and the nearest building, each from its own rig of views
-   around it (the first view generates, later ones inpaint what is not yet covered) — one run per
-   object, so each fills its views instead of sharing them with a distant neighbour;
+1. ``api.texture_objects`` textures the car and the nearest building in synchronized mode (``MODE``):
+   each from its own rig of views around it, all views of an object denoised together in one job,
+   fused through its texture so the views agree (docs/projection.md) — one run per object, so each
+   fills its views instead of sharing them with a distant neighbour;
 2. the textures are saved to ``out/texture/<object>.png`` (their UV layout) and each textured object
    is rendered with Cycles from two angles no view used, into ``out/texture/<object>_render_*.png``.
 """
@@ -32,6 +33,8 @@ PROMPTS = {
 }
 #: Angles (azimuth, elevation in degrees) of the extra renders: between the rig's views.
 NEW_ANGLES = ((-60.0, 25.0), (150.0, 35.0))
+#: Texture Objects mode the demo uses (api.texture_objects(mode=...)): every view in one fused job.
+MODE = "synchronized"
 
 
 def run(api: ModuleType, scene: bpy.types.Scene, out: Path, *, model: str, size: int, steps: int,
@@ -49,20 +52,23 @@ def run(api: ModuleType, scene: bpy.types.Scene, out: Path, *, model: str, size:
     for obj in objects:
         result = api.texture_objects(
             [obj], prompt=PROMPTS.get(obj.name, "hand-painted game texture"), views=views, model=model,
-            size=size, steps=steps, seed=seed, texture_size=texture_size, on_view=on_view,
+            size=size, steps=steps, seed=seed, texture_size=texture_size, on_view=on_view, mode=MODE,
         )
         image = result[obj]
         path = folder / f"{obj.name}.png"
         image.save(filepath=str(path))  # a packed image saves its pixels to this path, staying packed
-        print(f"texture: {path} ({100 * result.coverage[obj.name]:.1f}% of its texels seen by a view)")
+        jobs = len({v.get("job_id") for v in result.views if v.get("job_id")})
+        print(f"texture: {path} ({MODE} mode: {views} views in {jobs} job(s);"
+              f" {100 * result.coverage[obj.name]:.1f}% of its texels seen by a view)")
         for note in result.notes:
             print(f"NOTE: {note}")
         timings = {key: sum(v.get("timings", {}).get(key, 0.0) for v in result.views)
-                   for key in ("passes", "render_back", "job", "project", "write")}
+                   for key in ("passes", "render_back", "job", "project", "write", "passes_and_correspondence", "bake")
+                   if any(key in v.get("timings", {}) for v in result.views)}
         print("  time: " + ", ".join(f"{k} {t:.1f} s" for k, t in timings.items()))
         results[obj.name] = result
     rendered = [path for obj in objects for path in render_new_angles(scene, [obj], folder, size)]
-    print(f"textured {len(results)} objects from {views} views each in {time.monotonic() - t0:.1f} s;"
+    print(f"textured {len(results)} objects in {MODE} mode from {views} views each in {time.monotonic() - t0:.1f} s;"
           f" renders from new angles: {', '.join(p.name for p in rendered)}")
     return results
 

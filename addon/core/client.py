@@ -41,6 +41,7 @@ from .errors import (
 )
 from .pixels import MEDIA_TYPE as PIXELS, decode_pixels, encode_pixels, is_pixels
 from .png import control_png, decode_png
+from .sync_views import CONTENT_TYPE as CORRESPONDENCE_TYPE, MAGIC as CORRESPONDENCE_MAGIC
 from .websocket import WebSocket
 
 __all__ = [
@@ -526,7 +527,10 @@ def multipart_chunks(spec_json: bytes, images: Mapping[str, bytes]) -> tuple[lis
     for key, data in images.items():
         if not key or any(c in key for c in '"\r\n\\'):
             raise ScenecastError(f"image key {key!r} cannot be sent", "use letters, digits and _ . : - in image keys")
-        kind, ext = (PIXELS, "px") if is_pixels(data) else ("image/png", "png")
+        if bytes(data[:4]) == CORRESPONDENCE_MAGIC:  # a texture_sync correspondence (core/sync_views.encode)
+            kind, ext = CORRESPONDENCE_TYPE, "sccr"
+        else:
+            kind, ext = (PIXELS, "px") if is_pixels(data) else ("image/png", "png")
         chunks += [
             f'--{boundary}\r\nContent-Disposition: form-data; name="{key}"; filename="{key}.{ext}"\r\n'
             f"Content-Type: {kind}\r\n\r\n".encode("utf-8"),
@@ -559,6 +563,10 @@ def _image_keys(spec: Mapping[str, Any]) -> set[str]:
     keys: set[str] = set()
     for stage in spec.get("stages") or []:
         keys.update(unit["image"] for unit in stage.get("controlnets") or [] if unit.get("image"))
+        for view in stage.get("views") or []:  # texture_sync: each view's units, and its correspondence part
+            keys.update(unit["image"] for unit in view.get("controlnets") or [] if unit.get("image"))
+        if stage.get("correspondence"):
+            keys.add(stage["correspondence"])
         for name in ("image", "mask"):
             if stage.get(name):
                 keys.add(stage[name])

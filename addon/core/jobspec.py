@@ -36,7 +36,7 @@ MAX_CONTROLNETS = 4
 UNIT_TYPES = ("depth", "normal", "edges", "canny", "lineart", "segmentation", "other")
 UNIT_MODES = ("balanced", "prompt", "control")
 SCHEDULERS = ("euler_a", "euler", "dpmpp_2m", "dpmpp_2m_karras", "ddim", "unipc", "lcm")
-STAGE_TYPES = ("generate", "img2img", "inpaint")
+STAGE_TYPES = ("generate", "img2img", "inpaint", "texture_sync")
 #: Image key a unit of each type reads when it names none.
 DEFAULT_IMAGE_KEY = {"depth": "depth", "normal": "normal", "edges": "edges", "canny": "edges",
                      "lineart": "edges", "segmentation": "segmentation"}  # fmt: skip
@@ -149,7 +149,9 @@ def image_keys(spec: Mapping[str, Any]) -> set[str]:
     for stage in spec.get("stages") or []:
         keys.update(u["image"] for u in stage.get("controlnets") or [] if u.get("image"))
         keys.update(r["image"] for r in stage.get("reference") or [] if r.get("image"))
-        keys.update(stage[k] for k in ("image", "mask") if stage.get(k))
+        keys.update(stage[k] for k in ("image", "mask", "correspondence") if stage.get(k))
+        for view in stage.get("views") or []:  # texture_sync
+            keys.update(u["image"] for u in view.get("controlnets") or [] if u.get("image"))
     return keys
 
 
@@ -327,6 +329,16 @@ def _check_stage(stage: Mapping[str, Any], index: int, first: bool) -> dict[str,
     if kind not in STAGE_TYPES:
         raise SpecError(f"{where} has unknown type {kind!r}", f"use one of {', '.join(STAGE_TYPES)}")
     _check_common(out, where)
+    if kind == "texture_sync":  # per-view units (docs/spec.md); the stage has no `controlnets` of its own
+        if not first:
+            raise SpecError(f"{where} is a texture_sync stage after others", "a texture_sync stage must be the only stage")
+        views = out.get("views") or []
+        if not views or not out.get("correspondence"):
+            raise SpecError(f"{where} (texture_sync) needs `views` and a `correspondence` key",
+                            "build it with features.texturing_sync (Texture Objects, synchronized mode)")
+        out["views"] = [{**dict(v), "controlnets": [_unit(u, i) for i, u in enumerate(v.get("controlnets") or [])]}
+                        for v in views]
+        return out
     units = [_unit(u, i) for i, u in enumerate(out.get("controlnets") or [])]
     if len(units) > MAX_CONTROLNETS:
         raise SpecError(

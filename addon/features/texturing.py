@@ -2,6 +2,9 @@
 
 1. Cameras: a rig around the selection (``blender.texturing.make_rig``) or the user's own cameras.
    One depth range for all views, so a surface has one grey in all.
+Modes (``TextureSettings.mode``): ``synchronized`` (the default) and ``separate`` send every view in
+one ``texture_sync`` job (``features.texturing_sync``, steps 2-4 there); ``sequential`` is the chain below.
+
 2. View 0 generates from depth and edges (the units to change): a ``generate`` job.
 3. Every later view first renders the texture so far into its own view (``Projector.render_into_view``)
    and sends it as the init image of an ``inpaint`` job whose mask is white where the view sees the
@@ -39,12 +42,15 @@ from ..core.job_chain import JobSteps
 from ..core.jobspec import REFERENCE_KEY
 from ..core.remote_job import JobOutcome, JobRequest
 from ..core.texture_blend import fill_unseen
-from . import checks
+from . import checks, texturing_sync
 from .base import FeatureRun, Progress
 from .settings import DEPTH_EDGES_UNITS, FIRST_VIEW, TEXTURING, JobSettings, resolve
 
 #: A view adding less than this fraction of its target pixels is skipped.
 MIN_NEW_FRACTION = 0.005
+#: Texture Objects modes: every view in one job fused in texture space, today's chain of inpaint jobs,
+#: or every view on its own (the same one job, no fusion: the baseline).
+MODES = ("synchronized", "sequential", "separate")
 #: Grey of the init image where the view sees no target (repainted anyway): sRGB mid grey.
 BACKGROUND_GREY = 128
 
@@ -67,6 +73,9 @@ class TextureSettings:
     # -- reference image: the resolved settings' (features/settings.py), fixed or "first view"
     reference: tuple[dict[str, Any], ...] = ()
     reference_image: Any = None
+    mode: str = "synchronized"  # one of MODES
+    sync_fraction: float = texturing_sync.SYNC_FRACTION  # synchronized: share of the steps fused in texture space
+    view_suffixes: bool = False  # synchronized/separate: "front view", "side view"... appended per view
 
 
 class TextureResult(dict):  # type: ignore[type-arg]
@@ -81,9 +90,21 @@ class TextureResult(dict):  # type: ignore[type-arg]
 
 def texture_settings(job: JobSettings, *, texture_size: int = 1024, material: str = "new",
                      coverage_threshold: float = 0.3, mask_grow_px: int | None = None, fill_unseen: bool = True,
-                     isolate: bool = True, weight_params: Mapping[str, float] | None = None) -> TextureSettings:
+                     isolate: bool = True, weight_params: Mapping[str, float] | None = None,
+                     mode: str = "synchronized", sync_fraction: float = texturing_sync.SYNC_FRACTION,
+                     view_suffixes: bool = False) -> TextureSettings:
     """A validated :class:`TextureSettings` from the resolved job settings (square views: ``job.width``)."""
     side = job.width
+    if mode not in MODES:
+        raise ValueError(f"mode {mode!r}: use one of {', '.join(MODES)}")
+    if not 0.0 <= sync_fraction <= 1.0:
+        raise ValueError(f"sync_fraction {sync_fraction}: use 0..1 (0.8: the first 80% of the steps are fused)")
+    if mode != "sequential" and job.reference:
+        raise ValueError(f"a reference image steers the sequential mode only: {mode} views are denoised as one job"
+                         " that holds one look through the shared texture; use mode='sequential' to keep the"
+                         " reference, or clear the scene's Reference Image")
+    if mode != "sequential" and side % texturing_sync.LATENT_FACTOR:
+        raise ValueError(f"view size {side}: {mode} texturing needs a multiple of {texturing_sync.LATENT_FACTOR}")
     if not 8 <= int(texture_size) <= 16384:
         raise ValueError(f"texture_size {texture_size}: use 8..16384 texels per side (default 1024)")
     if not 0.0 < coverage_threshold:
@@ -97,13 +118,15 @@ def texture_settings(job: JobSettings, *, texture_size: int = 1024, material: st
         # Feathering is in view pixels: 8 px at 512² (core's default), scaled with the view size.
         weight_params={"feather_px": max(2.0, side / 64.0), **dict(weight_params or {})},
         reference=job.reference, reference_image=job.reference_image,
+        mode=mode, sync_fraction=float(sync_fraction), view_suffixes=bool(view_suffixes),
     )
 
 
 def settings_for(scene: bpy.types.Scene, prefs: Any = None, *, size: int | None = None, texture_size: int = 1024,
                  material: str = "new", coverage_threshold: float = 0.3, mask_grow_px: int | None = None,
                  fill_unseen: bool = True, isolate: bool = True, weight_params: Mapping[str, float] | None = None,
-                 **overrides: Any) -> TextureSettings:
+                 mode: str = "synchronized", sync_fraction: float = texturing_sync.SYNC_FRACTION,
+                 view_suffixes: bool = False, **overrides: Any) -> TextureSettings:
     """Resolve (``features.settings.resolve``, texturing's defaults) and validate a run's settings;
     ``size``: the square view size (default: the scene's width setting)."""
     s = blender_settings.scene_settings(scene)
@@ -111,7 +134,8 @@ def settings_for(scene: bpy.types.Scene, prefs: Any = None, *, size: int | None 
     job = resolve(scene, prefs, defaults=TEXTURING, width=side, height=side, **overrides)
     return texture_settings(job, texture_size=texture_size, material=material, coverage_threshold=coverage_threshold,
                             mask_grow_px=mask_grow_px, fill_unseen=fill_unseen, isolate=isolate,
-                            weight_params=weight_params)
+                            weight_params=weight_params, mode=mode, sync_fraction=sync_fraction,
+                            view_suffixes=view_suffixes)
 
 
 def texture_objects(scene: bpy.types.Scene, objects: Sequence[bpy.types.Object], settings: TextureSettings,
@@ -127,7 +151,7 @@ def texture_objects(scene: bpy.types.Scene, objects: Sequence[bpy.types.Object],
     checks.before_render(settings.request_fields, int(settings.base_params["width"]),
                          int(settings.base_params["height"]), settings.units, settings.base_params.get("loras") or ())
     held = Held(scene, [*objects, *(user_cameras or [])], what="Texture Objects")
-    progress = Progress(unit="view")
+    progress = Progress(unit="view" if settings.mode == "sequential" else "")
     projector = Projector(objects, settings.texture_size)  # validates; adds UVs where missing (notes)
     user_names = None if user_cameras is None else [c.name for c in user_cameras]
     rig_views = int(views) if isinstance(views, int) else 0
@@ -151,8 +175,12 @@ def _steps(held: Held, target_names: list[str], settings: TextureSettings, user_
         held.add(held.object(n) for n in camera_names)
     try:
         depth_range = _shared_depth_range(held, target_names, camera_names, settings, projector, (width, height))
-        count = len(camera_names)
-        for i, camera_name in enumerate(camera_names):
+        count = len(camera_names) if settings.mode == "sequential" else 0
+        if settings.mode != "sequential":
+            yield from texturing_sync.run_synchronized(held, target_names, camera_names, settings, depth_range,
+                                                       projector, progress, (width, height), _render_view,
+                                                       view_log, files, notes)
+        for i, camera_name in enumerate(camera_names[:count]):
             progress.set(i, count, "rendering passes")
             t0 = time.perf_counter()
             passes, view = _render_view(held, camera_name, target_names, settings, depth_range, projector,

@@ -40,7 +40,13 @@ MATERIAL_ITEMS = (
     ("new", "New Material", "A new material with the texture in every slot (the old one can be restored)"),
     ("node", "Image Node", "An Image Texture node into the Base Color of the object's own material"),
 )
-__all__ = ["NO_CLASS", "NO_PRESET", "MATERIAL_ITEMS", "UNIT_TYPES", "classes"]
+# -- Texture Objects mode (issue 14; features.texturing.MODES) --
+TEXTURE_MODE_ITEMS = (
+    ("synchronized", "Synchronized", "All views denoised together through one texture: no seams between views"),
+    ("sequential", "Sequential", "One view after another, each inpainting what the views before left"),
+    ("separate", "Separate", "Each view on its own, baked together (the baseline; views may disagree)"),
+)
+__all__ = ["NO_CLASS", "NO_PRESET", "MATERIAL_ITEMS", "TEXTURE_MODE_ITEMS", "UNIT_TYPES", "classes"]
 
 
 def _preset_items(self: Any, context: Any) -> list[tuple[str, str, str]]:
@@ -210,6 +216,10 @@ class SCENECAST_PG_scene(bpy.types.PropertyGroup):
         " of the later ones",
         default=False,
     )
+
+    # -- Texture Objects mode (issue 14): api.texture_objects(mode=None) and the operator start from it --
+    texture_mode: EnumProperty(name="Texture Mode", items=TEXTURE_MODE_ITEMS,  # type: ignore[valid-type]
+                               default="synchronized")
 
 
 class SCENECAST_PG_object(bpy.types.PropertyGroup):

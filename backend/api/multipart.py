@@ -33,6 +33,8 @@ class Limits:
     part_bytes: int  # any other part
     parts: int  # parts in all, the spec included
     body_bytes: int  # the whole body
+    blob_bytes: int = 0  # a part whose Content-Type is one of ``blob_types`` (0: as ``part_bytes``)
+    blob_types: frozenset[str] = frozenset()
 
 
 class _Reader:
@@ -80,6 +82,11 @@ class _Reader:
         if part.name == "spec" and len(part.data) > self.limits.spec_bytes:
             raise ApiError(413, "spec_too_large", f"the spec part is more than {self.limits.spec_bytes} bytes",
                            "send images as their own parts, not inside the spec")
+        if part.name != "spec" and part.content_type in self.limits.blob_types and self.limits.blob_bytes:
+            if len(part.data) > self.limits.blob_bytes:
+                raise ApiError(413, "part_too_large", f"{part.content_type} part '{part.name}' is more than"
+                               f" {self.limits.blob_bytes} bytes", "send fewer views, or smaller ones")
+            return
         if part.name != "spec" and len(part.data) > self.limits.part_bytes:
             raise ApiError(413, "image_too_large", f"image part '{part.name}' is more than {self.limits.part_bytes}"
                            " bytes", "send control images as PNGs at the job's width and height")

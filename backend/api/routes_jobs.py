@@ -14,6 +14,8 @@ from ..jobs import pixels
 from ..jobs.images import IMAGE_ID, MAX_IMAGE_BYTES, InputImage, decode_png, probe_image
 from ..jobs.queue import CLIENT_JOB_ID
 from ..jobs.record import Job
+from ..pipelines.sync import ingest as sync_ingest
+from ..pipelines.sync.wire import CONTENT_TYPE as CORRESPONDENCE_TYPE
 from ..spec import JobSpec, loads_json
 from .auth import HTTP_AUTH
 from .errors import ApiError
@@ -26,7 +28,11 @@ router = APIRouter(prefix="/v1", dependencies=HTTP_AUTH, responses=ERRORS, tags=
 MAX_SPEC_BYTES = 1024 * 1024
 MAX_PARTS = 32
 MAX_BODY_BYTES = 256 * 1024 * 1024  # a multipart submission in all (64 Mpx of raw RGB fits)
-LIMITS = Limits(spec_bytes=MAX_SPEC_BYTES, part_bytes=MAX_IMAGE_BYTES, parts=MAX_PARTS, body_bytes=MAX_BODY_BYTES)
+#: A texture_sync correspondence part (docs/protocol.md): 8 views of 1024² with both levels are ~51 MB raw
+#: (6 bytes a pixel, the latent level adds 1/64), a few MB zlib-compressed.
+MAX_CORRESPONDENCE_BYTES = 64 * 1024 * 1024
+LIMITS = Limits(spec_bytes=MAX_SPEC_BYTES, part_bytes=MAX_IMAGE_BYTES, parts=MAX_PARTS, body_bytes=MAX_BODY_BYTES,
+                blob_bytes=MAX_CORRESPONDENCE_BYTES, blob_types=frozenset({CORRESPONDENCE_TYPE}))
 SPEC_REF = {"$ref": "#/components/schemas/JobSpec"}
 SUBMIT_BODY = {"requestBody": {"required": True, "content": {
     "multipart/form-data": {"schema": {
@@ -68,14 +74,40 @@ async def _read_multipart(request: Request) -> tuple[JobSpec, dict[str, bytearra
     return parse_spec(spec_text), parts
 
 
+def _gather_blobs(spec: JobSpec, parts: dict[str, bytearray]) -> dict[str, bytearray]:
+    """The parts that are not images (``spec.blob_keys()``: texture_sync correspondences), checked against
+    the spec (``ingest.check``) and kept as received; the stage parses them again when the job runs."""
+    blobs = {}
+    for key in sorted(spec.blob_keys()):
+        data = parts.get(key)
+        if data is None:
+            raise ApiError(400, "missing_correspondence", f"the texture_sync stage names correspondence '{key}' but"
+                           f" the request has no part '{key}'", f"add a file part named '{key}' with Content-Type:"
+                           f" {CORRESPONDENCE_TYPE} (addon/core/sync_views.encode writes it; docs/protocol.md)")
+        if len(data) > MAX_CORRESPONDENCE_BYTES:  # a part sent under another Content-Type escaped the reader's limit
+            raise ApiError(413, "part_too_large", f"correspondence part '{key}' is {len(data)} bytes, more than"
+                           f" {MAX_CORRESPONDENCE_BYTES}", "send fewer views, smaller ones, or compress the part (zlib)")
+        try:
+            sync_ingest.check(bytes(data), spec, key)
+        except ValueError as exc:
+            raise ApiError(400, "bad_correspondence", f"correspondence part '{key}': {exc}",
+                           "build it with addon/core/sync_views for this job's views, width and height"
+                           " (docs/protocol.md, \"Correspondence part\")") from None
+        blobs[key] = data
+    return blobs
+
+
 def _gather_images(spec: JobSpec, parts: dict[str, bytearray], store: Any) -> dict[str, InputImage]:
     """Check (without decoding) every image the spec names, from this request's parts or the upload store.
-    Their sha256 for the record is taken by the worker once the result is out (off the client's path)."""
+    Their sha256 for the record is taken by the worker once the result is out (off the client's path).
+    Parts named by ``spec.blob_keys()`` are wanted too but are not images (``_gather_blobs``)."""
     wanted = spec.image_keys()
-    unexpected = sorted(set(parts) - wanted)
+    blob_keys = spec.blob_keys()
+    unexpected = sorted(set(parts) - wanted - blob_keys)
     if unexpected:
         raise ApiError(400, "unexpected_part", f"the request has image part(s) {unexpected} that the spec never names",
-                       f"name them in the spec's controlnets/image/mask, or drop them; the spec names {sorted(wanted)}")
+                       f"name them in the spec's controlnets/image/mask, or drop them; the spec names"
+                       f" {sorted(wanted | blob_keys)}")
     images = {}
     for key in sorted(wanted):
         data: bytes | bytearray | None = parts.get(key)
@@ -125,7 +157,8 @@ async def _submit(request: Request, job_id: str | None) -> JobAccepted:
                        "send the spec as a 'spec' part with PNG parts, or as JSON naming uploaded image ids")
 
     def gather_and_queue() -> Job:  # one hop off the event loop: file reads, model checks, the queue's lock
-        return state.queue.submit(spec, _gather_images(spec, parts, state.store), {}, job_id)
+        images = _gather_images(spec, parts, state.store)
+        return state.queue.submit(spec, images, {}, job_id, blobs=_gather_blobs(spec, parts))
 
     job = await run_in_threadpool(gather_and_queue)
     position = state.queue.position(job)

@@ -83,7 +83,7 @@ def _pixels(image: Input) -> int:
 
 
 def _bytes(job: Job) -> int:
-    return sum(len(i.data) for i in job.inputs.values())
+    return sum(len(i.data) for i in job.inputs.values()) + sum(len(b) for b in job.blobs.values())
 
 
 def check_models(spec: JobSpec, models: Any) -> None:
@@ -160,16 +160,19 @@ class JobQueue:
 
     # -- client side -----------------------------------------------------------------------------
     def submit(self, spec: JobSpec, images: dict[str, Input], input_hashes: dict[str, str],
-               job_id: str | None = None) -> Job:
+               job_id: str | None = None, blobs: dict[str, bytes | bytearray] | None = None) -> Job:
         """Check the limits and models, then queue. Raises InputsTooLarge, JobExists, ModelError (the request
-        is wrong) or QueueFull. ``images``: inputs as received (decoded when the job starts) or arrays."""
+        is wrong) or QueueFull. ``images``: inputs as received (decoded when the job starts) or arrays.
+        ``blobs``: parts that are not images (``spec.blob_keys()``, already checked), handed to the runner
+        under their keys as the bytes received; counted in the queue's byte limit, hashed into the record."""
         pixels = sum(_pixels(i) for i in images.values())
         if pixels > self.max_job_pixels:
             raise InputsTooLarge(f"the job's images hold {pixels} pixels, more than the {self.max_job_pixels}"
                                  " one job may hold")
         check_models(spec, self._models)
         job = Job(spec=spec, images={k: v for k, v in images.items() if isinstance(v, np.ndarray)},
-                  input_hashes=input_hashes, inputs={k: v for k, v in images.items() if isinstance(v, InputImage)})
+                  input_hashes=input_hashes, inputs={k: v for k, v in images.items() if isinstance(v, InputImage)},
+                  blobs=dict(blobs or {}))
         if job_id is not None:
             job.id = job_id
         with self._lock:
@@ -185,7 +188,7 @@ class JobQueue:
                                 f" that is over the queue's limit of {self.max_queued_pixels}")
             queued_bytes, size = sum(_bytes(j) for j in self._pending), _bytes(job)
             if size and queued_bytes + size > self.max_queued_bytes:
-                raise QueueFull(f"the waiting jobs hold {queued_bytes} bytes of images; with this job's {size} that"
+                raise QueueFull(f"the waiting jobs hold {queued_bytes} bytes of inputs; with this job's {size} that"
                                 f" is over the queue's limit of {self.max_queued_bytes}")
             self._pending.append(job)
             self._jobs[job.id] = job
@@ -272,7 +275,8 @@ class JobQueue:
             job.error = {"code": "bad_image", "message": exc.message, "fix": exc.fix}
             return "failed", {"error": job.error}
         try:
-            result = self._runner(job.spec, job.images, self._models, JobProgress(job))
+            inputs: dict[str, Any] = {**job.images, **job.blobs}  # blobs: raw bytes the stage parses
+            result = self._runner(job.spec, inputs, self._models, JobProgress(job))
         except JobCancelled:
             log.info("job %s cancelled at stage %s step %s", job.id, job.stage, job.step)
             return "cancelled", {}
@@ -306,6 +310,7 @@ class JobQueue:
         """The record and the PNGs with their metadata, on the writer thread (low CPU priority, so that
         a client taking the result's pixels right now is not slowed by the PNG encoder)."""
         job.input_hashes = {**{k: hashlib.sha256(v.data).hexdigest() for k, v in job.inputs.items()},
+                            **{k: hashlib.sha256(v).hexdigest() for k, v in job.blobs.items()},
                             **job.input_hashes}
         record = build_record(job.id, job.spec, job.input_hashes, result.info, self.device())
         directory, stem = self._place(job)

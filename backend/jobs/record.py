@@ -47,6 +47,7 @@ class Job:
     cancel_requested: threading.Event = field(default_factory=threading.Event)
     finished: threading.Event = field(default_factory=threading.Event)
     inputs: dict[str, InputImage] = field(default_factory=dict)  # as received, undecoded while queued
+    blobs: dict[str, bytes | bytearray] = field(default_factory=dict)  # non-image parts (correspondences), raw
     outputs: list[np.ndarray] | None = None  # result pixels from the `ready` event until the queue evicts them
 
     @property
@@ -63,5 +64,6 @@ class Job:
         self.finished_at = time.time()
         self.images = {}
         self.inputs = {}
+        self.blobs = {}
         self.events.append(status, **event_fields)
         self.finished.set()

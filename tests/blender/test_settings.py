@@ -40,7 +40,8 @@ def test_texture_objects_sends_the_segmentation_classes_set_in_the_ui(sc_module,
     remote_job = sc_module("core.remote_job")
     settings = texturing.TextureSettings(
         base_params={"prompt": "x", "seed": 0, "width": 64, "height": 64, "preview_every": 0},
-        request_fields={"server": "http://127.0.0.1:1", "output_dir": str(tmp_path)}, texture_size=(16, 16))
+        request_fields={"server": "http://127.0.0.1:1", "output_dir": str(tmp_path)}, texture_size=(16, 16),
+        mode="sequential")
     sent = []
 
     def capture(request, **kwargs):

@@ -59,7 +59,7 @@ def test_views_rebuild_a_known_texture_and_later_views_see_the_texture_so_far(or
     settings = texturing.TextureSettings(
         base_params={"prompt": "x", "seed": 0, "width": SIZE, "height": SIZE, "preview_every": 0},
         request_fields={"server": "http://127.0.0.1:1", "output_dir": str(tmp_path)},
-        texture_size=(TEX, TEX), weight_params={"feather_px": 2.0}, mask_grow_px=2,
+        texture_size=(TEX, TEX), weight_params={"feather_px": 2.0}, mask_grow_px=2, mode="sequential",
     )
     requests = []
     run = texturing.texture_objects(scene, [target], settings, views=6, elevations=(-25.0, 25.0))
@@ -103,7 +103,7 @@ def test_a_failing_job_removes_the_rig_and_hides_nothing_while_a_job_runs(oracle
     settings = texturing.TextureSettings(
         base_params={"prompt": "x", "seed": 0, "width": SIZE, "height": SIZE, "preview_every": 0},
         request_fields={"server": "http://127.0.0.1:1", "output_dir": str(tmp_path)},
-        texture_size=(TEX, TEX),
+        texture_size=(TEX, TEX), mode="sequential",
     )
     other = uv_sphere(scene, "Bystander", location=(5, 0, 0))
 

@@ -76,11 +76,17 @@ def test_generate_with_a_reference_image_file(api, backend, scene, tmp_path, mod
         api.generate(scene, prompt="x", reference="first view", **tiny)
 
 
+def test_a_reference_in_synchronized_mode_is_refused_before_any_render(api, backend, scene):
+    with pytest.raises(ValueError, match="mode='sequential'"):
+        api.texture_objects([scene.objects["Car"]], prompt="rusty metal", views=3, server=backend.url,
+                            model="builtin:tiny", size=64, steps=2, reference="first view", mode="synchronized")
+
+
 def test_texture_objects_holds_the_first_views_look(api, backend, scene):
     car = scene.objects["Car"]
     result = api.texture_objects([car], prompt="rusty metal", views=3, server=backend.url, model="builtin:tiny",
                                  size=64, steps=2, seed=5, texture_size=32, reference="first view",
-                                 reference_weight=0.8)
+                                 reference_weight=0.8, mode="sequential")
     try:
         _check_first_view_jobs(backend, result)
     finally:  # leave the names free for the texture tests that come after (they expect "Car Scenecast")

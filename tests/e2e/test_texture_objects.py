@@ -33,11 +33,11 @@ def scene_cameras(scene) -> set[str]:
     return {o.name for o in scene.objects if o.type == "CAMERA"}
 
 
-def test_views_generate_then_inpaint_and_every_object_gets_its_own_texture(api, backend, scene):
+def test_sequential_views_generate_then_inpaint_and_every_object_gets_its_own_texture(api, backend, scene):
     car, lamp = scene.objects["Car"], scene.objects["Lamp"]
     cameras_before = scene_cameras(scene)
     progress: list[str] = []
-    result = api.texture_objects([car, lamp], prompt="rusty metal", views=4, server=backend.url,
+    result = api.texture_objects([car, lamp], prompt="rusty metal", views=4, server=backend.url, mode="sequential",
                                  on_view=lambda i, n, text: progress.append(text), **TINY)
     assert set(result) == {car, lamp}
     for obj, image in result.items():
@@ -81,7 +81,7 @@ def test_cancel_between_views_keeps_the_views_done_and_removes_the_rig(api, back
     errors = importlib.import_module(ADDON_MODULE + ".core.remote_job")
     with pytest.raises(errors.JobFailed) as err:
         api.texture_objects([car], prompt="a red car", views=3, server=backend.url, cancel=cancel,
-                            on_view=on_view, **TINY)
+                            on_view=on_view, mode="sequential", **TINY)
     assert err.value.status == "cancelled"
     assert scene_cameras(scene) == cameras_before
     texture = bpy.data.images.get("Car Scenecast")

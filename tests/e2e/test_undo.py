@@ -116,11 +116,12 @@ def test_one_undo_after_stylize_frames_removes_the_strip_and_keeps_the_files(sce
     assert sorted(p.name for p in (tmp_path / "frames").glob("frame_*.png")) == ["frame_0001.png", "frame_0002.png"]
 
 
-def test_one_undo_after_texture_objects_brings_the_old_material_back(scene_name):
+@pytest.mark.parametrize("mode", ["synchronized", "separate", "sequential"])
+def test_one_undo_after_texture_objects_brings_the_old_material_back(scene_name, mode):
     old = texture_state(scene_name)
     mark_before(scene_name)
     with select_car(scene_name):
-        assert bpy.ops.scenecast.texture_objects(views=2, texture_size=64) == {"FINISHED"}
+        assert bpy.ops.scenecast.texture_objects(views=2, texture_size=64, mode=mode) == {"FINISHED"}
     run, undone, redone = undo_then_redo(lambda: texture_state(scene_name))
     assert run[0] == "Car Scenecast" and run[1]
     assert undone == old and redone == run
@@ -142,7 +143,7 @@ def test_one_undo_after_a_cancelled_texture_objects_removes_the_views_it_finishe
     old = texture_state(scene_name)
     mark_before(scene_name)
     with select_car(scene_name):
-        assert bpy.ops.scenecast.texture_objects(views=3, texture_size=64) == {"CANCELLED"}
+        assert bpy.ops.scenecast.texture_objects(views=3, texture_size=64, mode="sequential") == {"CANCELLED"}
     assert len(calls) == 2
     run, undone, redone = undo_then_redo(lambda: texture_state(scene_name))
     assert run[0] == "Car Scenecast" and run[1], "the finished view stays after a cancel"

@@ -14,7 +14,7 @@ import bpy
 from ...features import checks, texturing
 from ...features.base import FeatureRun
 from ..job_operator import JobOperator, poll_with_reason
-from ..properties import MATERIAL_ITEMS
+from ..properties import MATERIAL_ITEMS, TEXTURE_MODE_ITEMS
 
 
 class SCENECAST_OT_texture_objects(JobOperator):
@@ -35,9 +35,20 @@ class SCENECAST_OT_texture_objects(JobOperator):
     texture_size: bpy.props.IntProperty(name="Texture Size", default=1024, min=64, max=8192,  # type: ignore[valid-type]
                                         description="Texels per side of each object's texture")
     material: bpy.props.EnumProperty(name="Material", items=MATERIAL_ITEMS, default="new")  # type: ignore[valid-type]
+    # -- texture mode (features.texturing MODES; issue 14) --
+    mode: bpy.props.EnumProperty(name="Mode", default="synchronized",  # type: ignore[valid-type]
+                                 items=TEXTURE_MODE_ITEMS, options={"SKIP_SAVE"},
+                                 description="Texture mode; unset: the panel's Texture Mode")
+    view_suffixes: bpy.props.BoolProperty(name="View Prompts", default=False,  # type: ignore[valid-type]
+                                          description="Append \"front view\", \"side view\"... to each view's prompt"
+                                                      " (synchronized and separate)")
 
     def draw(self, context: bpy.types.Context) -> None:
         layout = self.layout
+        layout.prop(self, "mode")
+        sub = layout.row()
+        sub.active = self.mode != "sequential"
+        sub.prop(self, "view_suffixes")
         layout.prop(self, "source")
         col = layout.column()
         col.active = self.source == "RIG"
@@ -54,12 +65,20 @@ class SCENECAST_OT_texture_objects(JobOperator):
             context.selected_objects or [], "Texture Objects", context.mode))
 
     def invoke(self, context: bpy.types.Context, event: bpy.types.Event) -> Any:
+        self._mode_from_scene(context)
         return context.window_manager.invoke_props_dialog(self)
+
+    def _mode_from_scene(self, context: bpy.types.Context) -> None:
+        """Unless the caller set ``mode``, the panel's Texture Mode (scene.scenecast.texture_mode)."""
+        settings = getattr(context.scene, "scenecast", None)
+        if settings is not None and not self.properties.is_property_set("mode"):
+            self.mode = settings.texture_mode
 
     def make_run(self, context: bpy.types.Context) -> FeatureRun[Any]:
         scene = context.scene
         if scene is None:
             raise ValueError("no active scene")
+        self._mode_from_scene(context)
         selected = list(context.selected_objects or [])
         views: Any = int(self.views)
         if self.source == "CAMERAS":
@@ -67,7 +86,8 @@ class SCENECAST_OT_texture_objects(JobOperator):
             if not views:
                 raise ValueError("no camera is selected: select the cameras to texture from, or use the Camera Rig")
         low, high = self.elevation_low, self.elevation_high
-        settings = texturing.settings_for(scene, texture_size=self.texture_size, material=self.material)
+        settings = texturing.settings_for(scene, texture_size=self.texture_size, material=self.material,
+                                          mode=self.mode, view_suffixes=self.view_suffixes)
         return texturing.texture_objects(scene, [o for o in selected if o.type == "MESH"], settings, views,
                                          (low,) if low == high else (low, high))
 
@@ -76,7 +96,8 @@ class SCENECAST_OT_texture_objects(JobOperator):
             self.report({"WARNING"}, note)
         seen = ", ".join(f"{name} {100 * c:.0f}%" for name, c in result.coverage.items())
         done = len([v for v in result.views if not v.get("skipped")])
-        self.report({"INFO"}, f"Scenecast: textured {len(result)} object(s) from {done} view(s); texels seen: {seen}")
+        self.report({"INFO"}, f"Scenecast: textured {len(result)} object(s) from {done} view(s)"
+                              f" ({self.mode}); texels seen: {seen}")
 
 
 classes: tuple[type, ...] = (SCENECAST_OT_texture_objects,)

@@ -21,6 +21,9 @@ class SCENECAST_PT_texture(bpy.types.Panel):
             layout.label(text="Select mesh objects to texture", icon="INFO")
         col = layout.column(align=True)
         col.enabled = job_operator.active() is None
+        settings = getattr(context.scene, "scenecast", None)
+        if settings is not None:  # -- Texture Objects mode (issue 14) --
+            col.prop(settings, "texture_mode", text="Mode")
         col.operator("scenecast.texture_objects", icon="TEXTURE")
         col.operator("scenecast.project_image", icon="IMAGE_REFERENCE")
         layout.operator("scenecast.restore_materials", icon="LOOP_BACK")
