@@ -1,25 +1,23 @@
 """The add-on's client for the Scenecast backend, protocol 1 (docs/protocol.md), standard library only.
 
 HTTP through ``http.client`` (one connection per call, so a client may be shared between the main
-thread and a worker), events through ``core.websocket``; ``https://`` URLs use TLS (stdlib ``ssl``,
-certificates verified, optionally against a CA file) for HTTP and events alike. On loopback images
-travel as raw pixels when the backend offers them (docs/protocol.md, "Raw pixels"), else as PNG. Every failure is a ``ScenecastError`` with a
-``message`` and a ``fix``: the backend's own ``{"error": {code, message, fix}}`` bodies are passed on
-as they are; network failures say how to start the backend.
+thread and a worker), events through ``core.job_events`` over ``core.websocket``; ``https://`` URLs
+use TLS (stdlib ``ssl``, certificates verified, optionally against a CA file) for HTTP and events
+alike. On loopback images travel as raw pixels when the backend offers them (docs/protocol.md, "Raw
+pixels"), else as PNG. Every failure is a ``ScenecastError`` with a ``message`` and a ``fix``
+(``core.client_wire``): the backend's own ``{"error": {code, message, fix}}`` bodies are passed on as
+they are; network failures say how to start the backend.
 """
 
 from __future__ import annotations
 
 import http.client
 import json
-import os
 import socket
 import ssl
-import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import quote, urlsplit
 
@@ -30,19 +28,25 @@ from .errors import (
     AuthError,
     BackendError,
     BackendUnavailable,
-    ConnectionClosed,
-    HandshakeError,
     JobCancelled,
     JobFailed,
     ProtocolMismatch,
     ScenecastError,
     WaitTimeout,
-    WebSocketError,
 )
 from .pixels import MEDIA_TYPE as PIXELS, decode_pixels, encode_pixels, is_pixels
 from .png import control_png, decode_png
-from .sync_views import CONTENT_TYPE as CORRESPONDENCE_TYPE, MAGIC as CORRESPONDENCE_MAGIC
-from .websocket import WebSocket
+from .client_wire import (  # noqa: F401  (raise_for_job, encode_multipart, TERMINAL... are part of this API)
+    START_BACKEND_FIX,
+    TLS_FIX,
+    TOKEN_FIX,
+    encode_multipart,
+    http_error,
+    multipart_chunks,
+    raise_for_job,
+)
+from .job_events import POLL_INTERVAL, TERMINAL, Event, JobEvents  # noqa: F401
+from .jobspec import image_keys
 
 __all__ = [
     "PROTOCOL",
@@ -61,40 +65,10 @@ __all__ = [
 
 #: The protocol this add-on speaks; the backend's ``/v1/health`` must report the same.
 PROTOCOL = 1
-TERMINAL = ("done", "failed", "cancelled")
-START_BACKEND_FIX = (
-    'start the backend with `python -m backend serve`, or enable "Start local backend" in the add-on'
-    " preferences (Preferences › Add-ons › Scenecast)"
-)
-TOKEN_FIX = (
-    "set the token in the add-on preferences to the one the backend was started with"
-    " (--token or SCENECAST_TOKEN)"
-)
-#: Seconds between cancel checks while waiting for events.
-POLL_INTERVAL = 0.2
-TLS_FIX = (
-    "if the backend's TLS proxy uses its own certificate authority (or a self-signed certificate), set"
-    " Preferences › Add-ons › Scenecast › CA File to that certificate; check that the URL's host name is"
-    " the one in the certificate"
-)
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
 
 
-@dataclass(frozen=True)
-class Event:
-    """One job event: ``type`` ("queued", "step", "preview", "done", ...), ``data`` the whole JSON
-    object (``seq``, ``type`` and the type's fields), ``image`` the PNG bytes of a ``preview``."""
-
-    type: str
-    data: dict[str, Any] = field(default_factory=dict)
-    image: bytes | None = None
-
-    @property
-    def terminal(self) -> bool:
-        return self.type in TERMINAL
-
-
-class BackendClient:
+class BackendClient(JobEvents):
     """Talks to one backend. ``url``: e.g. :data:`DEFAULT_URL` (scheme optional) or "https://host" for a
     backend behind a TLS proxy; ``token``: the bearer token the backend was started with, if any;
     ``timeout``: seconds per HTTP call; ``ca_file``: a PEM file of the certificate authority (or the
@@ -195,7 +169,7 @@ class BackendClient:
         finally:
             conn.close()
         if response.status >= 400:
-            raise _http_error(response.status, data, f"{method} {path}")
+            raise http_error(response.status, data, f"{method} {path}")
         return response.status, ctype, data
 
     def _json(
@@ -290,7 +264,7 @@ class BackendClient:
         body_spec = dict(spec)
         body_spec.setdefault("protocol", PROTOCOL)
         images = dict(images or {})
-        missing = sorted(k for k in _image_keys(body_spec) if k not in images and not k.startswith("sha256:"))
+        missing = sorted(k for k in image_keys(body_spec) if k not in images and not k.startswith("sha256:"))
         if missing:
             raise ScenecastError(
                 f"the job spec names images that are not sent: {', '.join(missing)}",
@@ -367,211 +341,6 @@ class BackendClient:
     def events_url(self, job_id: str) -> str:
         host = f"[{self.host}]" if ":" in self.host else self.host
         return f"{'wss' if self.tls else 'ws'}://{host}:{self.port}{self.prefix}/v1/jobs/{_seg(job_id)}/events"
-
-    def _connect_events(self, job_id: str) -> WebSocket:
-        headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
-        try:
-            return WebSocket.connect(
-                self.events_url(job_id), headers=headers, timeout=self.timeout,
-                ssl_context=self.ssl_context() if self.tls else None,
-            )
-        except ssl.SSLError as exc:
-            raise BackendUnavailable(f"the TLS connection to {self.url} failed: {exc}", TLS_FIX) from exc
-        except HandshakeError as exc:
-            if not exc.status:  # no HTTP answer at all: timed out or dropped, as if nothing answered
-                raise BackendUnavailable(f"the backend at {self.url} did not complete the event stream's"
-                                         f" handshake ({exc.message})", START_BACKEND_FIX) from exc
-            raise _http_error(exc.status, exc.body, f"events of job {job_id}") from exc
-        except OSError as exc:  # reset or broken pipe mid-handshake
-            raise BackendUnavailable(f"the connection to {self.url} broke ({exc})", START_BACKEND_FIX) from exc
-        except WebSocketError as exc:
-            raise BackendUnavailable(f"no Scenecast backend answers at {self.url} ({exc.message})", START_BACKEND_FIX) from exc
-
-    def _event_stream(self, job_id: str, poll: float | None) -> Iterator[Event | None]:
-        """Events of a job until its terminal one; ``None`` every ``poll`` seconds of silence."""
-        sock = self._connect_events(job_id)
-        try:
-            while True:
-                try:
-                    message = sock.recv(timeout=poll)
-                except TimeoutError:
-                    yield None
-                    continue
-                if message.kind != "text":
-                    continue  # a stray binary frame: previews' PNGs are read right after their event
-                try:
-                    data = json.loads(message.data)
-                except ValueError:
-                    raise BackendError(
-                        f"the event stream of job {job_id} sent something that is not JSON: {message.data[:80]!r}",
-                        "update the backend, or report a bug",
-                    ) from None
-                image = None
-                if data.get("type") == "preview":
-                    while True:
-                        try:
-                            follow = sock.recv(timeout=max(self.timeout, poll or 0.0))
-                            break
-                        except TimeoutError:
-                            yield None
-                    if not isinstance(follow.data, bytes):
-                        raise BackendError("a preview event was not followed by its PNG", "update the backend")
-                    image = follow.data
-                event = Event(str(data.get("type", "")), data, image)
-                yield event
-                if event.terminal:
-                    return
-        except ConnectionClosed as closed:
-            if closed.code in (1000, 1001, 1005):
-                return  # closed after the terminal event, or the server is shutting down: caller checks
-            raise BackendUnavailable(
-                f"the event stream of job {job_id} broke ({closed.reason or closed.code})",
-                "check the backend's log; the job's state can still be read with status()",
-            ) from closed
-        except WebSocketError as exc:
-            raise BackendUnavailable(f"the event stream of job {job_id} broke: {exc.message}", exc.fix) from exc
-        finally:
-            sock.close(timeout=0.5)
-
-    def events(self, job_id: str) -> Iterator[Event]:
-        """The job's events (past ones replayed first) until its terminal event."""
-        for event in self._event_stream(job_id, poll=None):
-            if event is not None:
-                yield event
-
-    def wait(
-        self,
-        job_id: str,
-        on_event: Callable[[Event], None] | None = None,
-        cancel_event: threading.Event | None = None,
-        timeout: float | None = None,
-    ) -> dict[str, Any]:
-        """Follow a job to its end and return its final status (``status`` "done", "failed" or
-        "cancelled"; see ``raise_for_job``).
-
-        ``on_event`` is called with every event, in this thread. When ``cancel_event`` is set the job is
-        cancelled on the server and its final state awaited. ``timeout`` (seconds): ``WaitTimeout``
-        (the job keeps running). If the event stream breaks while the backend still answers, waiting
-        goes on by polling the status; if the backend is gone, ``BackendUnavailable``.
-        """
-        deadline = None if timeout is None else time.monotonic() + timeout
-        cancelled = False
-
-        def check() -> None:
-            nonlocal cancelled
-            if cancel_event is not None and cancel_event.is_set() and not cancelled:
-                try:
-                    self.cancel(job_id)
-                    cancelled = True
-                except AuthError:
-                    raise
-                except BackendError:
-                    cancelled = True  # e.g. the job finished just now: its terminal state is read below
-                except BackendUnavailable:
-                    pass  # busy or unreachable for a moment: asked again on the next check
-            if deadline is not None and time.monotonic() > deadline:
-                raise WaitTimeout(
-                    f"job {job_id} did not finish within {timeout:g} s",
-                    "wait longer, or cancel it; it is still running on the backend",
-                )
-
-        try:
-            for event in self._event_stream(job_id, poll=POLL_INTERVAL):
-                if event is not None and on_event is not None:
-                    on_event(event)
-                check()
-                if event is not None and event.terminal:
-                    break
-        except BackendUnavailable:
-            self.status(job_id)  # raises BackendUnavailable itself when the backend is gone
-        while True:  # the stream ended (or broke with the backend still there): poll until terminal
-            state = self.status(job_id)
-            if state.get("status") in TERMINAL:
-                return state
-            check()
-            time.sleep(POLL_INTERVAL)
-
-
-def raise_for_job(status: Mapping[str, Any]) -> None:
-    """Raise ``JobFailed`` / ``JobCancelled`` for a final status that is not "done"."""
-    state = status.get("status")
-    if state == "done":
-        return
-    job = status.get("id", "?")
-    if state == "cancelled":
-        raise JobCancelled(f"job {job} was cancelled", job_id=str(job))
-    error = status.get("error") or {}
-    raise JobFailed(
-        f"job {job} {state}: {error.get('message') or 'no reason given'}",
-        error.get("fix") or "look at the backend log for details",
-        status=str(state), job_id=str(job), code=str(error.get("code") or ""),
-    )
-
-
-def encode_multipart(spec_json: bytes, images: Mapping[str, bytes]) -> tuple[bytes, str]:
-    """A multipart/form-data body: part ``spec`` (JSON) and one binary file part (PNG or raw pixels)
-    per image key."""
-    chunks, ctype = multipart_chunks(spec_json, images)
-    return b"".join(chunks), ctype
-
-
-def multipart_chunks(spec_json: bytes, images: Mapping[str, bytes]) -> tuple[list[bytes], str]:
-    """``encode_multipart``'s body as the list of its pieces, the images not copied."""
-    boundary = "scenecast-" + os.urandom(16).hex()
-    chunks = [
-        f'--{boundary}\r\nContent-Disposition: form-data; name="spec"\r\n'
-        "Content-Type: application/json\r\n\r\n".encode("ascii"),
-        spec_json,
-        b"\r\n",
-    ]
-    for key, data in images.items():
-        if not key or any(c in key for c in '"\r\n\\'):
-            raise ScenecastError(f"image key {key!r} cannot be sent", "use letters, digits and _ . : - in image keys")
-        if bytes(data[:4]) == CORRESPONDENCE_MAGIC:  # a texture_sync correspondence (core/sync_views.encode)
-            kind, ext = CORRESPONDENCE_TYPE, "sccr"
-        else:
-            kind, ext = (PIXELS, "px") if is_pixels(data) else ("image/png", "png")
-        chunks += [
-            f'--{boundary}\r\nContent-Disposition: form-data; name="{key}"; filename="{key}.{ext}"\r\n'
-            f"Content-Type: {kind}\r\n\r\n".encode("utf-8"),
-            data if isinstance(data, bytes) else bytes(data),
-            b"\r\n",
-        ]
-    chunks.append(f"--{boundary}--\r\n".encode("ascii"))
-    return chunks, f"multipart/form-data; boundary={boundary}"
-
-
-def _http_error(status: int, body: bytes, what: str) -> ScenecastError:
-    """The ScenecastError for an HTTP error answer, using the backend's error body when there is one."""
-    code, message, fix = "", "", ""
-    try:
-        err = json.loads(body).get("error") or {}
-        code, message, fix = str(err.get("code") or ""), str(err.get("message") or ""), str(err.get("fix") or "")
-    except (ValueError, AttributeError):
-        pass
-    if not message:
-        text = body[:200].decode("utf-8", "replace").strip()
-        message = f"{what} failed with HTTP {status}" + (f": {text}" if text else "")
-    if status in (401, 403):
-        return AuthError(message, fix or TOKEN_FIX, status=status, code=code)
-    if not fix and status >= 500:
-        fix = "this is a backend problem: look at the backend's log"
-    return BackendError(message, fix or None, status=status, code=code)
-
-
-def _image_keys(spec: Mapping[str, Any]) -> set[str]:
-    keys: set[str] = set()
-    for stage in spec.get("stages") or []:
-        keys.update(unit["image"] for unit in stage.get("controlnets") or [] if unit.get("image"))
-        for view in stage.get("views") or []:  # texture_sync: each view's units, and its correspondence part
-            keys.update(unit["image"] for unit in view.get("controlnets") or [] if unit.get("image"))
-        if stage.get("correspondence"):
-            keys.add(stage["correspondence"])
-        for name in ("image", "mask"):
-            if stage.get(name):
-                keys.add(stage[name])
-    return keys
-
 
 def _grey(image: np.ndarray) -> bool:
     """Whether an H x W x 3 image has three equal channels (~1 ms at 1024²)."""

@@ -23,12 +23,12 @@ from typing import NoReturn
 from urllib.parse import urlsplit
 
 from .errors import ConnectionClosed, HandshakeError, WebSocketError
+from .http_head import read_body, read_http_head
 
 GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 OP_CONT, OP_TEXT, OP_BINARY, OP_CLOSE, OP_PING, OP_PONG = 0x0, 0x1, 0x2, 0x8, 0x9, 0xA
 #: Largest message accepted (a 2048² RGBA preview PNG is at most ~17 MB).
 MAX_MESSAGE = 64 << 20
-_MAX_HEADER = 64 << 10
 
 
 @dataclass(frozen=True)
@@ -132,9 +132,9 @@ class WebSocket:
             ]
             lines += [f"{k}: {v}" for k, v in (headers or {}).items()]
             sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"))
-            status, response_headers, rest = _read_http_head(sock)
+            status, response_headers, rest = read_http_head(sock)
             if status != 101:
-                body = _read_body(sock, response_headers, rest)
+                body = read_body(sock, response_headers, rest)
                 raise HandshakeError(
                     f"the server refused the WebSocket upgrade with HTTP {status}",
                     "check the URL, the job id and the token",
@@ -362,47 +362,3 @@ class WebSocket:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-def _read_http_head(sock: socket.socket) -> tuple[int, dict[str, str], bytes]:
-    """Status code, lower-cased headers and any bytes read past the blank line."""
-    data = b""
-    while b"\r\n\r\n" not in data:
-        try:
-            chunk = sock.recv(4096)
-        except socket.timeout:
-            raise HandshakeError("the server did not answer the WebSocket handshake in time") from None
-        if not chunk:
-            raise HandshakeError("the server closed the connection during the WebSocket handshake")
-        data += chunk
-        if len(data) > _MAX_HEADER:
-            raise HandshakeError("the server's handshake answer is too long")
-    head, _, rest = data.partition(b"\r\n\r\n")
-    lines = head.decode("latin-1").split("\r\n")
-    try:
-        status = int(lines[0].split()[1])
-    except (IndexError, ValueError):
-        raise HandshakeError(f"not an HTTP answer: {lines[0][:80]!r}") from None
-    headers: dict[str, str] = {}
-    for line in lines[1:]:
-        name, _, value = line.partition(":")
-        headers[name.strip().lower()] = value.strip()
-    return status, headers, rest
-
-
-def _read_body(sock: socket.socket, headers: dict[str, str], rest: bytes) -> bytes:
-    """The body of a refused handshake (for its JSON error), best effort."""
-    try:
-        length = int(headers.get("content-length", "0"))
-    except ValueError:
-        length = 0
-    body = rest
-    try:
-        while len(body) < min(length, _MAX_HEADER):
-            chunk = sock.recv(4096)
-            if not chunk:
-                break
-            body += chunk
-    except OSError:
-        pass
-    return body[:length] if length else body

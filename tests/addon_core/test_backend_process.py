@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from addon.core import backend_locate
 from addon.core import backend_process as bp
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -55,7 +56,7 @@ def test_python_from_env_then_backend_dir_venv(clean_env: None, monkeypatch: pyt
 
 
 def test_no_python_anywhere_says_to_set_the_preference(clean_env: None, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(bp, "_checkout_root", lambda: None)
+    monkeypatch.setattr(backend_locate, "_checkout_root", lambda: None)
     with pytest.raises(bp.BackendProcessError) as info:
         bp.resolve_python("")
     assert "Preferences" in info.value.fix and "SCENECAST_BACKEND_PYTHON" in info.value.fix
