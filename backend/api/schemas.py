@@ -25,6 +25,12 @@ class Health(BaseModel):
     dtype: str
     queue: int = Field(description="jobs waiting, not counting the running one")
     running: str | None = Field(description="id of the running job")
+    memory_mode: str = Field("auto", description="the memory mode asked for (serve --memory-mode): auto, full, fp8, "
+                             "offload, fp8-offload or group-offload (docs/models.md, 'Memory modes')")
+    dtypes: dict[str, str] = Field(default_factory=dict, description="compute dtype per model family")
+    free_device_gb: float | None = Field(None, description="free GPU memory now; null on CPU/MPS")
+    memory_plans: dict[str, Any] = Field(default_factory=dict,
+                                         description="the memory plan of each loaded base model, by id")
 
 
 class ModelList(BaseModel):
