@@ -24,9 +24,10 @@ from .device import choose_device
 from .errors import ModelNotFound, UnsafeCheckpoint
 from .folders import scan as scan_models_folders
 from .families import FAMILIES, HUB_FAMILIES
-from .loading_flow import flow_family_of_folder
+from .loading_flow import flow_family_of_folder, load_flow_folder
 from .loading import DownloadCallback, download, load_base, load_controlnet
 from .lora import applied_loras
+from .gguf_files import COMPANIONS, detect_gguf, gguf_base, is_quantized
 from .memory import REQUESTABLE, MemoryPlan, apply_memory_plan, choose_mode, default_dtype
 from .sizes import estimate_bytes
 from .sources import (PICKLE_EXTS, UnreadableModel, classify_single_file, family_of_config, folder_kind, hub_cache,
@@ -66,11 +67,13 @@ class ModelManager:
 
     def __init__(self, device: str | None = None, dtype: str | None = None, memory_budget_gb: float | None = None,
                  *, channels_last: bool = False, attention: str = "sdpa", compile: bool = False,
-                 single_file_configs: dict[str, str | Path] | None = None, memory_mode: str = "auto") -> None:
+                 single_file_configs: dict[str, str | Path] | None = None, memory_mode: str = "auto",
+                 gguf_companions: dict[str, str] | None = None) -> None:
         self.plan = choose_device(device, dtype)
         if memory_mode not in REQUESTABLE:
             raise ValueError(f"unknown memory mode {memory_mode!r}: use one of {', '.join(REQUESTABLE)}")
         self.memory_mode = memory_mode
+        self.gguf_companions = {**COMPANIONS, **(gguf_companions or {})}  # family -> model for a GGUF's other parts
         self._dtype_asked = bool(dtype or os.environ.get("SCENECAST_DTYPE"))
         budget = _default_budget_bytes(self.plan.device) if memory_budget_gb is None else int(memory_budget_gb * 1e9)
         self.cache = ModelCache(budget)
@@ -101,6 +104,9 @@ class ModelManager:
     def check(self, model_id: str, kind: str = "base") -> None:
         """Raise ModelNotFound / UnsafeCheckpoint now (fast, nothing loaded) so a bad id is a 4xx at submit."""
         loc = locate(model_id, kind)  # type: ignore[arg-type]
+        if loc.source == "gguf":
+            detect_gguf(loc.path)  # UnsupportedModel now, not after a download
+            return
         if loc.source == "single_file" and kind != "lora":
             try:
                 found, _, _ = classify_single_file(loc.path)
@@ -119,6 +125,8 @@ class ModelManager:
             return BUILTIN_FAMILIES[loc.id]
         if loc.source == "single_file":
             return classify_single_file(loc.path)[1]
+        if loc.source == "gguf":
+            return detect_gguf(loc.path).family
         if loc.path is None:
             return HUB_FAMILIES.get(loc.id) if loc.source == "hub" else None
         flow = flow_family_of_folder(loc.path)  # flow families: model_index.json + transformer/
@@ -232,6 +240,8 @@ class ModelManager:
     def base(self, model_id: str, on_download: DownloadCallback | None = None) -> BaseComponents:
         """The base model, from the cache or loaded and placed on the device."""
         loc = locate(model_id, "base")
+        if loc.source == "gguf":
+            return self._gguf_base(loc, on_download)
         dtype = self.family_dtype(self.family(model_id))
         estimate = estimate_bytes(loc.path, ("unet", "transformer", "vae", "text_encoder", "text_encoder_2"),
                                   torch.empty((), dtype=dtype).element_size())
@@ -298,7 +308,7 @@ class ModelManager:
 
     def _place(self, module: torch.nn.Module, dtype: torch.dtype) -> torch.nn.Module:
         module = module.to(self.device)
-        if next(module.parameters()).dtype != dtype:
+        if next(module.parameters()).dtype != dtype and not is_quantized(module):
             module = module.to(dtype)
         if self.channels_last:
             module = module.to(memory_format=torch.channels_last)
@@ -346,7 +356,7 @@ class ModelManager:
     def memory_plan_for(self, base: BaseComponents, dtype: torch.dtype) -> MemoryPlan:
         """The plan for a loaded (CPU-resident) ``base``: sizes counted from its parameters at 16-bit."""
         parts = [m for m in (base.unet, base.transformer, base.vae, *base.text_encoders) if m is not None]
-        sizes = [2 * sum(p.numel() for p in m.parameters()) for m in parts]
+        sizes = [module_bytes(m) if is_quantized(m) else 2 * sum(p.numel() for p in m.parameters()) for m in parts]
         return choose_mode(base.family, sum(sizes), self.free_device_bytes(), largest_bytes=max(sizes),
                            device_type=self.device.type, requested=self.memory_mode,
                            dtype=str(dtype).removeprefix("torch."))
@@ -355,13 +365,36 @@ class ModelManager:
         """fp8 storage and/or offload hooks on the base's modules (cast to ``dtype`` first, on the CPU)."""
         for m in (base.unet, base.transformer, *base.text_encoders):
             if m is not None:
-                m.to(dtype).requires_grad_(False)
+                (m if is_quantized(m) else m.to(dtype)).requires_grad_(False)
                 if self.attention == "sdpa" and hasattr(m, "set_attn_processor") and not _own_attention(m):
                     m.set_attn_processor(AttnProcessor2_0())
         base.vae.to(base.vae_decode_dtype).requires_grad_(False)
         order = [*base.text_encoders, base.denoiser]  # the order a job runs them: offload hands over along it
         base.extra["offload_hooks"] = apply_memory_plan(order, base.vae, plan, self.device)
         base.exec_device = self.device
+
+    def _gguf_base(self, loc: Any, on_download: DownloadCallback | None) -> BaseComponents:
+        """A GGUF transformer with its companion's VAE, text encoders, tokenizers and scheduler
+        (models/gguf_files.py); the companion's own transformer is not loaded."""
+        family = detect_gguf(loc.path).family
+        dtype = self.family_dtype(family)
+        companion_id = self.gguf_companions[family]
+
+        def load() -> BaseComponents:
+            from .builtins import BASES  # noqa: PLC0415 - torch-heavy
+
+            comp = locate(companion_id, "base")
+            if comp.source == "builtin":
+                companion = BASES[comp.id]()
+                config = json.loads(companion.transformer.to_json_string())
+                companion.transformer = None
+            else:
+                folder = comp.path or download(comp.id, False, on_download)
+                companion = load_flow_folder(folder, comp.id, comp.source, dtype, family, with_transformer=False)
+                config = json.loads((folder / "transformer" / "config.json").read_text())
+            return self._place_base(gguf_base(loc.path, loc.id, family, companion, config, dtype), dtype)
+
+        return self._cached(("base", loc.id), load, lambda b: b.nbytes(), loc.path.stat().st_size)
 
     def describe_memory(self) -> dict[str, Any]:
         """What health shows: the mode asked for, the free memory it decides by, the plans of loaded bases."""

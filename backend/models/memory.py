@@ -164,7 +164,8 @@ def apply_memory_plan(components: list[Any], vae: Any, plan: MemoryPlan, device:
     compute = getattr(torch, plan.dtype)
     if plan.storage == "float8_e4m3fn":
         for m in components:
-            _layerwise_cast(m, compute)
+            if not getattr(m, "is_quantized", False):  # GGUF weights are already smaller than float8
+                _layerwise_cast(m, compute)
     if plan.vae_tiling and hasattr(vae, "enable_tiling"):
         vae.enable_tiling()
     if plan.offload == "none":
