@@ -63,6 +63,10 @@ class ModelManager:
     its safetensors headers; models fetched inside :meth:`lease` stay pinned until it ends. ``channels_last``, ``attention`` ("sdpa" or "default") and ``compile`` are applied
     to every UNet, ControlNet and VAE when they are placed on the device. ``single_file_configs`` maps a
     family ("sd15"/"sdxl") to a diffusers config folder to use instead of the shipped one for single files.
+    ``memory_mode`` ("auto" or a mode of models/memory.py) decides how each base model is held (float8
+    storage, offload hooks, VAE tiling) and the compute dtype is per family unless ``dtype`` forces one.
+    ``gguf_companions`` maps a family to the model whose VAE and text encoders a GGUF transformer of that
+    family uses (default: the reference hub repo; models/gguf_files.py).
     """
 
     def __init__(self, device: str | None = None, dtype: str | None = None, memory_budget_gb: float | None = None,
@@ -327,8 +331,6 @@ class ModelManager:
                 base.transformer = self._place(base.transformer, dtype)
             base.vae = self._place(base.vae, base.vae_decode_dtype)
             base.text_encoders = [e.to(self.device, dtype).requires_grad_(False) for e in base.text_encoders]
-            if plan.vae_tiling:
-                base.vae.enable_tiling()
         else:
             self._place_with_memory_plan(base, plan, dtype)
         base.extra["memory"] = plan

@@ -50,6 +50,17 @@ PARAMS: dict[str, dict[str, int]] = {
     "qwen": {"transformer": 20_430_401_088, "text_encoder": 8_292_166_656, "vae": 126_892_531},
 }
 PARAMS["flux-schnell"] = PARAMS["flux"]
+# Bytes of the denoiser and text encoders in fp8 mode, counted the same way with the layerwise-casting
+# hooks applied on the meta device: what stays 16-bit (norms and the AdaLN modulation linears diffusers
+# skips, embeddings, T5's ``wo``) makes FLUX's transformer 15.1 GB, not half of 23.8.
+FP8_BYTES: dict[str, dict[str, int]] = {
+    "sd15": {"unet": 859_721_284, "text_encoder": 161_103_360},
+    "sdxl": {"unet": 2_568_051_844, "text_encoder": 161_103_360, "text_encoder_2": 758_167_040},
+    "flux": {"transformer": 15_149_072_512, "text_encoder": 161_103_360, "text_encoder_2": 5_900_740_608},
+    "zimage": {"transformer": 6_165_809_728, "text_encoder": 4_411_620_352},
+    "qwen": {"transformer": 20_449_512_576, "text_encoder": 8_838_956_800},
+}
+FP8_BYTES["flux-schnell"] = FP8_BYTES["flux"]
 
 # Working memory besides the weights (activations, attention, the VAE decode) at the family's native
 # size, in bytes: estimates, not measured here (docs/models.md says so).
@@ -89,13 +100,25 @@ def model_bytes_16bit(family: str) -> tuple[int, int]:
     return 2 * sum(counts.values()), 2 * max(counts.values())
 
 
+def fp8_ratios(family: str) -> tuple[float, float]:
+    """(whole model, largest component): bytes in fp8 mode over bytes at 16-bit, for the reference model
+    (the VAE stays 16-bit). A family's other models are assumed to keep the same proportions."""
+    counts, fp8 = PARAMS.get(family), FP8_BYTES.get(family)
+    if counts is None or fp8 is None:
+        return 0.5, 0.5
+    vae = 2 * sum(v for k, v in counts.items() if k == "vae")
+    largest = max(fp8, key=lambda k: counts[k])
+    return (sum(fp8.values()) + vae) / (2 * sum(counts.values())), fp8[largest] / (2 * counts[largest])
+
+
 def needed_bytes(mode: str, family: str, model_bytes: int, largest_bytes: int) -> int:
     """Device bytes ``mode`` needs for a model of ``model_bytes`` (16-bit) whose largest component takes
-    ``largest_bytes``: the resident weights plus the family's workspace. float8 halves what it stores
-    (the VAE, ~1% of the total, stays 16-bit; it is counted halved too)."""
+    ``largest_bytes``: the resident weights plus the family's workspace. float8 stores what the hooks
+    cast (``FP8_BYTES``: FLUX keeps 36% of its bytes 16-bit, the others about 2-5%)."""
     work = WORKSPACE.get(family, 2 * GB)
-    resident = {"full": model_bytes, "fp8": model_bytes // 2, "offload": largest_bytes,
-                "fp8-offload": largest_bytes // 2, "group-offload": GROUP_RESIDENT}[mode]
+    whole, part = fp8_ratios(family)
+    resident = {"full": model_bytes, "fp8": int(model_bytes * whole), "offload": largest_bytes,
+                "fp8-offload": int(largest_bytes * part), "group-offload": GROUP_RESIDENT}[mode]
     return resident + work
 
 

@@ -75,7 +75,7 @@ def test_the_docs_table_choices() -> None:
     """The table in docs/models.md ("Memory modes"): card size minus 0.75 GiB taken by the desktop and the
     CUDA context."""
     want = {"sd15": ["full"] * 4, "sdxl": ["offload", "full", "full", "full"],
-            "flux": ["group-offload", "group-offload", "fp8-offload", "fp8"],
+            "flux": ["group-offload", "group-offload", "group-offload", "fp8"],
             "zimage": ["group-offload", "fp8-offload", "offload", "full"],
             "qwen": ["group-offload", "group-offload", "group-offload", "fp8-offload"]}
     for family, modes in want.items():
@@ -93,6 +93,12 @@ def test_parameter_counts_are_the_real_architectures() -> None:
     for family, part in [("flux", "transformer"), ("zimage", "transformer"), ("qwen", "transformer"),
                          ("flux", "text_encoder_2"), ("sdxl", "unet"), ("sd15", "vae")]:
         assert arch_counts.count(arch_counts.BUILDERS[family][part]) == PARAMS[family][part], (family, part)
+    from backend.models.memory import FP8_BYTES, _layerwise_cast  # noqa: PLC0415
+
+    with torch.device("meta"):
+        flux = arch_counts.BUILDERS["flux"]["transformer"]().to(torch.bfloat16)
+    _layerwise_cast(flux, torch.bfloat16)  # what fp8 mode stores: the modulation linears and norms stay 16-bit
+    assert sum(p.numel() * p.element_size() for p in flux.parameters()) == FP8_BYTES["flux"]["transformer"]
 
 
 # -- applied to the tiny builtins ---------------------------------------------------------------------------
