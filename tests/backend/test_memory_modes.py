@@ -197,3 +197,17 @@ def test_serve_memory_mode_flag_shows_in_health_and_the_job_record() -> None:
         assert health["memory_plans"]["builtin:tiny-flux"]["mode"] == "group-offload"
     finally:
         server.stop()
+
+
+@pytest.mark.parametrize("mode", ["fp8", "offload", "group-offload"])
+def test_a_lora_works_in_each_mode_and_is_removed_after(mode: str, tmp_path: Path) -> None:
+    """peft creates LoRA layers in the dtype of the weights they wrap — float8 in fp8 mode, where they
+    cannot compute ("mul not implemented for Float8_e4m3fn" before lora._upcast_float8_adapters)."""
+    from test_pipeline_flow import _lora, _run  # noqa: PLC0415 - the flow tests' LoRA maker
+
+    manager = ModelManager(device="cpu", memory_mode=mode)
+    lora = _lora(tmp_path / "style.safetensors", "builtin:tiny-flux")
+    before = _run(manager, [{"type": "generate"}]).images[0]
+    with_lora = _run(manager, [{"type": "generate"}], loras=[{"name": str(lora), "weight": 1.0}]).images[0]
+    after = _run(manager, [{"type": "generate"}]).images[0]
+    assert not np.array_equal(before, with_lora) and np.array_equal(before, after)
