@@ -19,6 +19,8 @@ from typing import Any
 from .version import PROTOCOL, __version__
 
 log = logging.getLogger("scenecast")
+# backend/models/memory.py's REQUESTABLE (importing it here would import torch through backend.models)
+MEMORY_MODES = ("auto", "full", "fp8", "offload", "fp8-offload", "group-offload")
 
 DEFAULT_PORT = 7437
 TOKEN_ENV = "SCENECAST_TOKEN"
@@ -162,7 +164,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     data = Path(args.data or default_data_dir())
     out = Path(args.out) if args.out else data / "outputs"
-    models = ModelManager(device=args.device, dtype=args.dtype, memory_budget_gb=args.memory_budget_gb)
+    models = ModelManager(device=args.device, dtype=args.dtype, memory_budget_gb=args.memory_budget_gb,
+                          memory_mode=args.memory_mode)
     device = models.describe()
     runner = run_job
     if gates_dir is not None:
@@ -214,14 +217,15 @@ def cmd_generate(args: argparse.Namespace) -> int:
                                   token=args.token or os.environ.get(TOKEN_ENV))
     else:
         set_threads(args.threads)
-        written = generate_local(data, image_paths, out, stem, device=args.device, dtype=args.dtype)
+        written = generate_local(data, image_paths, out, stem, device=args.device, dtype=args.dtype,
+                                 memory_mode=args.memory_mode)
     for path in written:
         print(path)
     return 0
 
 
 def generate_local(data: dict[str, Any], image_paths: dict[str, Path], out: Path, stem: str, *,
-                   device: str | None = None, dtype: str | None = None) -> list[Path]:
+                   device: str | None = None, dtype: str | None = None, memory_mode: str = "auto") -> list[Path]:
     """Run one job in this process through the same queue and writer the server uses."""
     import hashlib
 
@@ -242,7 +246,7 @@ def generate_local(data: dict[str, Any], image_paths: dict[str, Path], out: Path
         raw = path.read_bytes()
         images[key] = decode_png(raw, key)
         hashes[key] = hashlib.sha256(raw).hexdigest()
-    models = ModelManager(device=device, dtype=dtype)
+    models = ModelManager(device=device, dtype=dtype, memory_mode=memory_mode)
     queue = JobQueue(run_job, models, out, place=lambda job: (out, f"{stem}-{job.id[:8]}"))
     queue.start()
     try:
@@ -300,7 +304,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     def device_args(p: argparse.ArgumentParser) -> None:
         p.add_argument("--device", help="cuda, cuda:1, mps or cpu (default: the best available, said in the log)")
-        p.add_argument("--dtype", help="float16, bfloat16 or float32 (default: per device)")
+        p.add_argument("--dtype", help="float16, bfloat16 or float32 for every family (default: per device and "
+                       "family: bfloat16 for FLUX/Z-Image/Qwen-Image where the GPU has it)")
+        p.add_argument("--memory-mode", default="auto", choices=list(MEMORY_MODES),
+                       help="how models are held: auto (by free GPU memory), full, fp8, offload, fp8-offload, "
+                       "group-offload (docs/models.md, 'Memory modes')")
         p.add_argument("--models-folder", action="append", metavar="DIR",
                        help="a ComfyUI or A1111/Forge folder (or any folder of .safetensors) whose models are "
                        f"usable by file name; repeatable; goes before ${MODELS_FOLDERS_ENV} (see docs/models.md)")

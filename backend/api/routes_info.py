@@ -17,9 +17,10 @@ router = APIRouter(prefix="/v1", dependencies=HTTP_AUTH, responses=ERRORS, tags=
 def health(request: Request) -> Health:
     state = request.app.state.scenecast
     running = state.queue.running()
+    memory = state.models.describe_memory() if hasattr(state.models, "describe_memory") else {}
     return Health(status="ok", version=__version__, protocol=PROTOCOL, device=str(state.device["device"]),
                   dtype=str(state.device["dtype"]), queue=state.queue.queued(),
-                  running=running.id if running else None)
+                  running=running.id if running else None, **memory)
 
 
 @router.get("/models", response_model=ModelList)

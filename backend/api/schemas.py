@@ -31,6 +31,12 @@ class Health(BaseModel):
                                      description="media types accepted for input images and offered for results")
     client_job_ids: bool = Field(default=True, description="PUT /v1/jobs/{id} accepts an id the client chose")
     max_side: int = Field(default=MAX_SIDE, description="the longest image side a job may ask for, pixels")
+    memory_mode: str = Field("auto", description="the memory mode asked for (serve --memory-mode): auto, full, fp8, "
+                             "offload, fp8-offload or group-offload (docs/models.md, 'Memory modes')")
+    dtypes: dict[str, str] = Field(default_factory=dict, description="compute dtype per model family")
+    free_device_gb: float | None = Field(None, description="free GPU memory now; null on CPU/MPS")
+    memory_plans: dict[str, Any] = Field(default_factory=dict,
+                                         description="the memory plan of each loaded base model, by id")
 
 
 class ModelList(BaseModel):

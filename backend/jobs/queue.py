@@ -318,7 +318,8 @@ class JobQueue:
 
     def device(self) -> dict[str, Any]:
         if self._device is None:  # what never changes; what is cached does, so it is not recorded
-            self._device = {k: v for k, v in self._models.describe().items() if k != "cached"}
+            self._device = {k: v for k, v in self._models.describe().items()
+                            if k not in ("cached", "free_device_gb", "memory_plans")}
         return self._device
 
     def _hold_outputs(self, job: Job, images: list[np.ndarray]) -> None:

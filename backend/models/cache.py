@@ -99,6 +99,12 @@ class ModelCache:
         with self._lock:
             return self._total()
 
+    def peek(self, key: Key) -> Any:
+        """The cached value for ``key`` or None, without counting as a use (for describing what is loaded)."""
+        with self._lock:
+            entry = self._entries.get(key)
+            return entry[0] if entry is not None else None
+
     def keys(self) -> list[Key]:
         with self._lock:
             return list(self._entries)

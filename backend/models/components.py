@@ -48,6 +48,14 @@ class BaseComponents:
     vae_id: str | None = None  # a VAE from elsewhere (SDXL's fp16 fix); None: the model's own
     extra: dict[str, Any] = field(default_factory=dict)  # flow families: max_sequence_length
     transformer: Any = None  # FluxTransformer2DModel, ... (flow-matching families)
+    # Where the modules compute. Set by the memory plan (models/memory.py): under offload hooks the modules
+    # sit on the CPU between forwards, so their own ``.device`` is not where a job's tensors belong.
+    exec_device: Any = None
+
+    @property
+    def device(self) -> torch.device:
+        """The device a job's tensors (noise, latents, ids) are made on."""
+        return self.exec_device if self.exec_device is not None else self.denoiser.device
 
     @property
     def denoiser(self) -> Any:

@@ -198,3 +198,28 @@ def read_safetensors_header(path: str | os.PathLike) -> dict:
         if size > 100 * 1024 * 1024:
             raise ValueError(f"{path}: safetensors header of {size} bytes is not plausible")
         return json.loads(f.read(size))
+
+
+# -- GGUF (quantized single-file transformers, city96-style: BFL or diffusers key names) -------------------
+
+GGUF_FAMILIES = ("flux", "flux-schnell", "qwen")  # the families diffusers loads GGUF transformers of, and we do
+
+
+def classify_gguf(tensors: dict[str, list[int]]) -> Detected | None:
+    """What a .gguf file holds, from its tensor names and shapes (torch order: out, in) alone — the same
+    rules as a safetensors header. Only transformers of ``GGUF_FAMILIES`` count; anything else (GGUF
+    language models, Z-Image, ControlNets) is None, and the loader says why."""
+    found = classify_header({name: {"shape": list(shape)} for name, shape in tensors.items()})
+    if found is None or found.kind != "base" or found.family not in GGUF_FAMILIES:
+        return None
+    return Detected(found.kind, found.family, found.layout, ("GGUF " + found.note).strip())
+
+
+def gguf_tensor_shapes(path: str | os.PathLike) -> dict[str, list[int]]:
+    """Tensor names and shapes (torch order) of a .gguf file, read by the ``gguf`` package from its header
+    (memory-mapped; no tensor data is touched). Raises ImportError without ``gguf``, ValueError for a
+    file that is no GGUF."""
+    from gguf import GGUFReader  # noqa: PLC0415 - optional, and the one non-pure helper here
+
+    reader = GGUFReader(os.fspath(path), "r")
+    return {t.name: [int(d) for d in reversed(t.shape.tolist())] for t in reader.tensors}

@@ -39,16 +39,20 @@ def flow_family_of_folder(folder: Path) -> str | None:
     return family if family in _PARTS else None
 
 
-def load_flow_folder(folder: Path, model_id: str, source: str, dtype: torch.dtype, family: str) -> BaseComponents:
+def load_flow_folder(folder: Path, model_id: str, source: str, dtype: torch.dtype, family: str,
+                     with_transformer: bool = True) -> BaseComponents:
+    """The family's parts from a diffusers folder; ``with_transformer=False`` leaves the transformer out
+    (None) for a GGUF transformer to take its place (models/gguf_files.py)."""
     import diffusers  # noqa: PLC0415
     import transformers  # noqa: PLC0415
 
     from .sources import check_weights  # noqa: PLC0415
 
     tr_cls, vae_cls, encoders, tokenizers = _PARTS[family]
-    check_weights(folder, ("transformer", "vae", *[sub for _, sub in encoders]), model_id)
+    check_weights(folder, ("transformer",) * with_transformer + ("vae", *[sub for _, sub in encoders]), model_id)
     kw = dict(torch_dtype=dtype, use_safetensors=True, local_files_only=True)
-    transformer = getattr(diffusers, tr_cls).from_pretrained(folder, subfolder="transformer", **kw)
+    transformer = (getattr(diffusers, tr_cls).from_pretrained(folder, subfolder="transformer", **kw)
+                   if with_transformer else None)
     vae = getattr(diffusers, vae_cls).from_pretrained(folder, subfolder="vae", **kw)
     text = [getattr(transformers, cls).from_pretrained(folder / sub, torch_dtype=dtype, use_safetensors=True)
             for cls, sub in encoders]
@@ -61,7 +65,8 @@ def load_flow_folder(folder: Path, model_id: str, source: str, dtype: torch.dtyp
         extra["max_sequence_length"] = 1024
     return BaseComponents(id=model_id, family=family, source=source, unet=None, vae=vae.eval(),
                           text_encoders=[e.eval() for e in text], tokenizers=toks, scheduler_config=sched,
-                          vae_decode_dtype=vae.dtype, transformer=transformer.eval(), extra=extra)
+                          vae_decode_dtype=vae.dtype, transformer=transformer.eval() if transformer is not None else None,
+                          extra=extra)
 
 
 def flow_controlnet_class(config: dict) -> str | None:

@@ -15,6 +15,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
+import torch
 from diffusers.loaders import (FluxLoraLoaderMixin, QwenImageLoraLoaderMixin, StableDiffusionLoraLoaderMixin,
                                StableDiffusionXLLoraLoaderMixin, ZImageLoraLoaderMixin)
 from diffusers.loaders.lora_base import _remove_text_encoder_monkey_patch, set_adapters_for_text_encoder
@@ -24,6 +25,20 @@ from .components import BaseComponents
 from .errors import UnsupportedModel
 
 log = logging.getLogger("scenecast.models")
+
+
+def _upcast_float8_adapters(base: BaseComponents) -> None:
+    """In fp8 memory modes (models/memory.py) peft creates the LoRA layers in the float8 dtype of the
+    weights they wrap, where they cannot compute: hold them in the compute dtype instead. Their values were
+    rounded to float8 on the way in, like the base weights."""
+    plan = base.extra.get("memory")
+    if plan is None or plan.storage != "float8_e4m3fn":
+        return
+    compute = getattr(torch, plan.dtype)
+    for module in [base.denoiser, *base.text_encoders]:
+        for name, p in module.named_parameters():
+            if "lora_" in name and p.dtype == torch.float8_e4m3fn:
+                p.data = p.data.to(compute)
 
 
 @contextmanager
@@ -55,6 +70,7 @@ def applied_loras(base: BaseComponents, loras: Sequence[tuple[str, Path, float]]
                 if p != _prefix(base):
                     encoder_adapters.setdefault(prefixes.index(p), []).append((adapter, weight))
             log.info("applied LoRA %s (weight %g) to %s", name, weight, ", ".join(parts))
+        _upcast_float8_adapters(base)
         if names:
             denoiser.set_adapters(names, weights)
         for idx, pairs in encoder_adapters.items():

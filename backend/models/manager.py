@@ -23,10 +23,12 @@ from .defaults import DEFAULT_CONTROLNETS, KNOWN_BASES, default_controlnet
 from .device import choose_device
 from .errors import ModelNotFound, UnsafeCheckpoint
 from .folders import scan as scan_models_folders
-from .families import HUB_FAMILIES
-from .loading_flow import flow_family_of_folder
+from .families import FAMILIES, HUB_FAMILIES
+from .loading_flow import flow_family_of_folder, load_flow_folder
 from .loading import DownloadCallback, download, load_base, load_controlnet
 from .lora import applied_loras
+from .gguf_files import COMPANIONS, detect_gguf, gguf_base, is_quantized
+from .memory import REQUESTABLE, MemoryPlan, apply_memory_plan, choose_mode, default_dtype
 from .sizes import estimate_bytes
 from .sources import (PICKLE_EXTS, UnreadableModel, classify_single_file, family_of_config, folder_kind, hub_cache,
                       hub_snapshot, locate, not_in_model_folders, refuse_pickle)
@@ -61,12 +63,22 @@ class ModelManager:
     its safetensors headers; models fetched inside :meth:`lease` stay pinned until it ends. ``channels_last``, ``attention`` ("sdpa" or "default") and ``compile`` are applied
     to every UNet, ControlNet and VAE when they are placed on the device. ``single_file_configs`` maps a
     family ("sd15"/"sdxl") to a diffusers config folder to use instead of the shipped one for single files.
+    ``memory_mode`` ("auto" or a mode of models/memory.py) decides how each base model is held (float8
+    storage, offload hooks, VAE tiling) and the compute dtype is per family unless ``dtype`` forces one.
+    ``gguf_companions`` maps a family to the model whose VAE and text encoders a GGUF transformer of that
+    family uses (default: the reference hub repo; models/gguf_files.py).
     """
 
     def __init__(self, device: str | None = None, dtype: str | None = None, memory_budget_gb: float | None = None,
                  *, channels_last: bool = False, attention: str = "sdpa", compile: bool = False,
-                 single_file_configs: dict[str, str | Path] | None = None) -> None:
+                 single_file_configs: dict[str, str | Path] | None = None, memory_mode: str = "auto",
+                 gguf_companions: dict[str, str] | None = None) -> None:
         self.plan = choose_device(device, dtype)
+        if memory_mode not in REQUESTABLE:
+            raise ValueError(f"unknown memory mode {memory_mode!r}: use one of {', '.join(REQUESTABLE)}")
+        self.memory_mode = memory_mode
+        self.gguf_companions = {**COMPANIONS, **(gguf_companions or {})}  # family -> model for a GGUF's other parts
+        self._dtype_asked = bool(dtype or os.environ.get("SCENECAST_DTYPE"))
         budget = _default_budget_bytes(self.plan.device) if memory_budget_gb is None else int(memory_budget_gb * 1e9)
         self.cache = ModelCache(budget)
         self.channels_last = channels_last
@@ -88,13 +100,17 @@ class ModelManager:
         return {"device": self.plan.label, "dtype": self.plan.dtype_name,
                 "memory_budget_gb": round(self.cache.budget_bytes / 1e9, 3),
                 "cached": [f"{kind}:{mid}" for kind, mid in self.cache.keys()],
-                "channels_last": self.channels_last, "attention": self.attention, "compile": self.compile}
+                "channels_last": self.channels_last, "attention": self.attention, "compile": self.compile,
+                **self.describe_memory()}
 
     # -- finding ---------------------------------------------------------------------------------------
 
     def check(self, model_id: str, kind: str = "base") -> None:
         """Raise ModelNotFound / UnsafeCheckpoint now (fast, nothing loaded) so a bad id is a 4xx at submit."""
         loc = locate(model_id, kind)  # type: ignore[arg-type]
+        if loc.source == "gguf":
+            detect_gguf(loc.path)  # UnsupportedModel now, not after a download
+            return
         if loc.source == "single_file" and kind != "lora":
             try:
                 found, _, _ = classify_single_file(loc.path)
@@ -113,6 +129,8 @@ class ModelManager:
             return BUILTIN_FAMILIES[loc.id]
         if loc.source == "single_file":
             return classify_single_file(loc.path)[1]
+        if loc.source == "gguf":
+            return detect_gguf(loc.path).family
         if loc.path is None:
             return HUB_FAMILIES.get(loc.id) if loc.source == "hub" else None
         flow = flow_family_of_folder(loc.path)  # flow families: model_index.json + transformer/
@@ -226,16 +244,21 @@ class ModelManager:
     def base(self, model_id: str, on_download: DownloadCallback | None = None) -> BaseComponents:
         """The base model, from the cache or loaded and placed on the device."""
         loc = locate(model_id, "base")
-        estimate = estimate_bytes(loc.path, ("unet", "vae", "text_encoder", "text_encoder_2"), self._float_size())
+        if loc.source == "gguf":
+            return self._gguf_base(loc, on_download)
+        dtype = self.family_dtype(self.family(model_id))
+        estimate = estimate_bytes(loc.path, ("unet", "transformer", "vae", "text_encoder", "text_encoder_2"),
+                                  torch.empty((), dtype=dtype).element_size())
         return self._cached(("base", loc.id), lambda: self._place_base(
-            load_base(loc, self.dtype, self.single_file_configs, on_download)), lambda b: b.nbytes(), estimate)
+            load_base(loc, dtype, self.single_file_configs, on_download), dtype), lambda b: b.nbytes(), estimate)
 
     def controlnet(self, model_id: str, on_download: DownloadCallback | None = None) -> Any:
         """A ControlNet (ControlNetModel, FluxControlNetModel, ...) from the cache or loaded and placed."""
         loc = locate(model_id, "controlnet")
-        estimate = estimate_bytes(loc.path, ("",), self._float_size())
+        dtype = self.family_dtype(self._controlnet_family(loc))
+        estimate = estimate_bytes(loc.path, ("",), torch.empty((), dtype=dtype).element_size())
         return self._cached(("controlnet", loc.id), lambda: self._place(
-            load_controlnet(loc, self.dtype, self.single_file_configs, on_download), self.dtype),
+            load_controlnet(loc, dtype, self.single_file_configs, on_download), dtype),
             lambda m: module_bytes(m), estimate)
 
     @contextmanager
@@ -289,7 +312,7 @@ class ModelManager:
 
     def _place(self, module: torch.nn.Module, dtype: torch.dtype) -> torch.nn.Module:
         module = module.to(self.device)
-        if next(module.parameters()).dtype != dtype:
+        if next(module.parameters()).dtype != dtype and not is_quantized(module):
             module = module.to(dtype)
         if self.channels_last:
             module = module.to(memory_format=torch.channels_last)
@@ -299,14 +322,20 @@ class ModelManager:
             module.compile()
         return module.requires_grad_(False)
 
-    def _place_base(self, base: BaseComponents) -> BaseComponents:
-        if base.unet is not None:
-            base.unet = self._place(base.unet, self.dtype)
-        if base.transformer is not None:  # flow-matching families
-            base.transformer = self._place(base.transformer, self.dtype)
-        base.vae = self._place(base.vae, base.vae_decode_dtype)
-        base.text_encoders = [e.to(self.device, self.dtype).requires_grad_(False) for e in base.text_encoders]
-        log.info("loaded %s (%s, %.0f MB) on %s", base.id, base.family, base.nbytes() / 1e6, self.plan.label)
+    def _place_base(self, base: BaseComponents, dtype: torch.dtype) -> BaseComponents:
+        plan = self.memory_plan_for(base, dtype)
+        if plan.mode == "full":
+            if base.unet is not None:
+                base.unet = self._place(base.unet, dtype)
+            if base.transformer is not None:  # flow-matching families
+                base.transformer = self._place(base.transformer, dtype)
+            base.vae = self._place(base.vae, base.vae_decode_dtype)
+            base.text_encoders = [e.to(self.device, dtype).requires_grad_(False) for e in base.text_encoders]
+        else:
+            self._place_with_memory_plan(base, plan, dtype)
+        base.extra["memory"] = plan
+        log.info("loaded %s (%s, %.0f MB) on %s in %s (%s)", base.id, base.family, base.nbytes() / 1e6,
+                 self.plan.label, plan.mode, plan.reason)
         return base
 
     # -- reference images (IP-Adapter) -----------------------------------------------------------------
@@ -341,3 +370,94 @@ class ModelManager:
             return redux
 
         return self._cached(("flux_redux", key_id), load, lambda r: r.nbytes(), None)
+
+    # -- memory modes (models/memory.py) -----------------------------------------------------------------
+
+    def family_dtype(self, family: str | None) -> torch.dtype:
+        """The compute dtype of ``family``: the one asked for (--dtype, SCENECAST_DTYPE) for every family,
+        else bfloat16 for the flow families where the GPU has it and the device default otherwise."""
+        if self._dtype_asked or family is None:
+            return self.dtype
+        dev = self.device
+        bf16 = dev.type == "mps" or (dev.type == "cuda" and torch.cuda.is_bf16_supported())
+        return getattr(torch, default_dtype(family, dev.type, bf16))
+
+    def free_device_bytes(self) -> int | None:
+        """Free memory on the device now (CUDA), None elsewhere (CPU: RAM is where the weights live)."""
+        if self.device.type == "cuda":
+            return int(torch.cuda.mem_get_info(self.device)[0])
+        return None
+
+    def memory_plan_for(self, base: BaseComponents, dtype: torch.dtype) -> MemoryPlan:
+        """The plan for a loaded (CPU-resident) ``base``: sizes counted from its parameters at 16-bit."""
+        parts = [m for m in (base.unet, base.transformer, base.vae, *base.text_encoders) if m is not None]
+        sizes = [module_bytes(m) if is_quantized(m) else 2 * sum(p.numel() for p in m.parameters()) for m in parts]
+        return choose_mode(base.family, sum(sizes), self.free_device_bytes(), largest_bytes=max(sizes),
+                           device_type=self.device.type, requested=self.memory_mode,
+                           dtype=str(dtype).removeprefix("torch."))
+
+    def _place_with_memory_plan(self, base: BaseComponents, plan: MemoryPlan, dtype: torch.dtype) -> None:
+        """fp8 storage and/or offload hooks on the base's modules (cast to ``dtype`` first, on the CPU)."""
+        for m in (base.unet, base.transformer, *base.text_encoders):
+            if m is not None:
+                (m if is_quantized(m) else m.to(dtype)).requires_grad_(False)
+                if self.attention == "sdpa" and hasattr(m, "set_attn_processor") and not _own_attention(m):
+                    m.set_attn_processor(AttnProcessor2_0())
+        base.vae.to(base.vae_decode_dtype).requires_grad_(False)
+        order = [*base.text_encoders, base.denoiser]  # the order a job runs them: offload hands over along it
+        base.extra["offload_hooks"] = apply_memory_plan(order, base.vae, plan, self.device)
+        base.exec_device = self.device
+
+    def _gguf_base(self, loc: Any, on_download: DownloadCallback | None) -> BaseComponents:
+        """A GGUF transformer with its companion's VAE, text encoders, tokenizers and scheduler
+        (models/gguf_files.py); the companion's own transformer is not loaded."""
+        family = detect_gguf(loc.path).family
+        dtype = self.family_dtype(family)
+        companion_id = self.gguf_companions[family]
+
+        def load() -> BaseComponents:
+            from .builtins import BASES  # noqa: PLC0415 - torch-heavy
+
+            comp = locate(companion_id, "base")
+            if comp.source == "builtin":
+                companion = BASES[comp.id]()
+                config = json.loads(companion.transformer.to_json_string())
+                companion.transformer = None
+            else:
+                folder = comp.path or download(comp.id, False, on_download)
+                companion = load_flow_folder(folder, comp.id, comp.source, dtype, family, with_transformer=False)
+                config = json.loads((folder / "transformer" / "config.json").read_text())
+            return self._place_base(gguf_base(loc.path, loc.id, family, companion, config, dtype), dtype)
+
+        return self._cached(("base", loc.id), load, lambda b: b.nbytes(), loc.path.stat().st_size)
+
+    def describe_memory(self) -> dict[str, Any]:
+        """What health shows: the mode asked for, the free memory it decides by, the plans of loaded bases."""
+        free = self.free_device_bytes()
+        plans = {}
+        for (kind, mid) in self.cache.keys():
+            if kind == "base":
+                base = self.cache.peek(("base", mid))
+                plan = base.extra.get("memory") if base is not None else None
+                if plan is not None:
+                    plans[mid] = plan.describe()
+        return {"memory_mode": self.memory_mode, "free_device_gb": None if free is None else round(free / 1e9, 3),
+                "dtypes": {fam: str(self.family_dtype(fam)).removeprefix("torch.") for fam in FAMILIES},
+                "memory_plans": plans}
+
+    def _controlnet_family(self, loc: Any) -> str | None:
+        """The family of a ControlNet before loading it (None: unknown — the device dtype)."""
+        try:
+            if loc.source == "builtin":
+                from .builtins import BUILTIN_FAMILIES  # noqa: PLC0415 - torch-heavy
+
+                return BUILTIN_FAMILIES.get(loc.id)
+            if loc.source == "single_file":
+                return classify_single_file(loc.path)[1]
+            if loc.path is not None and (loc.path / "config.json").is_file():
+                cls = json.loads((loc.path / "config.json").read_text()).get("_class_name", "")
+                return {"FluxControlNetModel": "flux", "ZImageControlNetModel": "zimage",
+                        "QwenImageControlNetModel": "qwen"}.get(cls, "sdxl")
+        except Exception:  # noqa: BLE001 - unreadable: loading says why
+            return None
+        return None

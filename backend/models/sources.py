@@ -29,7 +29,7 @@ BASE_COMPONENTS = ("unet", "vae", "text_encoder", "text_encoder_2")
 @dataclass(frozen=True)
 class Located:
     id: str
-    source: str  # builtin | hub | local | single_file
+    source: str  # builtin | hub | local | single_file | gguf
     path: Path | None  # the folder or file; None for builtins and hub models not downloaded yet
     installed: bool
 
@@ -244,6 +244,8 @@ def locate(model_id: str, kind: Kind) -> Located:
     if _looks_like_path(mid) or exists:
         if path.is_file() and path.name.lower().endswith(".safetensors"):
             return Located(mid, "single_file", path.resolve(), True)
+        if path.is_file() and path.name.lower().endswith(".gguf") and kind == "base":
+            return Located(mid, "gguf", path.resolve(), True)  # a quantized transformer (models/gguf_files.py)
         if path.is_dir() and kind == "lora":
             return Located(mid, "local", path.resolve(), True)
         if path.is_dir() and folder_kind(path) == kind:

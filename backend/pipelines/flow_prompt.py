@@ -36,7 +36,7 @@ def _ids(tokenizer, text: str, max_length: int, device: torch.device) -> tuple[t
 def encode_flux(base: BaseComponents, prompt: str) -> FlowConditioning:
     clip, t5 = base.text_encoders
     clip_tok, t5_tok = base.tokenizers
-    device = base.transformer.device
+    device = base.device
     ids, cut_clip = _ids(clip_tok, prompt, clip_tok.model_max_length, device)
     pooled = clip(ids, output_hidden_states=False).pooler_output
     ids, cut_t5 = _ids(t5_tok, prompt, int(base.extra.get("max_sequence_length", 512)), device)

@@ -95,8 +95,8 @@ class FluxVelocity:
         self.base, self.cond, self.controls, self.h, self.w = base, cond, controls, h, w
         tr = base.transformer
         self.dtype = tr.dtype
-        self.ids = image_ids(h, w, tr.device, self.dtype)
-        self.guidance = torch.tensor([guidance], device=tr.device, dtype=torch.float32)
+        self.ids = image_ids(h, w, base.device, self.dtype)
+        self.guidance = torch.tensor([guidance], device=base.device, dtype=torch.float32)
 
     def _guidance(self, config) -> torch.Tensor | None:  # noqa: ANN001
         return self.guidance if config.guidance_embeds else None

@@ -222,6 +222,8 @@ def _run_stages(spec: JobSpec, images: Mapping[str, np.ndarray], models: ModelMa
                   "width": p.width, "height": p.height, "controlnets": unit_info, "reference": ref_info,
                   "loras": [{"name": x["name"], "weight": x["weight"]} for x in lora_info],
                   "notes": notes, "seconds": round(time.perf_counter() - started, 3)}
+        if base.extra.get("memory") is not None:  # models/memory.py: dtype, fp8 storage, offload, VAE tiling
+            record["memory"] = base.extra["memory"].describe()
         if isinstance(stage, (Img2ImgStage, InpaintStage)):
             record["strength"] = p.strength
         if sync is not None:

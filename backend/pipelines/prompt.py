@@ -27,7 +27,7 @@ def _tokenize(tokenizer, text: str, device: torch.device) -> tuple[torch.Tensor,
 
 
 def _encode_one(base: BaseComponents, text: str) -> tuple[torch.Tensor, torch.Tensor | None, bool]:
-    device = base.unet.device
+    device = base.device
     if base.family != "sdxl":
         ids, cut = _tokenize(base.tokenizers[0], text, device)
         return base.text_encoders[0](ids)[0], None, cut

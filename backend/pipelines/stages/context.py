@@ -60,7 +60,7 @@ class StageContext:
 
     @property
     def device(self) -> torch.device:
-        return self.base.denoiser.device
+        return self.base.device
 
     def schedule(self, strength: float = 1.0) -> tuple[Any, torch.Tensor]:
         """The scheduler and the timesteps this stage runs: the last ``strength`` fraction of ``steps``.
