@@ -85,16 +85,16 @@ test-core: $(VENV_BLENDER)/.stamp
 	$(TEST_ENV) $(VENV_BLENDER)/bin/python -m pytest -q tests/addon_core
 
 test-blender: $(VENV_BLENDER)/.stamp $(VENV)/.stamp
-	$(TEST_ENV) $(VENV_BLENDER)/bin/python -m pytest -q tests/blender tests/e2e
+	$(TEST_ENV) tests/run_blender_suite.sh $(VENV_BLENDER)/bin/python -m pytest -q tests/blender tests/e2e
 
 test-blender42: $(VENV_BLENDER42)/.stamp $(VENV)/.stamp
-	$(TEST_ENV) $(VENV_BLENDER42)/bin/python -m pytest -q tests/blender tests/e2e
+	$(TEST_ENV) tests/run_blender_suite.sh $(VENV_BLENDER42)/bin/python -m pytest -q tests/blender tests/e2e
 
 test-blender45: $(VENV_BLENDER45)/.stamp $(VENV)/.stamp
-	$(TEST_ENV) $(VENV_BLENDER45)/bin/python -m pytest -q tests/blender tests/e2e
+	$(TEST_ENV) tests/run_blender_suite.sh $(VENV_BLENDER45)/bin/python -m pytest -q tests/blender tests/e2e
 
 test-blender53: $(VENV_BLENDER53)/.stamp $(VENV)/.stamp
-	$(TEST_ENV) $(VENV_BLENDER53)/bin/python -m pytest -q tests/blender tests/e2e
+	$(TEST_ENV) tests/run_blender_suite.sh $(VENV_BLENDER53)/bin/python -m pytest -q tests/blender tests/e2e
 
 typecheck: $(VENV_TYPES)/.stamp
 	$(VENV_TYPES)/bin/python -m mypy --config-file tests/mypy.ini addon

@@ -217,6 +217,8 @@ class Handler(BaseHTTPRequestHandler):
                                     "max_side": 2048,
                                     # PNG only, server-chosen ids: the fake tests faults, not the 1.1 extras
                                     "image_formats": ["image/png"], "client_job_ids": False,
+                                    "memory_mode": "auto", "dtypes": {"sd15": "float32"}, "free_device_gb": None,
+                                    "memory_plans": {},
                                     **self.server.health_extra})
         if not self._authorised():
             return
