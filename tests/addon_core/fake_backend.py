@@ -217,7 +217,8 @@ class Handler(BaseHTTPRequestHandler):
                                     "max_side": 2048,
                                     # PNG only, server-chosen ids: the fake tests faults, not the 1.1 extras
                                     "image_formats": ["image/png"], "client_job_ids": False,
-                                    "memory_mode": "auto", "dtypes": {"sd15": "float32"}, "free_device_gb": None,
+                                    "memory_mode": "auto", "free_device_gb": None,
+                                    "dtypes": dict.fromkeys(("sd15", "sdxl", "flux", "flux-schnell", "zimage", "qwen"), "float32"),
                                     "memory_plans": {},
                                     **self.server.health_extra})
         if not self._authorised():

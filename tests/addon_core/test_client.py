@@ -183,11 +183,12 @@ def shape(value: Any) -> Any:
 def differences(fake: Any, real: Any, where: str = "", subset: bool = False) -> list[str]:
     """Where the fake's shape is not the real one's: keys on either side only, kinds that differ.
     ``null`` matches any kind (a field not set yet). Under ``spec``, ``resolved`` and ``backend`` the
-    fake may say less (the real server fills the spec's defaults and reports more about its device)."""
+    fake may say less (the real server fills the spec's defaults and reports more about its device), and
+    under ``memory_plans``, keyed by the models the real server happens to have loaded."""
     if fake == "null" or real == "null":
         return []
     if isinstance(fake, dict) and isinstance(real, dict):
-        subset = subset or where.split(".")[-1] in ("spec", "resolved", "backend")
+        subset = subset or where.split(".")[-1] in ("spec", "resolved", "backend", "memory_plans")
         out = [] if subset else [f"{where}.{k}: only the real server has it" for k in sorted(set(real) - set(fake))]
         out += [f"{where}.{k}: only the fake has it" for k in sorted(set(fake) - set(real))]
         for k in sorted(set(fake) & set(real)):
