@@ -7,7 +7,6 @@ so a refused ``serve`` (public host, no token) or ``--help`` answers at once.
 from __future__ import annotations
 
 import argparse
-import ipaddress
 import json
 import logging
 import os
@@ -16,6 +15,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from .loopback import is_loopback_name
 from .version import PROTOCOL, __version__
 
 log = logging.getLogger("scenecast")
@@ -40,15 +40,6 @@ def default_data_dir() -> Path:
         return Path(os.environ["SCENECAST_DATA"])
     cache = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
     return Path(cache) / "scenecast"
-
-
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 # -- spec files ---------------------------------------------------------------------------------------
@@ -96,7 +87,7 @@ def load_spec_file(path: Path, model: str | None = None) -> tuple[dict[str, Any]
         resolved[key] = (path.parent / image_paths.get(key, f"{key}.png")).resolve()
         if not resolved[key].is_file():
             raise CliError(f"{path}: image '{key}' should be at {resolved[key]}, and nothing is there",
-                           f"put the PNG there, or map the key in the spec's \"images\" section")
+                           "put the PNG there, or map the key in the spec's \"images\" section")
     return data, resolved
 
 
@@ -113,7 +104,7 @@ def serve_token(args: argparse.Namespace) -> str | None:
             raise CliError(f"the token given by {where} could never be presented by a client: {why}",
                            "choose a token of printable ASCII letters, digits and -._~+/ (e.g. the output of"
                            " `python -c \"import secrets; print(secrets.token_urlsafe(24))\"`)")
-    if not is_loopback(args.host) and not token:
+    if not is_loopback_name(args.host) and not token:
         raise CliError(f"refusing to listen on {args.host} without a token: anyone who can reach it could use this machine",
                        f"start with --token <secret> (or set {TOKEN_ENV}), or listen on 127.0.0.1")
     return token

@@ -266,19 +266,23 @@ def _unit(unit: Mapping[str, Any], index: int) -> dict[str, Any]:
         raise SpecError(f"{where} has a bad image key {out['image']!r}", "use letters, digits and _ . : - (1-128)")
     if kind == "other" and not out.get("model"):
         raise SpecError(f"{where} has type 'other' and no model", "give the ControlNet `model`, or a known `type`")
+    _weight_and_range(out, where)
+    if out.get("mode", "balanced") not in UNIT_MODES:
+        raise SpecError(f"{where} has unknown mode {out['mode']!r}", f"use one of {', '.join(UNIT_MODES)}")
+    return out
+
+
+def _weight_and_range(out: dict[str, Any], where: str) -> None:
+    """Check (in place) ``weight`` (0..2) and ``start`` < ``end`` (fractions of the steps) of a ControlNet
+    unit or a reference image."""
     if "weight" in out:
         out["weight"] = _float_in(f"weight of {where}", out["weight"], 0.0, 2.0)
     for key in ("start", "end"):
         if key in out:
             out[key] = _float_in(f"{key} of {where}", out[key], 0.0, 1.0)
-    if out.get("mode", "balanced") not in UNIT_MODES:
-        raise SpecError(f"{where} has unknown mode {out['mode']!r}", f"use one of {', '.join(UNIT_MODES)}")
     if out.get("start", 0.0) >= out.get("end", 1.0):
-        raise SpecError(
-            f"{where} starts at {out.get('start', 0.0):g} and ends at {out.get('end', 1.0):g}",
-            "start must be less than end (fractions of the steps)",
-        )
-    return out
+        raise SpecError(f"{where} starts at {out.get('start', 0.0):g} and ends at {out.get('end', 1.0):g}",
+                        "start must be less than end (fractions of the steps)")
 
 
 # -- reference images (IP-Adapter) --------------------------------------------------------------------
@@ -300,14 +304,7 @@ def reference_entry(ref: Mapping[str, Any], index: int) -> dict[str, Any]:
     out.setdefault("image", REFERENCE_KEY)
     if not isinstance(out["image"], str) or not _IMAGE_KEY.match(out["image"]):
         raise SpecError(f"{where} has a bad image key {out['image']!r}", "use letters, digits and _ . : - (1-128)")
-    if "weight" in out:
-        out["weight"] = _float_in(f"weight of {where}", out["weight"], 0.0, 2.0)
-    for key in ("start", "end"):
-        if key in out:
-            out[key] = _float_in(f"{key} of {where}", out[key], 0.0, 1.0)
-    if out.get("start", 0.0) >= out.get("end", 1.0):
-        raise SpecError(f"{where} starts at {out.get('start', 0.0):g} and ends at {out.get('end', 1.0):g}",
-                        "start must be less than end (fractions of the steps)")
+    _weight_and_range(out, where)
     return out
 
 

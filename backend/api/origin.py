@@ -9,28 +9,17 @@ the token does this job (a page cannot know it), so nothing is checked here.
 
 from __future__ import annotations
 
-import ipaddress
 import json
 from typing import Any, Awaitable, Callable
 from urllib.parse import urlsplit
+
+from ..loopback import is_loopback_name
 
 DEFAULT_PORTS = {"http": 80, "ws": 80, "https": 443, "wss": 443}
 
 Scope = dict[str, Any]
 Receive = Callable[[], Awaitable[dict[str, Any]]]
 Send = Callable[[dict[str, Any]], Awaitable[None]]
-
-
-def is_loopback_name(name: str) -> bool:
-    """``localhost`` or an exact loopback address (127.0.0.0/8, ::1) — never a name that merely starts
-    like one: ``127.0.0.1.evil.example`` is a DNS name its owner can point at 127.0.0.1 (rebinding)."""
-    name = name.lower()
-    if name == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(name).is_loopback
-    except ValueError:
-        return False
 
 
 def _split(value: str, scheme: str) -> tuple[str, int | None] | None:
