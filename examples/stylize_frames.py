@@ -26,6 +26,7 @@ import sys
 import tempfile
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 ADDON_MODULE = "bl_ext.user_default.scenecast"
@@ -80,18 +81,30 @@ def addon_api(zip_path: str | None) -> ModuleType:
     return importlib.import_module(ADDON_MODULE + ".api")
 
 
+def open_scene(blend: str | None, extension: str | None, scene_name: str | None) -> tuple[ModuleType, Any] | None:
+    """Open ``blend`` (bpy as a module), enable the add-on and find the scene (the active one when
+    ``scene_name`` is empty): (the add-on's api, the scene), or None after printing what is missing."""
+    import bpy
+
+    if blend:
+        bpy.ops.wm.open_mainfile(filepath=os.path.abspath(blend))
+    api = addon_api(extension)
+    scene = bpy.data.scenes.get(scene_name) if scene_name else bpy.context.scene
+    if scene is None:
+        print(f"error: no scene {scene_name!r}; the file has {', '.join(s.name for s in bpy.data.scenes)}",
+              file=sys.stderr)
+        return None
+    return api, scene
+
+
 def main(argv: list[str]) -> int:
     args = parse(argv)
     import bpy
 
-    if args.blend:
-        bpy.ops.wm.open_mainfile(filepath=os.path.abspath(args.blend))
-    api = addon_api(args.extension)
-    scene = bpy.data.scenes.get(args.scene) if args.scene else bpy.context.scene
-    if scene is None:
-        print(f"error: no scene {args.scene!r}; the file has {', '.join(s.name for s in bpy.data.scenes)}",
-              file=sys.stderr)
+    opened = open_scene(args.blend, args.extension, args.scene)
+    if opened is None:
         return 2
+    api, scene = opened
     camera = bpy.data.objects.get(args.camera) if args.camera else None
     if args.camera and camera is None:
         print(f"error: no object {args.camera!r} in the file", file=sys.stderr)

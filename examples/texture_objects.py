@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from stylize_frames import ADDON_MODULE, addon_api  # noqa: E402 - the same add-on bootstrap
+from stylize_frames import ADDON_MODULE, open_scene  # noqa: E402 - the same add-on bootstrap
 
 
 def parse(argv: list[str]) -> argparse.Namespace:
@@ -52,14 +52,10 @@ def main(argv: list[str]) -> int:
     args = parse(argv)
     import bpy
 
-    if args.blend:
-        bpy.ops.wm.open_mainfile(filepath=os.path.abspath(args.blend))
-    api = addon_api(args.extension)
-    scene = bpy.data.scenes.get(args.scene) if args.scene else bpy.context.scene
-    if scene is None:
-        print(f"error: no scene {args.scene!r}; the file has {', '.join(s.name for s in bpy.data.scenes)}",
-              file=sys.stderr)
+    opened = open_scene(args.blend, args.extension, args.scene)
+    if opened is None:
         return 2
+    api, scene = opened
     missing = [name for name in args.objects if scene.objects.get(name) is None]
     if missing:
         print(f"error: no object {', '.join(map(repr, missing))} in scene {scene.name!r}", file=sys.stderr)
