@@ -142,3 +142,22 @@ def test_the_scenes_reference_image_and_weight_apply_when_the_call_gives_none(ap
     finally:
         s.reference_image, s.reference_first_view = None, False
         bpy.data.images.remove(image)
+
+
+@pytest.mark.parametrize(("model", "controlnet", "family"),
+                         [("builtin:tiny-zimage", "builtin:tiny-zimage-controlnet", "zimage"),
+                          ("builtin:tiny-qwen", "builtin:tiny-qwen-controlnet", "qwen")])
+def test_the_families_without_a_reference_input_generate_from_the_addon(api, backend, scene, tmp_path, model,
+                                                                        controlnet, family):
+    """Z-Image and Qwen-Image from the add-on with a ControlNet unit; a reference is refused at submit,
+    naming why (docs/models.md: they have no reference input in diffusers 0.42)."""
+    tiny = dict(model=model, width=64, height=64, steps=2, seed=7, server=backend.url)
+    image = api.generate(scene, prompt="a rainy street", units=[{"type": "depth", "model": controlnet}], **tiny)[0]
+    record = job_record(backend.url, image["scenecast_job"])
+    stage = next(v for v in _walk(record) if isinstance(v, dict) and "steps_run" in v)
+    assert stage["family"] == family and stage["steps_run"] == 2
+    assert [u.get("model") for u in stage["controlnets"]] == [controlnet]
+    errors = __import__(api.__name__.rsplit(".", 1)[0] + ".core.errors", fromlist=["ScenecastError"])
+    path = _write_png(tmp_path / "style.png", np.zeros((16, 16, 3), np.uint8))
+    with pytest.raises(errors.ScenecastError, match="reference"):
+        api.generate(scene, prompt="a rainy street", reference=path, **tiny)
