@@ -101,6 +101,10 @@ class CommonFields(_Strict):
     guidance: float | None = Field(default=None, ge=0.0, le=30.0, description="classifier-free guidance scale")
     scheduler: Scheduler | None = Field(default=None, description="the sampler")
     loras: list[LoraRef] | None = Field(default=None, max_length=8, description="LoRAs applied to the base model")
+    # -- VAE (issue 13)
+    vae: str | None = Field(default=None, min_length=1, max_length=512,
+                            description="a VAE instead of the model's own: hub id, diffusers AutoencoderKL folder,"
+                            " .safetensors VAE file or models-folder VAE name; same latent channels as the model")
 
 
 class GenerateStage(CommonFields):

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import tempfile
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -21,7 +22,8 @@ from .cache import Key, ModelCache
 from .components import BaseComponents, module_bytes
 from .defaults import DEFAULT_CONTROLNETS, KNOWN_BASES, default_controlnet
 from .device import choose_device
-from .errors import ModelNotFound, UnsafeCheckpoint
+from .errors import ModelNotFound, UnsafeCheckpoint, UnsupportedModel
+from .folders import find_by_name
 from .folders import scan as scan_models_folders
 from .families import FAMILIES, HUB_FAMILIES
 from .loading_flow import flow_family_of_folder, load_flow_folder
@@ -31,7 +33,7 @@ from .gguf_files import COMPANIONS, detect_gguf, gguf_base, is_quantized
 from .memory import REQUESTABLE, MemoryPlan, apply_memory_plan, choose_mode, default_dtype
 from .sizes import estimate_bytes
 from .sources import (PICKLE_EXTS, UnreadableModel, classify_single_file, family_of_config, folder_kind, hub_cache,
-                      hub_snapshot, locate, not_in_model_folders, refuse_pickle)
+                      HUB_ID, hub_snapshot, locate, missing_hub_model, not_in_model_folders, offline, refuse_pickle)
 from .tiny import CONTROLNET_TYPES, TINY_CONTROLNET_PREFIX, TINY_ID
 
 log = logging.getLogger("scenecast.models")
@@ -283,6 +285,70 @@ class ModelManager:
             raise refuse_pickle(f"LoRA {name} ({', '.join(pickles)})")
         raise ModelNotFound(f"LoRA {name!r}: expected one .safetensors file in {folder}, found {len(files)}",
                             "point at the .safetensors file itself")
+
+    # -- VAE (issue 13) ---------------------------------------------------------------------------------
+
+    def vae(self, model_id: str, base: BaseComponents, on_download: DownloadCallback | None = None) -> Any:
+        """An AutoencoderKL to use instead of ``base``'s own, from the cache or loaded and placed in the base
+        VAE's dtype: a diffusers folder (or a model folder with ``vae/``), a hub id, a single .safetensors VAE
+        (converted with the base VAE's config) or a models-folder file of kind ``vae``."""
+        from diffusers import AutoencoderKL  # noqa: PLC0415
+
+        path, key_id = self._vae_source(model_id, on_download)
+        dtype = base.vae_decode_dtype
+
+        def load() -> Any:
+            if path.is_file():
+                with tempfile.TemporaryDirectory() as cfg:
+                    (Path(cfg) / "config.json").write_text(json.dumps(dict(base.vae.config)))
+                    vae = AutoencoderKL.from_single_file(str(path), config=cfg, torch_dtype=dtype,
+                                                         local_files_only=True)
+            else:
+                folder = path / "vae" if (path / "vae" / "config.json").is_file() else path
+                vae = AutoencoderKL.from_pretrained(folder, torch_dtype=dtype, use_safetensors=True)
+            return self._place(vae.eval(), dtype)
+
+        estimate = estimate_bytes(path, ("",), torch.empty((), dtype=dtype).element_size()) if path.is_dir() else None
+        vae = self._cached(("vae", f"{key_id}@{base.family}"), load, lambda m: module_bytes(m), estimate)
+        own, got = (int(m.config.get("latent_channels") or m.config.get("z_dim") or 0) for m in (base.vae, vae))
+        if own != got:
+            raise UnsupportedModel(f"VAE {model_id} makes {got}-channel latents; base model {base.id} ({base.family})"
+                                   f" needs {own}", f"use a VAE made for {base.family}, or leave `vae` out to use"
+                                   " the model's own")
+        return vae
+
+    def _vae_source(self, model_id: str, on_download: DownloadCallback | None) -> tuple[Path, str]:
+        mid = model_id.strip()
+        if mid.lower().endswith(PICKLE_EXTS):
+            raise refuse_pickle(mid)
+        try:
+            path = Path(mid).expanduser()
+            exists = path.exists()
+        except (RuntimeError, OSError, ValueError):
+            exists = False
+        if "/" not in mid and "\\" not in mid and not exists:
+            try:
+                found = find_by_name(mid, "vae")
+            except LookupError as exc:
+                raise ModelNotFound(f"{mid!r} names several VAE files in the models folders: {exc}",
+                                    "give the full path of the one you mean") from exc
+            if found is not None and found.classified.kind == "vae":
+                return found.path, str(found.path)
+        if exists:
+            if path.is_file() and path.name.lower().endswith(".safetensors"):
+                return path.resolve(), str(path.resolve())
+            if path.is_dir() and any((d / "config.json").is_file() for d in (path, path / "vae")):
+                return path.resolve(), str(path.resolve())
+        elif HUB_ID.match(mid):
+            snap = hub_snapshot(mid)
+            if snap is None:
+                if offline():
+                    raise missing_hub_model(mid)
+                snap = download(mid, False, on_download)
+            return snap, mid
+        raise ModelNotFound(f"VAE {mid!r} was not found",
+                            "give a hub id (org/name), a diffusers AutoencoderKL folder, a .safetensors VAE file"
+                            " or the name of a file in the models folders' vae folder; GET /v1/models lists them")
 
     def previewer(self, family: str) -> AutoencoderTiny | None:
         """TAESD for fast, good previews when its weights are in the HF cache; else None. A cache entry

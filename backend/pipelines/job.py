@@ -6,6 +6,8 @@ removed after it. ``JobResult.info`` records everything needed to reproduce or l
 
 from __future__ import annotations
 
+import dataclasses
+
 import logging
 import time
 from collections.abc import Mapping
@@ -203,6 +205,11 @@ def _run_stages(spec: JobSpec, images: Mapping[str, np.ndarray], models: ModelMa
             mask = to_mask(mask_img)
             if resized:
                 notes.append(f"mask resized to {p.width}x{p.height}")
+        # -- VAE (issue 13): a copy of the base with another VAE, for this stage only
+        vae_id = spec.resolved(stage, "vae")
+        if vae_id is not None:
+            base = dataclasses.replace(base, vae=models.vae(vae_id, base, on_download=progress.download),
+                                       vae_id=vae_id)
         loras = [(ref.name, ref.weight) for ref in spec.resolved(stage, "loras")]
         with models.loras(base, loras, on_download=progress.download) as lora_info:
             taesd = models.previewer(base.family) if spec.preview_every else None

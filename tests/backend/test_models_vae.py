@@ -1,0 +1,60 @@
+"""A job may decode with another VAE (issue 13): a copy of the base for that stage, named in the record;
+a VAE whose latents do not fit the base is refused with the fix."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from _tiny import RecordingProgress
+from backend.models import ModelManager, UnsupportedModel
+from backend.models.tiny import build_tiny_base
+from backend.pipelines import run_job
+from backend.spec import JobSpec
+
+
+def save_vae(folder: Path, seed: int, **overrides: object) -> Path:
+    """An AutoencoderKL with builtin:tiny's VAE config (plus ``overrides``) and other random weights."""
+    import torch
+    from diffusers import AutoencoderKL
+
+    config = dict(build_tiny_base().vae.config)
+    config.update(overrides)
+    torch.manual_seed(seed)
+    AutoencoderKL.from_config(config).save_pretrained(folder, safe_serialization=True)
+    return folder
+
+
+def job(manager: ModelManager, vae: str | None):  # noqa: ANN201 - a JobResult
+    spec = JobSpec.model_validate({"model": "builtin:tiny", "prompt": "a chair", "width": 64, "height": 64,
+                                   "steps": 3, "seed": 5, "vae": vae, "stages": [{"type": "generate"}]})
+    return run_job(spec, {}, manager, RecordingProgress())
+
+
+def test_a_job_decodes_with_the_vae_it_names_and_the_base_keeps_its_own(tmp_path: Path) -> None:
+    folder = save_vae(tmp_path / "other-vae", seed=123)
+    manager = ModelManager(device="cpu")
+    before = job(manager, None)
+    other = job(manager, str(folder))
+    after = job(manager, None)
+    assert not np.array_equal(before.images[0], other.images[0])
+    assert np.array_equal(before.images[0], after.images[0])  # the cached base still has its own VAE
+    assert other.info["stages"][0]["vae"] == str(folder)
+    assert before.info["stages"][0]["vae"] == "the model's own"
+    assert manager.base("builtin:tiny").vae_id is None
+
+
+def test_a_vae_with_other_latent_channels_is_refused_with_the_fix(tmp_path: Path) -> None:
+    folder = save_vae(tmp_path / "wide-vae", seed=1, latent_channels=16)
+    with pytest.raises(UnsupportedModel) as err:
+        job(ModelManager(device="cpu"), str(folder))
+    assert "16-channel" in str(err.value) and "leave `vae` out" in err.value.fix
+
+
+def test_a_vae_that_is_not_there_is_not_found(tmp_path: Path) -> None:
+    from backend.models import ModelNotFound
+
+    with pytest.raises(ModelNotFound):
+        job(ModelManager(device="cpu"), str(tmp_path / "nothing"))
