@@ -120,13 +120,14 @@ def prepare(
     *,
     scheduler: str | None = None,
     loras: Iterable[Mapping[str, Any]] | None = None,
+    vae: str | None = None,  # -- VAE (issue 13)
 ) -> JobRequest:
     """Main-thread half of a generation: extract passes, encode them, gather settings into a request."""
     settings = resolve(scene, defaults=GENERATE, prompt=prompt, preset=preset, model=model, server=server,
                        negative_prompt=negative_prompt, seed=seed, steps=steps, width=width, height=height,
                        units=units, timeout=timeout, guidance=guidance, preview_every=preview_every,
                        reference=_single_reference(reference), reference_weight=reference_weight,
-                       scheduler=scheduler, loras=loras)
+                       scheduler=scheduler, loras=loras, vae=vae)
     return _generate.prepare(scene, settings, camera)
 
 
@@ -158,6 +159,7 @@ def generate(
     *,
     scheduler: str | None = None,
     loras: Iterable[Mapping[str, Any]] | None = None,
+    vae: str | None = None,  # -- VAE (issue 13)
 ) -> list[bpy.types.Image]:
     """Extract passes, run a job on the backend and return the results as saved Blender images.
 
@@ -169,7 +171,8 @@ def generate(
     :class:`JobFailed` when the job fails or is cancelled; the scene is left as it was in every case.
     Notes the user should see (offline model, backend started) are printed. ``scheduler``: one of
     ``core.jobspec.SCHEDULERS`` (default: the scene's, else the preset's or the backend's); ``loras``:
-    ``[{"name": id or file name, "weight": 1.0}]`` (default: the scene's LoRAs list). Before any pass is
+    ``[{"name": id or file name, "weight": 1.0}]`` (default: the scene's LoRAs list); ``vae``: a VAE id
+    (hub id, folder, .safetensors or models-folder name; default: the scene's, else the model's own). Before any pass is
     rendered, ``features.checks`` refuses what the backend would (size, model not installed offline,
     backend not reachable), with the fix. ``reference``: a style/reference image (file path, Blender
     image or uint8 array; IP-Adapter on SD1.5/SDXL, Redux on FLUX.1) at ``reference_weight`` (0..2);
@@ -179,7 +182,7 @@ def generate(
                        negative_prompt=negative_prompt, seed=seed, steps=steps, width=width, height=height,
                        units=units, timeout=timeout, guidance=guidance, preview_every=preview_every,
                        reference=_single_reference(reference), reference_weight=reference_weight,
-                       scheduler=scheduler, loras=loras)
+                       scheduler=scheduler, loras=loras, vae=vae)
     run = _generate.generate(scene, settings, camera)
     result = run_blocking(run, on_event=on_event, cancel=cancel)
     _notes(run.notes)

@@ -42,7 +42,7 @@ DEFAULT_IMAGE_KEY = {"depth": "depth", "normal": "normal", "edges": "edges", "ca
                      "lineart": "edges", "segmentation": "segmentation"}  # fmt: skip
 DEFAULTS: dict[str, Any] = {"negative_prompt": "", "steps": 20, "guidance": 7.5}
 JOB_FIELDS = ("protocol", "model", "prompt", "negative_prompt", "seed", "steps", "guidance", "scheduler",
-              "loras", "width", "height", "preview_every", "stages", "name")  # fmt: skip
+              "loras", "vae", "width", "height", "preview_every", "stages", "name")  # fmt: skip
 UNIT_FIELDS = ("image", "type", "model", "weight", "start", "end", "mode")
 _IMAGE_KEY = re.compile(r"^[A-Za-z0-9_.:\-]{1,128}$")
 
@@ -87,6 +87,7 @@ def build_job_spec(
     name: str | None = None,
     reference: Sequence[Mapping[str, Any]] = (),
     loras: Sequence[Mapping[str, Any]] | None = None,
+    vae: str | None = None,
 ) -> dict[str, Any]:
     """A protocol-1 job spec dict (JSON-ready); see the module doc for how ``preset`` and ``units`` merge.
 
@@ -122,6 +123,11 @@ def build_job_spec(
         spec["name"] = name
     if loras:  # the caller's LoRAs replace the preset's
         spec["loras"] = [_lora(lora, i) for i, lora in enumerate(loras)]
+    # -- VAE (issue 13): the caller's VAE replaces the preset's; empty/None keeps it (or the model's own)
+    if vae is not None and not isinstance(vae, str):
+        raise SpecError(f"the VAE must be a model id (text), got {type(vae).__name__}", "pass vae= as a str")
+    if vae and vae.strip():
+        spec["vae"] = vae.strip()
     _check_common(spec, "the job")
 
     new_units = [_unit(u, i) for i, u in enumerate(units)]

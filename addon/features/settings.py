@@ -74,6 +74,8 @@ class JobSettings:
     # --- model options (issue 13): the sampler and LoRAs; None / () leave the preset's or the default
     scheduler: str | None = None
     loras: tuple[dict[str, Any], ...] = ()
+    # -- VAE (issue 13): a VAE id instead of the model's own; None keeps the preset's or the model's
+    vae: str | None = None
     # -- reference image (IP-Adapter): see the "reference images" block below
     reference: tuple[dict[str, Any], ...] = ()  # stage `reference` entries, image key REFERENCE_KEY
     reference_image: Any = None  # H x W x 3 uint8, or FIRST_VIEW (set per job by the feature)
@@ -103,6 +105,9 @@ class JobSettings:
             options["scheduler"] = self.scheduler
         if self.loras:
             options["loras"] = [dict(lora) for lora in self.loras]
+        # -- VAE (issue 13)
+        if self.vae:
+            options["vae"] = self.vae
         return options
 
     def request(self, images: Mapping[str, Any] | None = None, name: str = "", **changes: Any) -> JobRequest:
@@ -151,6 +156,12 @@ def _scene_scheduler(settings: Any) -> str | None:
 def _scene_loras(settings: Any) -> list[dict[str, Any]]:
     return [{"name": lora.name.strip(), "weight": float(lora.weight)} for lora in getattr(settings, "loras", ())
             if lora.enabled and lora.name.strip()]
+
+
+# -- VAE (issue 13)
+def _scene_vae(settings: Any) -> str | None:
+    value = str(getattr(settings, "vae", "") or "").strip() if settings is not None else ""
+    return value or None
 
 
 def request_fields(
@@ -237,6 +248,7 @@ def resolve(
     reference_weight: float | None = None,
     scheduler: str | None = None,
     loras: Iterable[Mapping[str, Any]] | None = None,
+    vae: str | None = None,
 ) -> JobSettings:
     """The feature's settings; raises ``ValueError`` naming the fix before anything is changed.
 
@@ -280,6 +292,7 @@ def resolve(
         fields=fields,
         scheduler=scheduler if scheduler is not None else _scene_scheduler(scene_values),
         loras=tuple(dict(lora) for lora in (loras if loras is not None else _scene_loras(s))),
+        vae=(vae.strip() or None) if isinstance(vae, str) else _scene_vae(s),  # -- VAE (issue 13)
         reference=ref_entries,
         reference_image=ref_image,
     )

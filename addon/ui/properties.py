@@ -111,6 +111,11 @@ def _search_loras(self: Any, context: Any, edit_text: str) -> list[tuple[str, st
     return _search("lora", edit_text)
 
 
+# -- VAE (issue 13)
+def _search_vaes(self: Any, context: Any, edit_text: str) -> list[tuple[str, str]]:
+    return _search("vae", edit_text)
+
+
 SCHEDULER_ITEMS = [("DEFAULT", "Default", "The preset's sampler, else the backend's default (euler_a)")] + [
     (name, name.replace("_", " ").replace("dpmpp", "DPM++").title().replace("Dpm++", "DPM++"), f"Sampler {name}")
     for name in jobspec.SCHEDULERS
@@ -201,6 +206,11 @@ class SCENECAST_PG_scene(bpy.types.PropertyGroup):
     scheduler: EnumProperty(name="Sampler", items=SCHEDULER_ITEMS, default="DEFAULT")  # type: ignore[valid-type]
     loras: CollectionProperty(type=SCENECAST_PG_lora)  # type: ignore[valid-type]
     active_lora: IntProperty(default=0)  # type: ignore[valid-type]
+    # -- VAE (issue 13)
+    vae: StringProperty(  # type: ignore[valid-type]
+        name="VAE", description="A VAE instead of the model's own: an installed VAE (search), a hub id, a"
+        " diffusers folder or a .safetensors file; empty: the model's own", default="", search=_search_vaes,
+    )
 
     # -- reference image (IP-Adapter; features/settings.py resolve) --------------------------------------
     reference_image: PointerProperty(  # type: ignore[valid-type]

@@ -176,3 +176,15 @@ def test_specs_with_references_validate_against_the_backends_definition():
     result = subprocess.run([str(BACKEND_PYTHON), "-c", script], input=json.dumps(specs), capture_output=True,
                             text=True, cwd=ROOT, env=env, timeout=60)
     assert result.returncode == 0 and "ok" in result.stdout, result.stderr
+
+
+# -- VAE (issue 13)
+def test_vae_is_a_job_field_and_replaces_the_presets() -> None:
+    spec = build_job_spec(model="builtin:tiny", prompt="x", vae="  org/some-vae ")
+    assert spec["vae"] == "org/some-vae"
+    assert "vae" not in build_job_spec(model="builtin:tiny", prompt="x", vae="")
+    preset = {"vae": "preset-vae", "stages": [{"type": "generate"}]}
+    assert build_job_spec(model="builtin:tiny", prompt="x", preset=preset)["vae"] == "preset-vae"
+    assert build_job_spec(model="builtin:tiny", prompt="x", preset=preset, vae="mine.safetensors")["vae"] == "mine.safetensors"
+    with pytest.raises(SpecError, match="VAE"):
+        build_job_spec(model="builtin:tiny", prompt="x", vae=3)  # type: ignore[arg-type]

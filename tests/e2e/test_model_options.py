@@ -25,6 +25,7 @@ MODELS = [
     {"id": "control_v11f1p_sd15_depth.safetensors", "kind": "controlnet", "family": "sd15", "source": "folder",
      "installed": True},
     {"id": "watercolor.safetensors", "kind": "lora", "family": "sd15", "source": "folder", "installed": True},
+    {"id": "vae-ft-mse-840000.safetensors", "kind": "vae", "family": "sd15", "source": "folder", "installed": True},
 ]
 
 
@@ -131,3 +132,20 @@ def test_a_saved_preset_goes_to_the_user_folder_and_is_listed_with_the_shipped_o
         assert jobspec.load_preset("my look")["steps"] == 12
     finally:
         path.unlink()
+
+
+# -- VAE (issue 13)
+def test_the_vae_is_searched_set_in_the_panel_and_overridden_by_the_api(api, scene, fake):
+    model_list = addon_module("core.model_list")
+    props = addon_module("ui.properties")
+    model_list.refresh(fake.url, wait=True)
+    assert [i for i, _ in props._search_vaes(None, bpy.context, "mse")] == ["vae-ft-mse-840000.safetensors"]
+    s = scene.scenecast
+    request = api.prepare(scene, prompt="x", server=fake.url, model="builtin:tiny", width=64, height=64)
+    assert "vae" not in spec_of(request)  # empty: the model's own
+    s.vae = "vae-ft-mse-840000.safetensors"
+    request = api.prepare(scene, prompt="x", server=fake.url, model="builtin:tiny", width=64, height=64)
+    assert spec_of(request)["vae"] == "vae-ft-mse-840000.safetensors"
+    request = api.prepare(scene, prompt="x", server=fake.url, model="builtin:tiny", width=64, height=64,
+                          vae="org/other-vae")
+    assert spec_of(request)["vae"] == "org/other-vae"
