@@ -58,3 +58,22 @@ def test_a_vae_that_is_not_there_is_not_found(tmp_path: Path) -> None:
 
     with pytest.raises(ModelNotFound):
         job(ModelManager(device="cpu"), str(tmp_path / "nothing"))
+
+
+def test_a_single_file_vae_in_ldm_format_loads_with_the_bases_vae_config(tmp_path: Path) -> None:
+    """An A1111/ComfyUI-style .safetensors VAE (LDM keys, no config) becomes the same AutoencoderKL."""
+    import torch
+    from diffusers import AutoencoderKL
+    from safetensors.torch import save_file
+
+    from _ldm import vae_to_ldm
+
+    folder = save_vae(tmp_path / "other-vae", seed=7)
+    want = AutoencoderKL.from_pretrained(folder)
+    save_file({k: v.contiguous() for k, v in vae_to_ldm(want).items()}, str(tmp_path / "other.safetensors"))
+    manager = ModelManager(device="cpu")
+    got = manager.vae(str(tmp_path / "other.safetensors"), manager.base("builtin:tiny"))
+    for key, value in want.state_dict().items():
+        assert torch.allclose(got.state_dict()[key].float(), value.float()), key
+    result = job(manager, str(tmp_path / "other.safetensors"))
+    assert np.array_equal(result.images[0], job(ModelManager(device="cpu"), str(folder)).images[0])

@@ -50,7 +50,7 @@ class SCENECAST_PT_main(_Sidebar, bpy.types.Panel):
         col.prop(s, "steps")
         col.prop(s, "guidance")
         col.prop(s, "scheduler")
-        col.prop(s, "vae")  # -- VAE (issue 13)
+        layout.prop(s, "vae")  # -- VAE (issue 13): applies with a preset too, so not greyed with these
         layout.prop(s, "size_from_render")
         col = layout.column(align=True)
         if s.size_from_render and context.scene is not None:
