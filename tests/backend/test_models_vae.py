@@ -77,3 +77,21 @@ def test_a_single_file_vae_in_ldm_format_loads_with_the_bases_vae_config(tmp_pat
         assert torch.allclose(got.state_dict()[key].float(), value.float()), key
     result = job(manager, str(tmp_path / "other.safetensors"))
     assert np.array_equal(result.images[0], job(ModelManager(device="cpu"), str(folder)).images[0])
+
+
+def test_a_vae_in_the_models_folders_is_found_by_its_file_name(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from diffusers import AutoencoderKL
+    from safetensors.torch import save_file
+
+    from _ldm import vae_to_ldm
+
+    folder = save_vae(tmp_path / "other-vae", seed=7)
+    comfy = tmp_path / "ComfyUI" / "models" / "vae"
+    comfy.mkdir(parents=True)
+    vae = AutoencoderKL.from_pretrained(folder)
+    save_file({k: v.contiguous() for k, v in vae_to_ldm(vae).items()}, str(comfy / "my-vae.safetensors"))
+    monkeypatch.setenv("SCENECAST_MODELS_FOLDERS", str(tmp_path / "ComfyUI"))
+    manager = ModelManager(device="cpu")
+    by_name = job(manager, "my-vae.safetensors")
+    assert by_name.info["stages"][0]["vae"] == "my-vae.safetensors"
+    assert np.array_equal(by_name.images[0], job(manager, str(folder)).images[0])
