@@ -98,6 +98,11 @@ def check_models(spec: JobSpec, models: Any) -> None:
         wanted.update({(lora.name, "lora"): None for lora in spec.resolved(stage, "loras") or []})
     for name, kind in wanted:
         models.check(name, kind)
+    # -- VAE (issue 13): found, and of the base's latent channels, before queueing
+    for stage in spec.stages:
+        vae = spec.resolved(stage, "vae")
+        if vae and hasattr(models, "check_vae"):
+            models.check_vae(vae, spec.resolved(stage, "model"))
     _check_references(spec, models)
 
 

@@ -295,6 +295,7 @@ class ModelManager:
         from diffusers import AutoencoderKL  # noqa: PLC0415
 
         path, key_id = self._vae_source(model_id, on_download)
+        assert path is not None  # fetch=True downloads a hub VAE
         dtype = base.vae_decode_dtype
 
         def load() -> Any:
@@ -317,7 +318,35 @@ class ModelManager:
                                    " the model's own")
         return vae
 
-    def _vae_source(self, model_id: str, on_download: DownloadCallback | None) -> tuple[Path, str]:
+    def check_vae(self, model_id: str, base_id: str) -> None:
+        """At submit (nothing loaded): the VAE exists, and where its config or header says how many latent
+        channels it makes, they match the base family's (UnsupportedModel otherwise: a 400 with the fix)."""
+        path, _ = self._vae_source(model_id, None, fetch=False)
+        got: int | None = None
+        if path is not None and path.is_file():
+            try:
+                found = classify_single_file(path)
+            except UnreadableModel as exc:
+                raise ModelNotFound(f"VAE {model_id!r} is not a readable .safetensors VAE",
+                                    "give a VAE file (A1111 `VAE` or ComfyUI `vae` folder)") from exc
+            if found[0] != "vae":
+                raise ModelNotFound(f"{model_id} is a {found[0]}, not a VAE", "use a VAE file here")
+            got = {"sd": 4, "flux": 16}.get(found[1])
+        elif path is not None:
+            cfg = path / "vae" / "config.json" if (path / "vae" / "config.json").is_file() else path / "config.json"
+            try:
+                got = int(json.loads(cfg.read_text()).get("latent_channels") or 0) or None
+            except (OSError, ValueError):
+                got = None
+        family = self.family(base_id)
+        own = FAMILIES[family].latent_channels if family in FAMILIES else None
+        if got is not None and own is not None and got != own:
+            raise UnsupportedModel(f"VAE {model_id} makes {got}-channel latents; base model {base_id} ({family})"
+                                   f" needs {own}", f"use a VAE made for {family}, or leave `vae` out to use"
+                                   " the model's own")
+
+    def _vae_source(self, model_id: str, on_download: DownloadCallback | None,
+                    fetch: bool = True) -> tuple[Path | None, str]:
         mid = model_id.strip()
         if mid.lower().endswith(PICKLE_EXTS):
             raise refuse_pickle(mid)
@@ -344,6 +373,8 @@ class ModelManager:
             if snap is None:
                 if offline():
                     raise missing_hub_model(mid)
+                if not fetch:  # a submit-time check: the job downloads it
+                    return None, mid
                 snap = download(mid, False, on_download)
             return snap, mid
         raise ModelNotFound(f"VAE {mid!r} was not found",

@@ -95,3 +95,16 @@ def test_a_vae_in_the_models_folders_is_found_by_its_file_name(tmp_path: Path, m
     by_name = job(manager, "my-vae.safetensors")
     assert by_name.info["stages"][0]["vae"] == "my-vae.safetensors"
     assert np.array_equal(by_name.images[0], job(manager, str(folder)).images[0])
+
+
+def test_the_server_refuses_a_vae_of_other_channels_or_one_that_is_not_there_at_submit(tmp_path: Path) -> None:
+    from _server import gradient_png, shared_server, tiny_spec
+
+    server = shared_server()
+    images = {"depth": gradient_png(64), "edges": gradient_png(64, 1)}
+    wide = save_vae(tmp_path / "wide-vae", seed=1, latent_channels=16)
+    status, body = server.submit(tiny_spec(vae=str(wide)), images)
+    assert status == 400 and body["error"]["code"] == "unsupported_model", body
+    assert "16-channel" in body["error"]["message"] and "leave `vae` out" in body["error"]["fix"]
+    status, body = server.submit(tiny_spec(vae=str(tmp_path / "nothing")), images)
+    assert 400 <= status < 500 and body["error"]["code"] == "model_not_found", body
