@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import tempfile
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -22,18 +21,29 @@ from .cache import Key, ModelCache
 from .components import BaseComponents, module_bytes
 from .defaults import DEFAULT_CONTROLNETS, KNOWN_BASES, default_controlnet
 from .device import choose_device
-from .errors import ModelNotFound, UnsafeCheckpoint, UnsupportedModel
-from .folders import find_by_name
+from .errors import ModelNotFound
 from .folders import scan as scan_models_folders
-from .families import FAMILIES, HUB_FAMILIES
-from .loading_flow import flow_family_of_folder, load_flow_folder
+from .families import HUB_FAMILIES
+from .loading_flow import flow_family_of_folder
 from .loading import DownloadCallback, download, load_base, load_controlnet
 from .lora import applied_loras
-from .gguf_files import COMPANIONS, detect_gguf, gguf_base, is_quantized
-from .memory import REQUESTABLE, MemoryPlan, apply_memory_plan, choose_mode, default_dtype
+from .manager_extras import ExtraModels
+from .manager_memory import MemoryModes, keeps_own_attention
+from .gguf_files import COMPANIONS, detect_gguf, is_quantized
+from .memory import REQUESTABLE
 from .sizes import estimate_bytes
-from .sources import (PICKLE_EXTS, UnreadableModel, classify_single_file, family_of_config, folder_kind, hub_cache,
-                      HUB_ID, hub_snapshot, locate, missing_hub_model, not_in_model_folders, offline, refuse_pickle)
+from .sources import (
+    PICKLE_EXTS,
+    UnreadableModel,
+    classify_single_file,
+    family_of_config,
+    folder_kind,
+    hub_cache,
+    hub_snapshot,
+    locate,
+    not_in_model_folders,
+    refuse_pickle,
+)
 from .tiny import CONTROLNET_TYPES, TINY_CONTROLNET_PREFIX, TINY_ID
 
 log = logging.getLogger("scenecast.models")
@@ -50,14 +60,7 @@ def _default_budget_bytes(device: torch.device) -> int:
     return int(ram * 0.5)
 
 
-def _own_attention(module: torch.nn.Module) -> bool:
-    """Flow transformers (FLUX, ...) bring attention processors of their own (joint attention, RoPE);
-    replacing them with the UNet's AttnProcessor2_0 would break them."""
-    return any(type(p).__name__ not in ("AttnProcessor", "AttnProcessor2_0")
-               for p in getattr(module, "attn_processors", {}).values())
-
-
-class ModelManager:
+class ModelManager(ExtraModels, MemoryModes):
     """Finds, loads, caches and places models.
 
     ``memory_budget_gb`` bounds the bytes of cached models — base models, ControlNets and TAESD previewers
@@ -286,101 +289,6 @@ class ModelManager:
         raise ModelNotFound(f"LoRA {name!r}: expected one .safetensors file in {folder}, found {len(files)}",
                             "point at the .safetensors file itself")
 
-    # -- VAE (issue 13) ---------------------------------------------------------------------------------
-
-    def vae(self, model_id: str, base: BaseComponents, on_download: DownloadCallback | None = None) -> Any:
-        """An AutoencoderKL to use instead of ``base``'s own, from the cache or loaded and placed in the base
-        VAE's dtype: a diffusers folder (or a model folder with ``vae/``), a hub id, a single .safetensors VAE
-        (converted with the base VAE's config) or a models-folder file of kind ``vae``."""
-        from diffusers import AutoencoderKL  # noqa: PLC0415
-
-        path, key_id = self._vae_source(model_id, on_download)
-        assert path is not None  # fetch=True downloads a hub VAE
-        dtype = base.vae_decode_dtype
-
-        def load() -> Any:
-            if path.is_file():
-                with tempfile.TemporaryDirectory() as cfg:
-                    (Path(cfg) / "config.json").write_text(json.dumps(dict(base.vae.config)))
-                    vae = AutoencoderKL.from_single_file(str(path), config=cfg, torch_dtype=dtype,
-                                                         local_files_only=True)
-            else:
-                folder = path / "vae" if (path / "vae" / "config.json").is_file() else path
-                vae = AutoencoderKL.from_pretrained(folder, torch_dtype=dtype, use_safetensors=True)
-            return self._place(vae.eval(), dtype)
-
-        estimate = estimate_bytes(path, ("",), torch.empty((), dtype=dtype).element_size()) if path.is_dir() else None
-        vae = self._cached(("vae", f"{key_id}@{base.family}"), load, lambda m: module_bytes(m), estimate)
-        own, got = (int(m.config.get("latent_channels") or m.config.get("z_dim") or 0) for m in (base.vae, vae))
-        if own != got:
-            raise UnsupportedModel(f"VAE {model_id} makes {got}-channel latents; base model {base.id} ({base.family})"
-                                   f" needs {own}", f"use a VAE made for {base.family}, or leave `vae` out to use"
-                                   " the model's own")
-        return vae
-
-    def check_vae(self, model_id: str, base_id: str) -> None:
-        """At submit (nothing loaded): the VAE exists, and where its config or header says how many latent
-        channels it makes, they match the base family's (UnsupportedModel otherwise: a 400 with the fix)."""
-        path, _ = self._vae_source(model_id, None, fetch=False)
-        got: int | None = None
-        if path is not None and path.is_file():
-            try:
-                found = classify_single_file(path)
-            except UnreadableModel as exc:
-                raise ModelNotFound(f"VAE {model_id!r} is not a readable .safetensors VAE",
-                                    "give a VAE file (A1111 `VAE` or ComfyUI `vae` folder)") from exc
-            if found[0] != "vae":
-                raise ModelNotFound(f"{model_id} is a {found[0]}, not a VAE", "use a VAE file here")
-            got = {"sd": 4, "flux": 16}.get(found[1])
-        elif path is not None:
-            cfg = path / "vae" / "config.json" if (path / "vae" / "config.json").is_file() else path / "config.json"
-            try:
-                got = int(json.loads(cfg.read_text()).get("latent_channels") or 0) or None
-            except (OSError, ValueError):
-                got = None
-        family = self.family(base_id)
-        own = FAMILIES[family].latent_channels if family in FAMILIES else None
-        if got is not None and own is not None and got != own:
-            raise UnsupportedModel(f"VAE {model_id} makes {got}-channel latents; base model {base_id} ({family})"
-                                   f" needs {own}", f"use a VAE made for {family}, or leave `vae` out to use"
-                                   " the model's own")
-
-    def _vae_source(self, model_id: str, on_download: DownloadCallback | None,
-                    fetch: bool = True) -> tuple[Path | None, str]:
-        mid = model_id.strip()
-        if mid.lower().endswith(PICKLE_EXTS):
-            raise refuse_pickle(mid)
-        try:
-            path = Path(mid).expanduser()
-            exists = path.exists()
-        except (RuntimeError, OSError, ValueError):
-            exists = False
-        if "/" not in mid and "\\" not in mid and not exists:
-            try:
-                found = find_by_name(mid, "vae")
-            except LookupError as exc:
-                raise ModelNotFound(f"{mid!r} names several VAE files in the models folders: {exc}",
-                                    "give the full path of the one you mean") from exc
-            if found is not None and found.classified.kind == "vae":
-                return found.path, str(found.path)
-        if exists:
-            if path.is_file() and path.name.lower().endswith(".safetensors"):
-                return path.resolve(), str(path.resolve())
-            if path.is_dir() and any((d / "config.json").is_file() for d in (path, path / "vae")):
-                return path.resolve(), str(path.resolve())
-        elif HUB_ID.match(mid):
-            snap = hub_snapshot(mid)
-            if snap is None:
-                if offline():
-                    raise missing_hub_model(mid)
-                if not fetch:  # a submit-time check: the job downloads it
-                    return None, mid
-                snap = download(mid, False, on_download)
-            return snap, mid
-        raise ModelNotFound(f"VAE {mid!r} was not found",
-                            "give a hub id (org/name), a diffusers AutoencoderKL folder, a .safetensors VAE file"
-                            " or the name of a file in the models folders' vae folder; GET /v1/models lists them")
-
     def previewer(self, family: str) -> AutoencoderTiny | None:
         """TAESD for fast, good previews when its weights are in the HF cache; else None. A cache entry
         like any model: inside the budget, evictable, pinned by the job that uses it."""
@@ -413,7 +321,7 @@ class ModelManager:
             module = module.to(dtype)
         if self.channels_last:
             module = module.to(memory_format=torch.channels_last)
-        if self.attention == "sdpa" and hasattr(module, "set_attn_processor") and not _own_attention(module):
+        if self.attention == "sdpa" and hasattr(module, "set_attn_processor") and not keeps_own_attention(module):
             module.set_attn_processor(AttnProcessor2_0())
         if self.compile:
             module.compile()
@@ -434,127 +342,3 @@ class ModelManager:
         log.info("loaded %s (%s, %.0f MB) on %s in %s (%s)", base.id, base.family, base.nbytes() / 1e6,
                  self.plan.label, plan.mode, plan.reason)
         return base
-
-    # -- reference images (IP-Adapter) -----------------------------------------------------------------
-
-    def ip_adapter(self, model_id: str, base: BaseComponents) -> Any:
-        """An IP-Adapter (models/ip_adapter.py) with its image encoder, placed on the device: a cache entry
-        like any model. The tiny builtin is built to fit ``base``'s UNet, so it is cached per base."""
-        from .ip_adapter import TINY_IP_ADAPTER_ID, load_ip_adapter  # noqa: PLC0415
-
-        key_id = f"{model_id}@{base.id}" if model_id == TINY_IP_ADAPTER_ID else model_id
-
-        def load() -> Any:
-            adapter = load_ip_adapter(model_id, base.unet)
-            adapter.state_dict = {part: {k: v.to(self.device, self.dtype) for k, v in tensors.items()}
-                                  for part, tensors in adapter.state_dict.items()}
-            adapter.image_encoder = adapter.image_encoder.to(self.device, self.dtype).requires_grad_(False)
-            return adapter
-
-        return self._cached(("ip_adapter", key_id), load, lambda a: a.nbytes(), None)
-
-    def flux_redux(self, model_id: str, base: BaseComponents) -> Any:
-        """FLUX.1 Redux (models/redux.py), placed on the device; a cache entry like any model."""
-        from .redux import TINY_FLUX_REDUX_ID, load_flux_redux  # noqa: PLC0415
-
-        width = int(base.transformer.config.joint_attention_dim)
-        key_id = f"{model_id}@{width}" if model_id == TINY_FLUX_REDUX_ID else model_id
-
-        def load() -> Any:
-            redux = load_flux_redux(model_id, width)
-            redux.image_encoder = redux.image_encoder.to(self.device, self.dtype).requires_grad_(False)
-            redux.image_embedder = redux.image_embedder.to(self.device, self.dtype).requires_grad_(False)
-            return redux
-
-        return self._cached(("flux_redux", key_id), load, lambda r: r.nbytes(), None)
-
-    # -- memory modes (models/memory.py) -----------------------------------------------------------------
-
-    def family_dtype(self, family: str | None) -> torch.dtype:
-        """The compute dtype of ``family``: the one asked for (--dtype, SCENECAST_DTYPE) for every family,
-        else bfloat16 for the flow families where the GPU has it and the device default otherwise."""
-        if self._dtype_asked or family is None:
-            return self.dtype
-        dev = self.device
-        bf16 = dev.type == "mps" or (dev.type == "cuda" and torch.cuda.is_bf16_supported())
-        return getattr(torch, default_dtype(family, dev.type, bf16))
-
-    def free_device_bytes(self) -> int | None:
-        """Free memory on the device now (CUDA), None elsewhere (CPU: RAM is where the weights live)."""
-        if self.device.type == "cuda":
-            return int(torch.cuda.mem_get_info(self.device)[0])
-        return None
-
-    def memory_plan_for(self, base: BaseComponents, dtype: torch.dtype) -> MemoryPlan:
-        """The plan for a loaded (CPU-resident) ``base``: sizes counted from its parameters at 16-bit."""
-        parts = [m for m in (base.unet, base.transformer, base.vae, *base.text_encoders) if m is not None]
-        sizes = [module_bytes(m) if is_quantized(m) else 2 * sum(p.numel() for p in m.parameters()) for m in parts]
-        return choose_mode(base.family, sum(sizes), self.free_device_bytes(), largest_bytes=max(sizes),
-                           device_type=self.device.type, requested=self.memory_mode,
-                           dtype=str(dtype).removeprefix("torch."))
-
-    def _place_with_memory_plan(self, base: BaseComponents, plan: MemoryPlan, dtype: torch.dtype) -> None:
-        """fp8 storage and/or offload hooks on the base's modules (cast to ``dtype`` first, on the CPU)."""
-        for m in (base.unet, base.transformer, *base.text_encoders):
-            if m is not None:
-                (m if is_quantized(m) else m.to(dtype)).requires_grad_(False)
-                if self.attention == "sdpa" and hasattr(m, "set_attn_processor") and not _own_attention(m):
-                    m.set_attn_processor(AttnProcessor2_0())
-        base.vae.to(base.vae_decode_dtype).requires_grad_(False)
-        order = [*base.text_encoders, base.denoiser]  # the order a job runs them: offload hands over along it
-        base.extra["offload_hooks"] = apply_memory_plan(order, base.vae, plan, self.device)
-        base.exec_device = self.device
-
-    def _gguf_base(self, loc: Any, on_download: DownloadCallback | None) -> BaseComponents:
-        """A GGUF transformer with its companion's VAE, text encoders, tokenizers and scheduler
-        (models/gguf_files.py); the companion's own transformer is not loaded."""
-        family = detect_gguf(loc.path).family
-        dtype = self.family_dtype(family)
-        companion_id = self.gguf_companions[family]
-
-        def load() -> BaseComponents:
-            from .builtins import BASES  # noqa: PLC0415 - torch-heavy
-
-            comp = locate(companion_id, "base")
-            if comp.source == "builtin":
-                companion = BASES[comp.id]()
-                config = json.loads(companion.transformer.to_json_string())
-                companion.transformer = None
-            else:
-                folder = comp.path or download(comp.id, False, on_download)
-                companion = load_flow_folder(folder, comp.id, comp.source, dtype, family, with_transformer=False)
-                config = json.loads((folder / "transformer" / "config.json").read_text())
-            return self._place_base(gguf_base(loc.path, loc.id, family, companion, config, dtype), dtype)
-
-        return self._cached(("base", loc.id), load, lambda b: b.nbytes(), loc.path.stat().st_size)
-
-    def describe_memory(self) -> dict[str, Any]:
-        """What health shows: the mode asked for, the free memory it decides by, the plans of loaded bases."""
-        free = self.free_device_bytes()
-        plans = {}
-        for (kind, mid) in self.cache.keys():
-            if kind == "base":
-                base = self.cache.peek(("base", mid))
-                plan = base.extra.get("memory") if base is not None else None
-                if plan is not None:
-                    plans[mid] = plan.describe()
-        return {"memory_mode": self.memory_mode, "free_device_gb": None if free is None else round(free / 1e9, 3),
-                "dtypes": {fam: str(self.family_dtype(fam)).removeprefix("torch.") for fam in FAMILIES},
-                "memory_plans": plans}
-
-    def _controlnet_family(self, loc: Any) -> str | None:
-        """The family of a ControlNet before loading it (None: unknown — the device dtype)."""
-        try:
-            if loc.source == "builtin":
-                from .builtins import BUILTIN_FAMILIES  # noqa: PLC0415 - torch-heavy
-
-                return BUILTIN_FAMILIES.get(loc.id)
-            if loc.source == "single_file":
-                return classify_single_file(loc.path)[1]
-            if loc.path is not None and (loc.path / "config.json").is_file():
-                cls = json.loads((loc.path / "config.json").read_text()).get("_class_name", "")
-                return {"FluxControlNetModel": "flux", "ZImageControlNetModel": "zimage",
-                        "QwenImageControlNetModel": "qwen"}.get(cls, "sdxl")
-        except Exception:  # noqa: BLE001 - unreadable: loading says why
-            return None
-        return None
