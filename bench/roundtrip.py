@@ -66,6 +66,19 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def wait_healthy(client: BackendClient, server: subprocess.Popen, timeout: float = 120.0) -> None:
+    """Poll ``/v1/health`` until the started backend answers; exit when it dies or ``timeout`` passes."""
+    deadline = time.time() + timeout
+    while True:
+        try:
+            client.health()
+            return
+        except Exception:
+            if time.time() > deadline or server.poll() is not None:
+                raise SystemExit("the backend did not become healthy")
+            time.sleep(0.1)
+
+
 def start_backend(port: int, data: str) -> subprocess.Popen:
     env = dict(os.environ, HF_HUB_OFFLINE="1", SCENECAST_DATA=data, PYTHONPATH=str(ROOT))
     return subprocess.Popen([BACKEND_PYTHON, "-m", "backend", "serve", "--port", str(port), "--device", "cpu",
@@ -102,15 +115,7 @@ def main() -> None:
         server = start_backend(port, data)
         try:
             client = BackendClient(f"http://127.0.0.1:{port}", timeout=60)
-            deadline = time.time() + 120
-            while True:
-                try:
-                    client.health()
-                    break
-                except Exception:
-                    if time.time() > deadline or server.poll() is not None:
-                        raise SystemExit("the backend did not become healthy")
-                    time.sleep(0.1)
+            wait_healthy(client, server)
             out = Path(data) / "result.png"
             one_trip(client, images, args.size, out)  # warm-up: model build, first allocation
             trips = [one_trip(client, images, args.size, out) for _ in range(args.repeat)]

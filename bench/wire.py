@@ -35,7 +35,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from addon.core.client import BackendClient  # noqa: E402
 from addon.core.png import control_png  # noqa: E402
-from roundtrip import free_port, pass_set, start_backend  # noqa: E402
+from roundtrip import free_port, pass_set, start_backend, wait_healthy  # noqa: E402
 
 
 def spec(size: int, keys: list[str]) -> dict:
@@ -80,15 +80,7 @@ def main() -> None:
         server = start_backend(port, data)
         try:
             client = BackendClient(f"http://127.0.0.1:{port}", timeout=120)
-            deadline = time.time() + 120
-            while True:
-                try:
-                    client.health()
-                    break
-                except Exception:
-                    if time.time() > deadline or server.poll() is not None:
-                        raise SystemExit("the backend did not become healthy")
-                    time.sleep(0.1)
+            wait_healthy(client, server)
             png_trip(client, images, args.size)  # warm-up both: model build, first allocations
             raw_trip(client, images, args.size)
             for _ in range(args.repeat):  # alternated, so load drift hits both alike
