@@ -81,6 +81,18 @@ def addon_api(zip_path: str | None) -> ModuleType:
     return importlib.import_module(ADDON_MODULE + ".api")
 
 
+def failure_exit_code(exc: Exception) -> int:
+    """Print ``exc`` (with its fix) and give the script's exit code: 130 for a cancelled job, 1 for a
+    failed job or any other Scenecast error, 2 for a bad argument (``ValueError``)."""
+    fix = getattr(exc, "fix", "")
+    message = getattr(exc, "message", None)
+    if message is None:  # a plain ValueError: bad input to the call
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(f"error: {message}" + (f" Fix: {fix}" if fix else ""), file=sys.stderr)
+    return 130 if getattr(exc, "status", None) == "cancelled" else 1
+
+
 def open_scene(blend: str | None, extension: str | None, scene_name: str | None) -> tuple[ModuleType, Any] | None:
     """Open ``blend`` (bpy as a module), enable the add-on and find the scene (the active one when
     ``scene_name`` is empty): (the add-on's api, the scene), or None after printing what is missing."""
@@ -121,15 +133,8 @@ def main(argv: list[str]) -> int:
             hole_strength=args.hole_strength, refresh_strength=args.refresh_strength, restart=args.restart,
             video=args.video,
         )
-    except api.JobFailed as exc:
-        print(f"error: {exc.message}" + (f" Fix: {exc.fix}" if exc.fix else ""), file=sys.stderr)
-        return 130 if exc.status == "cancelled" else 1
-    except errors.ScenecastError as exc:
-        print(f"error: {exc.message}" + (f" Fix: {exc.fix}" if exc.fix else ""), file=sys.stderr)
-        return 1
-    except ValueError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    except (errors.ScenecastError, ValueError) as exc:
+        return failure_exit_code(exc)
     finally:
         importlib.import_module(ADDON_MODULE + ".core.backend_process").stop_started()
     record = result.record

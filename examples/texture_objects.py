@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from stylize_frames import ADDON_MODULE, open_scene  # noqa: E402 - the same add-on bootstrap
+from stylize_frames import ADDON_MODULE, failure_exit_code, open_scene  # noqa: E402 - the same add-on bootstrap
 
 
 def parse(argv: list[str]) -> argparse.Namespace:
@@ -87,15 +87,8 @@ def main(argv: list[str]) -> int:
             os.replace(tmp, record)  # the record last: its presence says the object is done
             made.append(name)
             print(f"Scenecast: {name}: {png} ({100 * (summary['coverage'] or 0):.1f}% of texels seen)", flush=True)
-    except api.JobFailed as exc:
-        print(f"error: {exc.message}" + (f" Fix: {exc.fix}" if exc.fix else ""), file=sys.stderr)
-        return 130 if exc.status == "cancelled" else 1
-    except errors.ScenecastError as exc:
-        print(f"error: {exc.message}" + (f" Fix: {exc.fix}" if exc.fix else ""), file=sys.stderr)
-        return 1
-    except ValueError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    except (errors.ScenecastError, ValueError) as exc:
+        return failure_exit_code(exc)
     finally:
         importlib.import_module(ADDON_MODULE + ".core.backend_process").stop_started()
     print(f"Scenecast: textured {', '.join(made) or 'none'}; kept {', '.join(kept) or 'none'}")
