@@ -34,12 +34,13 @@ from .errors import (
     ScenecastError,
     WaitTimeout,
 )
-from .pixels import MEDIA_TYPE as PIXELS, decode_pixels, encode_pixels, is_pixels
+from .pixels import MEDIA_TYPE as PIXELS, decode_pixels, encode_pixels, is_pixels, pixel_pieces
 from .png import control_png, decode_png
 from .client_wire import (  # noqa: F401  (raise_for_job, encode_multipart, TERMINAL... are part of this API)
     START_BACKEND_FIX,
     TLS_FIX,
     TOKEN_FIX,
+    Payload,
     encode_multipart,
     http_error,
     multipart_chunks,
@@ -132,7 +133,7 @@ class BackendClient(JobEvents):
         self,
         method: str,
         path: str,
-        body: bytes | list[bytes] | None = None,
+        body: bytes | list[Payload] | None = None,
         content_type: str | None = None,
         timeout: float | None = None,
         accept: str | None = None,
@@ -173,7 +174,7 @@ class BackendClient(JobEvents):
         return response.status, ctype, data
 
     def _json(
-        self, method: str, path: str, body: bytes | list[bytes] | None = None, content_type: str | None = None
+        self, method: str, path: str, body: bytes | list[Payload] | None = None, content_type: str | None = None
     ) -> Any:
         _, _, data = self._request(method, path, body, content_type)
         try:
@@ -228,16 +229,25 @@ class BackendClient(JobEvents):
             self.health()
         return bool(self._offers_pixels) and self.host in LOOPBACK_HOSTS
 
-    def image_payload(self, image: np.ndarray | bytes) -> bytes:
-        """What to send for one control image: encoded bytes pass through; an H x W (x C) uint8 array
-        becomes raw pixels (see ``sends_pixels``) or a PNG."""
+    def image_payload(self, image: np.ndarray | bytes | bytearray | memoryview) -> bytes | bytearray | memoryview:
+        """What to send for one control image: encoded bytes pass through (not copied); an H x W (x C)
+        uint8 array becomes raw pixels (see ``sends_pixels``) or a PNG."""
         if isinstance(image, (bytes, bytearray, memoryview)):
-            return bytes(image)
+            return image
         if image.dtype == np.uint8 and self.sends_pixels():
             if image.ndim == 3 and image.shape[2] == 3 and _grey(image):
                 image = image[:, :, :1]  # depth and edges: one channel, a third of the bytes
             return encode_pixels(image)
         return control_png(image)
+
+    def image_pieces(self, image: np.ndarray | Payload) -> list[Payload]:
+        """``image_payload`` as the buffers to send one after another: raw pixels from the array's own
+        memory where it is contiguous (``pixel_pieces``), without joining them into one buffer."""
+        if isinstance(image, np.ndarray) and image.dtype == np.uint8 and self.sends_pixels():
+            if image.ndim == 3 and image.shape[2] == 3 and _grey(image):
+                image = image[:, :, :1]
+            return list(pixel_pieces(image))
+        return [self.image_payload(image)]
 
     def models(self) -> list[dict[str, Any]]:
         """The backend's models: dicts with ``id``, ``kind``, ``family``, ``source``, ``installed``."""
@@ -250,7 +260,7 @@ class BackendClient(JobEvents):
     def submit(
         self,
         spec: Mapping[str, Any],
-        images: Mapping[str, bytes | np.ndarray] | None = None,
+        images: Mapping[str, Payload | np.ndarray] | None = None,
         job_id: str | bool | None = None,
     ) -> str:
         """Submit a job: ``spec`` (protocol 1 job spec) and its images by key (PNG or raw pixel bytes,
@@ -276,7 +286,7 @@ class BackendClient(JobEvents):
         if not images:
             answer = self._json(method, path, spec_json, "application/json")
         else:
-            payloads = {key: self.image_payload(image) for key, image in images.items()}
+            payloads = {key: self.image_pieces(image) for key, image in images.items()}
             chunks, ctype = multipart_chunks(spec_json, payloads)
             answer = self._json(method, path, chunks, ctype)
         return str(answer["id"])
@@ -343,8 +353,18 @@ class BackendClient(JobEvents):
         return f"{'wss' if self.tls else 'ws'}://{host}:{self.port}{self.prefix}/v1/jobs/{_seg(job_id)}/events"
 
 def _grey(image: np.ndarray) -> bool:
-    """Whether an H x W x 3 image has three equal channels (~1 ms at 1024²)."""
-    return bool(np.array_equal(image[..., 0], image[..., 1]) and np.array_equal(image[..., 0], image[..., 2]))
+    """Whether an H x W x 3 image has three equal channels. A few sampled rows (~0.05 ms) decide most
+    colour images; the whole check costs ~1 ms at 1024² (a third of comparing channel planes)."""
+    sample = image[:: max(1, image.shape[0] // 16)]
+    if not (np.array_equal(sample[..., 0], sample[..., 1]) and np.array_equal(sample[..., 0], sample[..., 2])):
+        return False
+    # Each byte against the next, over the contiguous buffer (vectorised, unlike channel planes): a grey
+    # image's differences are zero inside every pixel; those across pixel boundaries are cleared.
+    flat = np.ascontiguousarray(image).reshape(-1)
+    diff = np.empty(flat.size, np.uint8)
+    np.bitwise_xor(flat[:-1], flat[1:], out=diff[:-1])
+    diff.reshape(-1, 3)[:, 2] = 0
+    return not (diff.view(np.uint64) if diff.size % 8 == 0 else diff).any()
 
 
 def _seg(job_id: str) -> str:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from .errors import AuthError, BackendError, JobCancelled, JobFailed, ScenecastError
@@ -21,6 +21,9 @@ TOKEN_FIX = (
     "set the token in the add-on preferences to the one the backend was started with"
     " (--token or SCENECAST_TOKEN)"
 )
+#: What an image part may be: encoded bytes in any bytes-like buffer (sent without a copy).
+Payload = bytes | bytearray | memoryview
+
 TLS_FIX = (
     "if the backend's TLS proxy uses its own certificate authority (or a self-signed certificate), set"
     " Preferences › Add-ons › Scenecast › CA File to that certificate; check that the URL's host name is"
@@ -44,23 +47,27 @@ def raise_for_job(status: Mapping[str, Any]) -> None:
     )
 
 
-def encode_multipart(spec_json: bytes, images: Mapping[str, bytes]) -> tuple[bytes, str]:
+def encode_multipart(spec_json: bytes, images: Mapping[str, Payload | Sequence[Payload]]) -> tuple[bytes, str]:
     """A multipart/form-data body: part ``spec`` (JSON) and one binary file part (PNG or raw pixels)
-    per image key."""
+    per image key, given as one buffer or as the buffers that follow one another in it."""
     chunks, ctype = multipart_chunks(spec_json, images)
     return b"".join(chunks), ctype
 
 
-def multipart_chunks(spec_json: bytes, images: Mapping[str, bytes]) -> tuple[list[bytes], str]:
+def multipart_chunks(
+    spec_json: bytes, images: Mapping[str, Payload | Sequence[Payload]]
+) -> tuple[list[Payload], str]:
     """``encode_multipart``'s body as the list of its pieces, the images not copied."""
     boundary = "scenecast-" + os.urandom(16).hex()
-    chunks = [
+    chunks: list[Payload] = [
         f'--{boundary}\r\nContent-Disposition: form-data; name="spec"\r\n'
         "Content-Type: application/json\r\n\r\n".encode("ascii"),
         spec_json,
         b"\r\n",
     ]
-    for key, data in images.items():
+    for key, value in images.items():
+        pieces: list[Payload] = [value] if isinstance(value, (bytes, bytearray, memoryview)) else list(value)
+        data = pieces[0]
         if not key or any(c in key for c in '"\r\n\\'):
             raise ScenecastError(f"image key {key!r} cannot be sent", "use letters, digits and _ . : - in image keys")
         if bytes(data[:4]) == CORRESPONDENCE_MAGIC:  # a texture_sync correspondence (core/sync_views.encode)
@@ -70,7 +77,7 @@ def multipart_chunks(spec_json: bytes, images: Mapping[str, bytes]) -> tuple[lis
         chunks += [
             f'--{boundary}\r\nContent-Disposition: form-data; name="{key}"; filename="{key}.{ext}"\r\n'
             f"Content-Type: {kind}\r\n\r\n".encode("utf-8"),
-            data if isinstance(data, bytes) else bytes(data),
+            *pieces,  # bytes, bytearray or memoryview: sent as they are, not copied
             b"\r\n",
         ]
     chunks.append(f"--{boundary}--\r\n".encode("ascii"))

@@ -195,7 +195,8 @@ async def get_result(job_id: str, n: int, request: Request) -> Response:
         if not 0 <= n < len(outputs):
             raise ApiError(404, "no_such_result", f"job {job_id} has results 0..{len(outputs) - 1}, not {n}",
                            "use the urls listed in the job's results")
-        return Response(pixels.encode(outputs[n]), media_type=pixels.MEDIA_TYPE)  # ~1 ms at 1024²: on the loop
+        body = memoryview(pixels.encode(outputs[n]))  # one copy, ~1 ms at 1024²: on the loop
+        return Response(body, media_type=pixels.MEDIA_TYPE)
     return await run_in_threadpool(_saved_result, job, n, request)
 
 
@@ -212,7 +213,8 @@ def _saved_result(job: Job, n: int, request: Request) -> Response:
         raise ApiError(410, "result_gone", f"the result file {path} was removed from the server's disk",
                        "run the job again")
     if wants_pixels(request):  # its pixels were dropped from memory: decode the file
-        return Response(pixels.encode(decode_png(path.read_bytes(), f"result {n}")), media_type=pixels.MEDIA_TYPE)
+        return Response(memoryview(pixels.encode(decode_png(path.read_bytes(), f"result {n}"))),
+                        media_type=pixels.MEDIA_TYPE)
     return FileResponse(path, media_type="image/png")
 
 

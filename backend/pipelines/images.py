@@ -44,6 +44,9 @@ def to_mask(image: np.ndarray) -> np.ndarray:
 
 
 def from_pixels(pixels: torch.Tensor) -> np.ndarray:
-    """1 x 3 x H x W in [-1, 1] -> uint8 H x W x 3 (rounded, clipped)."""
+    """1 x 3 x H x W in [-1, 1] -> uint8 H x W x 3 (rounded, clipped), C-contiguous.
+
+    Made contiguous here, on the device and in uint8, once: the raw-pixel answer, the PNG writer and
+    the bake all need interleaved rows, and a strided view costs each of them a copy of its own."""
     x = pixels[0].float().clamp(-1.0, 1.0).add(1.0).mul(127.5).round()
-    return x.to(torch.uint8).permute(1, 2, 0).cpu().numpy()
+    return x.to(torch.uint8).permute(1, 2, 0).contiguous().cpu().numpy()
