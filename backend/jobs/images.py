@@ -91,9 +91,19 @@ def probe_image(data: bytes | bytearray, key: str) -> InputImage:
     return InputImage(data, width, height)
 
 
+def grey_view(plane: np.ndarray) -> np.ndarray:
+    """H x W (x 1) uint8 -> H x W x 3, a read-only view of that one plane (stride 0 across channels).
+
+    Grey control images (depth, edges) arrive as one channel; spreading them to three costs ~1.5 ms
+    and 3 bytes a pixel at 1024², for nothing: the stage turns the plane into a tensor and expands it
+    there (``pipelines/images.py``)."""
+    plane = plane.reshape(plane.shape[0], plane.shape[1], 1)
+    return np.broadcast_to(plane, (plane.shape[0], plane.shape[1], 3))
+
+
 def decode_image(data: bytes | bytearray, key: str) -> np.ndarray:
-    """PNG or raw pixel bytes -> H x W x 3 uint8, writable (torch.from_numpy needs that). RGB pixels in
-    a bytearray come back as a view of it: no copy."""
+    """PNG or raw pixel bytes -> H x W x 3 uint8. RGB pixels in a bytearray come back as a writable
+    view of it (no copy); grey ones as a read-only ``grey_view`` of their one plane."""
     if not pixels.is_pixels(data):
         return decode_png(bytes(data), key)
     try:
@@ -103,7 +113,7 @@ def decode_image(data: bytes | bytearray, key: str) -> np.ndarray:
                          "see docs/protocol.md, 'Raw pixels', or send a PNG") from exc
     _check_size(key, arr.shape[1], arr.shape[0])
     if arr.shape[2] == 1:
-        return np.concatenate((arr, arr, arr), axis=2)  # ~3x faster than np.repeat for one byte a sample
+        return grey_view(arr)
     if arr.shape[2] == 3 and arr.flags.writeable:
         return arr
     return np.array(arr[:, :, :3])  # one writable copy; alpha dropped like a PNG's
@@ -114,7 +124,8 @@ def image_id(data: bytes) -> str:
 
 
 def decode_png(data: bytes, key: str) -> np.ndarray:
-    """PNG bytes -> H x W x 3 uint8 (sRGB as stored, row 0 at the top). Grey and alpha are flattened."""
+    """PNG bytes -> H x W x 3 uint8 (sRGB as stored, row 0 at the top): RGB writable, grey as a read-only
+    ``grey_view`` of its plane, alpha dropped."""
     if len(data) > MAX_IMAGE_BYTES:
         raise ImageError(f"image '{key}' is {len(data)} bytes, more than {MAX_IMAGE_BYTES}", "send a smaller PNG")
     if not data.startswith(PNG_SIGNATURE):
@@ -131,12 +142,12 @@ def decode_png(data: bytes, key: str) -> np.ndarray:
                 # 16-bit grey (a depth map): scale to 8 bits rather than clip.
                 arr = np.asarray(im, dtype=np.float64)
                 arr = np.clip(np.round(arr / 257.0), 0, 255).astype(np.uint8)  # by the format, never by the values
-                return np.ascontiguousarray(np.repeat(arr[:, :, None], 3, axis=2))
-            # One writable copy (torch.from_numpy needs one); grey control images arrive as one channel.
+                return grey_view(arr)
+            # RGB: one writable copy. Grey control images arrive as one channel and stay one plane.
             if im.mode == "RGB":
                 return np.array(im, dtype=np.uint8)
             if im.mode == "L":
-                return np.repeat(np.asarray(im, dtype=np.uint8)[:, :, None], 3, axis=2)
+                return grey_view(np.asarray(im, dtype=np.uint8))
             return np.array(im.convert("RGB"), dtype=np.uint8)
     except ImageError:
         raise

@@ -73,6 +73,15 @@ def encode(image: np.ndarray) -> bytearray:
     return out
 
 
+def pieces(image: np.ndarray) -> tuple[bytes, memoryview]:
+    """``encode`` as two buffers sent one after the other: the header, then the samples from the
+    array's own memory when it is C-contiguous (a result is: ``pipelines/images.from_pixels``)."""
+    if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] not in CHANNELS:
+        raise ValueError(f"expected H x W x 1/3/4 uint8, got {image.shape} {image.dtype}")
+    height, width, channels = image.shape
+    return HEADER.pack(MAGIC, VERSION, channels, 0, width, height), np.ascontiguousarray(image).data.cast("B")
+
+
 def decode(data: bytes | bytearray | memoryview) -> np.ndarray:
     """Pixel bytes -> H x W x C uint8: a view of ``data`` (read-only for ``bytes``, writable for a bytearray)."""
     width, height, channels = read_header(data)

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import io
+import warnings
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from backend.jobs.images import ImageError, decode_png
+from backend.pipelines.images import fit, to_control, to_pixels
 
 
 def png(array: np.ndarray, mode: str) -> bytes:
@@ -27,10 +30,23 @@ def test_grey_rgb_and_rgba_decode_to_the_same_rgb_values() -> None:
     np.testing.assert_array_equal(decode_png(png(rgba, "RGBA"), "a"), rgb)
 
 
-def test_decoded_arrays_are_writable_for_torch() -> None:
-    for image in (np.zeros((8, 8), np.uint8), np.zeros((8, 8, 3), np.uint8)):
+def test_decoded_arrays_become_tensors_without_warnings_and_grey_stays_one_plane() -> None:
+    rng = np.random.default_rng(1)
+    for image in (rng.integers(0, 256, (8, 6), np.uint8), rng.integers(0, 256, (8, 6, 3), np.uint8)):
         decoded = decode_png(png(image, "L" if image.ndim == 2 else "RGB"), "k")
-        assert decoded.flags.writeable and decoded.shape == (8, 8, 3) and decoded.dtype == np.uint8
+        assert decoded.shape == (8, 6, 3) and decoded.dtype == np.uint8
+        assert (decoded.strides[2] == 0) == (image.ndim == 2)  # grey: one plane seen as three channels
+        expected = np.repeat(image[:, :, None], 3, axis=2) if image.ndim == 2 else image
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # torch warns on read-only arrays
+            for size in ((6, 8), (3, 4)):
+                fitted, _ = fit(decoded, *size)
+                want, _ = fit(np.ascontiguousarray(expected), *size)
+                np.testing.assert_array_equal(fitted, want)
+                control = to_control(fitted, torch.device("cpu"), torch.float32)
+                torch.testing.assert_close(control, to_control(want, torch.device("cpu"), torch.float32))
+                pixels = to_pixels(fitted, torch.device("cpu"), torch.float32)
+                torch.testing.assert_close(pixels, to_pixels(want, torch.device("cpu"), torch.float32))
 
 
 def test_not_a_png_names_the_key_and_the_fix() -> None:

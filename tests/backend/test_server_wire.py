@@ -92,3 +92,58 @@ def test_the_queue_keeps_result_pixels_within_its_budget(tmp_path):
         assert (tmp_path / first.id / "result-0.png").is_file()
     finally:
         queue.stop()
+
+
+class _Accepting:
+    headers = {"accept": pixels.MEDIA_TYPE}
+
+
+def _sent(response) -> bytes:
+    """The body a Starlette response sends, header piece and samples piece joined."""
+    import asyncio
+
+    messages: list[dict] = []
+
+    async def send(message):
+        messages.append(message)
+
+    asyncio.run(response({"type": "http"}, None, send))
+    start, *bodies = messages
+    length = dict(start["headers"])[b"content-length"]
+    body = b"".join(bytes(m["body"]) for m in bodies)
+    assert int(length) == len(body) and not bodies[-1]["more_body"]
+    return body
+
+
+def test_a_pixel_answer_is_the_documented_bytes_whatever_the_array_layout():
+    from backend.api.routes_jobs import PixelResponse
+
+    image = np.random.default_rng(3).integers(0, 256, (6, 5, 3), dtype=np.uint8)
+    assert _sent(PixelResponse(image)) == bytes(pixels.encode(image))
+    strided = np.asfortranarray(image)  # not C-contiguous: gathered, same bytes
+    assert _sent(PixelResponse(strided)) == bytes(pixels.encode(image))
+
+
+def test_pixels_dropped_from_memory_are_read_back_from_the_saved_png(tmp_path):
+    from backend.api.routes_jobs import _saved_result
+    from backend.jobs.queue import JobQueue
+    from backend.models import ModelManager
+    from backend.pipelines.interface import JobResult
+    from backend.spec import JobSpec
+
+    def runner(spec, images, models, progress):
+        rng = np.random.default_rng(spec.seed)
+        return JobResult(images=[rng.integers(0, 256, (spec.height, spec.width, 3), dtype=np.uint8)], info={})
+
+    queue = JobQueue(runner, ModelManager(device="cpu"), tmp_path, keep_output_pixels=1)
+    queue.start()
+    try:
+        spec = JobSpec.model_validate({"model": "builtin:tiny", "prompt": "p", "width": 128, "height": 64,
+                                       "seed": 5, "stages": [{"type": "generate"}]})
+        first, second = queue.submit(spec, {}, {}), queue.submit(spec, {}, {})
+        assert first.finished.wait(30) and second.finished.wait(30) and first.outputs is None
+        data = _sent(_saved_result(first, 0, _Accepting()))
+        expected = np.random.default_rng(5).integers(0, 256, (64, 128, 3), dtype=np.uint8)
+        np.testing.assert_array_equal(pixels.decode(data), expected)
+    finally:
+        queue.stop()
