@@ -3,7 +3,8 @@
 The run is split so that the modal operator and a blocking script drive the same code:
 :meth:`FrameRun.next_task` (main thread: render the frame's passes with the Vector pass, warp the
 previous output, build the job) → ``core.remote_job.run_job`` (any thread) → :meth:`FrameRun.complete`
-(main thread: move the result into ``frame_####.png``, flicker, record) … → :meth:`FrameRun.close`.
+(main thread: flicker from the result's pixels while its PNG is saved, then move the PNG into
+``frame_####.png``, record) … → :meth:`FrameRun.close`.
 ``features.stylize.frame_steps`` chains them as a generator that ``api`` runs blocking and the UI modally. The scene's frame and render settings are as they were
 after every step (each frame's extraction restores them, also on failure); a blocking run also
 snapshots them whole and restores them in ``close``.
@@ -35,7 +36,7 @@ from ..core.conventions import DepthRange
 from ..core.errors import ScenecastError
 from ..core.files import write_atomic
 from ..core.jobspec import REFERENCE_KEY, build_job_spec
-from ..core.remote_job import JobOutcome, JobRequest
+from ..core.remote_job import JobOutcome, JobRequest, as_rgb8
 from .extract import Passes, extract_passes, scene_depth_range
 from .held import DataGone, Held
 from .scene_state import capture_state, restore_state
@@ -151,6 +152,7 @@ class FrameRun:
         self.skipped = [f for f in self.frames if os.path.isfile(seq.frame_path(self.output_dir, f)) and f not in self._redo]
         self.made: list[int] = []
         self._previous: tuple[int, np.ndarray, Passes] | None = None  # frame, output RGB, its passes
+        self._first_output: np.ndarray | None = None  # the range's first frame's RGB, once this run made it
         self._closed = False
         # Each frame's extraction restores the scene itself; a blocking run also snapshots it whole
         # (restored in close). The modal operator does not: the user may change the scene meanwhile.
@@ -275,9 +277,12 @@ class FrameRun:
             images[REFERENCE_KEY] = self.template.images[REFERENCE_KEY]
             return
         first = seq.frame_path(self.output_dir, self.frames[0])
-        if self.first_frame_reference and frame != self.frames[0] and os.path.isfile(first):
-            with open(first, "rb") as fh:
-                images[REFERENCE_KEY] = _rgb8(png.decode_png(fh.read()))
+        if self.first_frame_reference and frame != self.frames[0] and (self._first_output is not None
+                                                                      or os.path.isfile(first)):
+            if self._first_output is None:  # a resumed run: the first frame is on disk only
+                with open(first, "rb") as fh:
+                    self._first_output = as_rgb8(png.decode_png(fh.read()))
+            images[REFERENCE_KEY] = self._first_output
             params["reference"] = [dict(r) for r in self.first_frame_reference]
 
     def complete(self, task: FrameTask, outcome: JobOutcome | None) -> dict[str, Any]:
@@ -291,29 +296,29 @@ class FrameRun:
             data = png.encode_png(task.step.warped)
             write_atomic(path, data)
             rgb = task.step.warped
+            self._frame_flicker(task, rgb, entry)
         else:
+            try:
+                rgb = outcome.image(0)  # the pixels taken at `ready`: no PNG decode here
+                self._frame_flicker(task, rgb, entry)  # while the backend still writes the PNG
+                outcome.wait_files()  # the PNG with its metadata, before it becomes the frame
+            finally:
+                outcome.discard()  # failed before the files came: stop saving them (no-op after wait)
             os.replace(outcome.files[0], path)  # same folder tree: an atomic rename, never a partial file
             for extra in outcome.files[1:]:
                 os.remove(extra)
-            with open(path, "rb") as fh:
-                data = fh.read()
-            rgb = _rgb8(png.decode_png(data))
             status = outcome.status
             diffusion = float((status.get("finished") or 0) - (status.get("started") or 0))
             diffusion = diffusion if 0 < diffusion < wall + 1.0 else 0.0
             entry.update(job_id=outcome.job_id, model=outcome.model)
             task.timings["diffusion"] = diffusion
             task.timings["transport"] = max(0.0, wall - diffusion)
-        t0 = time.perf_counter()
-        previous = self._previous_output(task.frame)
-        if task.step is not None and previous is not None:
-            entry["flicker"] = seq.clean_float(seq.frame_flicker(rgb, previous[1], task.step))
-            entry["hole_fraction"] = round(task.step.hole_fraction, 5)
-        task.timings["warp"] += time.perf_counter() - t0
         task.timings["total"] = time.perf_counter() - task.started
         entry["timings"] = {k: round(v, 4) for k, v in task.timings.items()}
         entry["finished"] = time.time()
         self._previous = (task.frame, rgb, task.passes)
+        if task.frame == self.frames[0]:
+            self._first_output = rgb
         self._redo.discard(task.frame)
         self.made.append(task.frame)
         self.record["frames"][str(task.frame)] = entry
@@ -322,6 +327,15 @@ class FrameRun:
         self.log(f"Scenecast: frame {task.frame} ({task.mode}) done in {task.timings['total']:.2f} s"
                  + (f", flicker {flick:.2f}" if flick is not None else "") + f" → {path}")
         return entry
+
+    def _frame_flicker(self, task: FrameTask, rgb: np.ndarray, entry: dict[str, Any]) -> None:
+        """The frame's flicker against the warped previous output into ``entry`` (time counted as warp)."""
+        t0 = time.perf_counter()
+        previous = self._previous_output(task.frame)
+        if task.step is not None and previous is not None:
+            entry["flicker"] = seq.clean_float(seq.frame_flicker(rgb, previous[1], task.step))
+            entry["hole_fraction"] = round(task.step.hole_fraction, 5)
+        task.timings["warp"] += time.perf_counter() - t0
 
     def close(self, status: str, error: str | None = None) -> None:
         """End the run: record the status, drop the staging folder, put the scene back as it was."""
@@ -374,18 +388,6 @@ class FrameRun:
         if prev in self._redo or not os.path.isfile(path):  # an old frame being redone: not this run's
             return None
         with open(path, "rb") as fh:
-            rgb = _rgb8(png.decode_png(fh.read()))
+            rgb = as_rgb8(png.decode_png(fh.read()))
         self._previous = (prev, rgb, self._passes(prev, vector=False))
         return self._previous
-
-
-def _rgb8(image: np.ndarray) -> np.ndarray:
-    """(H, W, 3) uint8 from a decoded PNG (grey, alpha or 16-bit)."""
-    a = np.asarray(image)
-    if a.dtype == np.uint16:
-        a = (a >> 8).astype(np.uint8)
-    if a.ndim == 2:
-        a = np.repeat(a[..., None], 3, axis=2)
-    if a.shape[2] == 2:
-        a = np.repeat(a[..., :1], 3, axis=2)
-    return np.ascontiguousarray(a[..., :3])
