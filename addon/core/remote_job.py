@@ -32,7 +32,7 @@ import numpy as np
 from . import backend_lease, backend_process
 from . import errors
 from .client import BackendClient
-from .errors import BackendUnavailable, JobCancelled, JobFailed, ScenecastError
+from .errors import BackendError, BackendUnavailable, JobCancelled, JobFailed, ScenecastError
 from .files import write_atomic
 from .jobspec import build_job_spec, image_keys
 from .png import decode_png
@@ -328,12 +328,22 @@ def _take_ready(client: BackendClient, req: JobRequest, job_id: str, model: str,
     results = list(ready.get("results") or [])
     if not results:
         raise JobFailed(f"job {job_id} finished without results", "look at the backend log", job_id=job_id)
-    pixels = [as_rgb8(client.result_pixels(job_id, int(r.get("index", i)))) for i, r in enumerate(results)]
+    try:
+        pixels = [as_rgb8(client.result_pixels(job_id, int(r.get("index", i)))) for i, r in enumerate(results)]
+    except BackendError as exc:
+        if exc.status != 409:
+            raise
+        pixels = []  # its memory budget dropped them before the PNG exists: they come from the PNG below
     files = [_result_path(req, job_id, i) for i in range(len(results))]
     saver = ResultSaver(client, job_id, files, deadline=deadline, cancel=cancel).start()
     status = {"id": job_id, "status": "running", "results": results}
-    return JobOutcome(job_id=job_id, model=model, files=files, status=status, notes=notes, pixels=pixels,
-                      saver=saver)
+    outcome = JobOutcome(job_id=job_id, model=model, files=files, status=status, notes=notes, pixels=pixels,
+                         saver=saver)
+    if not pixels:
+        for path in outcome.wait_files():
+            with open(path, "rb") as fh:
+                pixels.append(as_rgb8(decode_png(fh.read())))
+    return outcome
 
 
 def _result_path(req: JobRequest, job_id: str, index: int) -> str:

@@ -9,7 +9,9 @@ Scripted jobs instead of diffusion; the spec's ``name`` picks the script: "ok" (
 every ``preview_every`` steps but the last, 1 result), "fail", "gated" (runs a step only when the
 test calls ``release``; a cancel ends it), "drop" (the event stream breaks at step 2, the job goes on),
 "hold" (after ``ready`` it writes its PNG only when the test calls ``release_png``), "hold_fail" (the
-same, then fails with ``output_error`` as a backend whose disk is full).
+same, then fails with ``output_error`` as a backend whose disk is full), "hold_evicted" (like "hold",
+but its pixels leave memory at once, as the backend's budget drops old ones: a raw request before the
+PNG is written answers 409 and sets ``refused_raw``).
 ``FakeBackend(raw_results=True)`` offers raw pixels (protocol 1.1): a result is served raw from
 ``ready`` on when asked for it, as PNG from ``done`` on; ``ready_events=False`` is a protocol-1.0
 backend, which never sends ``ready``.
@@ -42,6 +44,7 @@ class FakeJob:
         self.ready_events = ready_events
         self.outputs: list[np.ndarray] | None = None  # the result pixels, from `ready` on
         self.png_gate = threading.Event()  # "hold"/"hold_fail": set by release_png()
+        self.refused_raw = threading.Event()  # "hold_evicted": a raw request got 409
         self.spec = spec
         self.images = images
         self.events: list[tuple[dict, bytes | None]] = []
@@ -115,6 +118,8 @@ class FakeJob:
         if self.ready_events:  # protocol 1.1: "ready" (the pixels exist) comes before "done" (the PNGs are written)
             self.emit({"type": "ready", "results": [{"index": 0, "url": f"/v1/jobs/{self.id}/results/0",
                                                     "width": 8, "height": 8}]})
+        if script == "hold_evicted":
+            self.outputs = None
         if script.startswith("hold"):
             self.png_gate.wait()
         if script == "hold_fail":
@@ -263,6 +268,8 @@ class Handler(BaseHTTPRequestHandler):
             if raw and int(parts[4]) < len(job.outputs or []):
                 return self._send(200, encode_pixels(job.outputs[int(parts[4])]), PIXELS)
             if parts[3] in ("record", "results") and job.status != "done":
+                if PIXELS in self.headers.get("Accept", ""):
+                    job.refused_raw.set()
                 return self._error(409, "not_done", f"job {job.id} is {job.status}; it exists once it is done",
                                    "wait for the job to finish")
             if parts[3] == "record":

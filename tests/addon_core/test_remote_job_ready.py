@@ -108,6 +108,25 @@ def test_a_backend_that_announces_ready_but_offers_no_raw_pixels_is_followed_to_
         srv.stop()
 
 
+def test_pixels_the_backend_no_longer_holds_come_from_the_png(fake: FakeBackend, tmp_path: Path) -> None:
+    def release_once_refused() -> None:
+        (job,) = fake.jobs.values()
+        job.refused_raw.wait()  # the raw request was answered 409: now let the PNG be written
+        job.release_png()
+
+    events: list[str] = []
+
+    def on_event(event: Any) -> None:
+        events.append(event.type)
+        if event.type == "ready":
+            threading.Thread(target=release_once_refused, daemon=True).start()
+
+    outcome = remote_job.run_job(_request(fake.url, tmp_path, "hold_evicted"), on_event=on_event)
+    assert events[-1] == "ready" and not outcome.files_pending  # waited for the PNG this once
+    assert np.array_equal(outcome.image(0), EXPECTED)
+    assert Path(outcome.files[0]).read_bytes() == fake.jobs[outcome.job_id].results[0]
+
+
 def test_a_failed_save_after_ready_is_reported_with_the_backends_fix(fake: FakeBackend, tmp_path: Path) -> None:
     outcome = remote_job.run_job(_request(fake.url, tmp_path, "hold_fail"))
     assert np.array_equal(outcome.image(0), EXPECTED)  # the pixels came
