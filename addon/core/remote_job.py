@@ -14,7 +14,7 @@ the backend's PNG encode and the add-on's PNG decode (~0.2 s a result) no longer
 and its use. The caller makes sure of the files with :meth:`JobOutcome.wait_files` (or stops their
 saving with :meth:`JobOutcome.discard` when its run fails). Elsewhere (a remote backend, where the
 PNG's bytes cost less than raw pixels, or a protocol-1.0 backend) the files are written before
-``run_job`` returns, as before. Only turning results into ``bpy.types.Image``s is left to the main thread.
+``run_job`` returns, as before, and ``JobOutcome.image`` decodes one when it is asked for. Only turning results into ``bpy.types.Image``s is left to the main thread.
 """
 
 from __future__ import annotations
@@ -71,14 +71,13 @@ class JobRequest:
 
 @dataclass(eq=False)  # holds arrays: compared by identity
 class JobOutcome:
-    """What a job gave: ``pixels`` (one H x W x 3 uint8 array per result, row 0 at the top, sRGB as
-    the backend made it) at once, and ``files`` (result ``n`` at ``files[n]``: the backend's PNG with its
+    """What a job gave: its results as pixels (:meth:`image`: H x W x 3 uint8, row 0 at the top, sRGB
+    as the backend made it) and as ``files`` (result ``n`` at ``files[n]``: the backend's PNG with its
     text chunks), which exist once :meth:`wait_files` returned — they may still be being written when
-    ``run_job`` returns. ``status``: the job's final status (``done``, with each result's ``sha256``)
-    once the files are written; before, ``{"id", "status": "running", "results"}`` from ``ready``.
-
-    An outcome built from ``files`` alone (a runner other than ``run_job``, e.g. in tests) works the
-    same: :meth:`image` then decodes the file."""
+    ``run_job`` returns. ``pixels``: the results taken at ``ready``; empty when the files came first (a
+    remote or protocol-1.0 backend, or a runner other than ``run_job``): :meth:`image` then decodes a
+    file when it is first asked for. ``status``: the job's final status (``done``, with each result's
+    ``sha256``) once the files are written; before, ``{"id", "status": "running", "results"}``."""
 
     job_id: str
     model: str
@@ -87,15 +86,17 @@ class JobOutcome:
     notes: list[str] = field(default_factory=list)  # things the user should be told (offline fallback)
     pixels: list[np.ndarray] = field(default_factory=list)
     saver: ResultSaver | None = field(default=None, repr=False)  # writing ``files`` in the background
+    _decoded: dict[int, np.ndarray] = field(default_factory=dict, init=False, repr=False)
 
     def image(self, index: int = 0) -> np.ndarray:
         """Result ``index`` as H x W x 3 uint8: the pixels ``run_job`` took (no file is read), else
-        the decoded file."""
+        its file, decoded once (only what a feature asks for: Generate loads files, never decodes)."""
         if self.pixels:
             return self.pixels[index]
-        self.wait_files()
-        with open(self.files[index], "rb") as fh:
-            return as_rgb8(decode_png(fh.read()))
+        if index not in self._decoded:
+            with open(self.wait_files()[index], "rb") as fh:
+                self._decoded[index] = as_rgb8(decode_png(fh.read()))
+        return self._decoded[index]
 
     def wait_files(self, timeout: float | None = None) -> list[str]:
         """``files``, once they are all written; raises why they could not be (``JobFailed`` with the
@@ -308,17 +309,16 @@ def run_job(
             error.get("fix") or "look at the backend log for details",
             status=str(state), job_id=job_id,
         )
-    files, pixels = [], []
+    files = []
     os.makedirs(req.output_dir, exist_ok=True)
     for i, _result in enumerate(final.get("results") or []):
         data = client.result(job_id, i)
         path = _result_path(req, job_id, i)
         write_atomic(path, data)
         files.append(path)
-        pixels.append(as_rgb8(decode_png(data)))  # here, off the main thread, once
     if not files:
         raise JobFailed(f"job {job_id} finished without results", "look at the backend log", job_id=job_id)
-    return JobOutcome(job_id=job_id, model=model, files=files, status=final, notes=notes, pixels=pixels)
+    return JobOutcome(job_id=job_id, model=model, files=files, status=final, notes=notes)
 
 
 def _take_ready(client: BackendClient, req: JobRequest, job_id: str, model: str, ready: dict[str, Any],
@@ -340,9 +340,7 @@ def _take_ready(client: BackendClient, req: JobRequest, job_id: str, model: str,
     outcome = JobOutcome(job_id=job_id, model=model, files=files, status=status, notes=notes, pixels=pixels,
                          saver=saver)
     if not pixels:
-        for path in outcome.wait_files():
-            with open(path, "rb") as fh:
-                pixels.append(as_rgb8(decode_png(fh.read())))
+        outcome.wait_files()  # image() decodes them from the PNGs
     return outcome
 
 

@@ -123,7 +123,7 @@ def test_pixels_the_backend_no_longer_holds_come_from_the_png(fake: FakeBackend,
 
     outcome = remote_job.run_job(_request(fake.url, tmp_path, "hold_evicted"), on_event=on_event)
     assert events[-1] == "ready" and not outcome.files_pending  # waited for the PNG this once
-    assert np.array_equal(outcome.image(0), EXPECTED)
+    assert outcome.pixels == [] and np.array_equal(outcome.image(0), EXPECTED)  # decoded from it
     assert Path(outcome.files[0]).read_bytes() == fake.jobs[outcome.job_id].results[0]
 
 
