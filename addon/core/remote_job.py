@@ -224,11 +224,14 @@ def ensure_server(
     return client, note
 
 
-class _Ready(Exception):
-    """Raised by ``run_job``'s event callback at ``ready`` to end ``client.wait`` there (the job goes on)."""
+class _Ready(ScenecastError):
+    """Raised by ``run_job``'s event callback at ``ready`` to end ``client.wait`` there (the job goes
+    on); ``run_job`` always catches it. A ScenecastError like every error the add-on raises, so that
+    were it ever to escape, it would still say what happened and what to do."""
 
     def __init__(self, data: dict[str, Any]) -> None:
-        super().__init__("ready")
+        super().__init__("the job's results are ready (an internal signal that escaped)",
+                         "report this as a bug; the results can be fetched from the backend by the job's id")
         self.data = data
 
 
