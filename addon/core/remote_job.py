@@ -90,7 +90,8 @@ class JobOutcome:
 
     def image(self, index: int = 0) -> np.ndarray:
         """Result ``index`` as H x W x 3 uint8: the pixels ``run_job`` took (no file is read), else
-        its file, decoded once (only what a feature asks for: Generate loads files, never decodes)."""
+        its file, decoded once (only what a feature asks for: Generate loads files, never decodes).
+        Read-only (a view of the bytes received): copy it to change it."""
         if self.pixels:
             return self.pixels[index]
         if index not in self._decoded:
