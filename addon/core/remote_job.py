@@ -289,7 +289,7 @@ def run_job(
             ready = got.data
         if ready is not None:
             deadline = None if req.timeout is None else started + req.timeout
-            return _take_ready(client, req, job_id, model, ready, notes, deadline, cancel)
+            return _take_ready(client, req, job_id, model, ready, notes, deadline)
     except BackendUnavailable as exc:
         raise JobFailed(
             f"the backend stopped answering during job {job_id}: {exc.message}",
@@ -326,7 +326,7 @@ def run_job(
 
 
 def _take_ready(client: BackendClient, req: JobRequest, job_id: str, model: str, ready: dict[str, Any],
-                notes: list[str], deadline: float | None, cancel: threading.Event | None) -> JobOutcome:
+                notes: list[str], deadline: float | None) -> JobOutcome:
     """The outcome at ``ready``: every result's pixels from the backend's memory, and a started
     :class:`ResultSaver` writing the PNGs to the same names as ever."""
     results = list(ready.get("results") or [])
@@ -339,7 +339,7 @@ def _take_ready(client: BackendClient, req: JobRequest, job_id: str, model: str,
             raise
         pixels = []  # its memory budget dropped them before the PNG exists: they come from the PNG below
     files = [_result_path(req, job_id, i) for i in range(len(results))]
-    saver = ResultSaver(client, job_id, files, deadline=deadline, cancel=cancel).start()
+    saver = ResultSaver(client, job_id, files, deadline=deadline).start()  # not stopped by `cancel`: see its doc
     status = {"id": job_id, "status": "running", "results": results}
     outcome = JobOutcome(job_id=job_id, model=model, files=files, status=status, notes=notes, pixels=pixels,
                          saver=saver)

@@ -9,8 +9,9 @@ the saver's error (with its fix), so a failed save is never lost.
 
 The thread follows the job by polling ``GET /v1/jobs/{id}`` (a few requests over the ~0.2 s the
 backend takes to write a 1024² PNG) because only polling can be stopped at any moment: a saver ends
-when the job is done and its files are written, on an error, at the run's deadline, when the run's
-cancel event is set, or when :meth:`ResultSaver.stop` is called (a cancelled or failed feature).
+when the job is done and its files are written, on an error, at the run's deadline, or when
+:meth:`ResultSaver.stop` is called (a cancelled or failed feature). The run's cancel event does not
+stop it: the job had finished, and a frame sequence cancelled during the next frame keeps this one.
 Files are written one by one with ``write_atomic``: a stopped saver leaves whole files or none.
 """
 
@@ -41,13 +42,11 @@ class SaverClient(Protocol):
 class ResultSaver:
     """One job's result PNGs written to ``paths`` (result ``n`` to ``paths[n]``) by a worker thread.
 
-    ``deadline``: ``time.monotonic()`` value after which it gives up (the request's timeout), or None;
-    ``cancel``: the run's cancel event (set: saving stops, nothing more is written)."""
+    ``deadline``: ``time.monotonic()`` value after which it gives up (the request's timeout), or None."""
 
-    def __init__(self, client: SaverClient, job_id: str, paths: list[str], deadline: float | None = None,
-                 cancel: threading.Event | None = None) -> None:
+    def __init__(self, client: SaverClient, job_id: str, paths: list[str], deadline: float | None = None) -> None:
         self.client, self.job_id, self.paths = client, job_id, list(paths)
-        self.deadline, self.cancel = deadline, cancel
+        self.deadline = deadline
         self.final: dict[str, Any] | None = None  # the job's final status once the files are written
         self.error: BaseException | None = None
         self._stop = threading.Event()
@@ -85,9 +84,6 @@ class ResultSaver:
 
     # ------------------------------------------------------------------------------- the thread
 
-    def _stopped(self) -> bool:
-        return self._stop.is_set() or (self.cancel is not None and self.cancel.is_set())
-
     def _run(self) -> None:
         try:
             final = self._follow()
@@ -97,7 +93,7 @@ class ResultSaver:
             self.error = exc
 
     def _check(self) -> None:
-        if self._stopped():
+        if self._stop.is_set():
             raise JobCancelled(f"saving the results of job {self.job_id} was stopped (the run was cancelled"
                                " or failed)", job_id=self.job_id)
         if self.deadline is not None and time.monotonic() > self.deadline:

@@ -178,6 +178,7 @@ def frame_steps(run: FrameRun, progress: Progress, *, snapshot: bool = False, sh
             run.complete(task, outcome)
             if show and run.last_output is not None:
                 frame_outputs.show_frame(run.last_output)
+        run.finish_saves()  # the last frame's PNG, before the run says done
         status = "done"
     except GeneratorExit:
         status, error = "cancelled", "the frame sequence was cancelled"

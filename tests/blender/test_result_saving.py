@@ -10,6 +10,7 @@ full disk. Nothing waits on the clock; the savers' deadline only turns a hang in
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import threading
@@ -153,21 +154,46 @@ def test_a_cancelled_texturing_run_stops_its_savers(oracle_scene, sc_module, tmp
     assert _savers() == [] and not [p for p in os.listdir(tmp_path) if p.endswith(".png")]
 
 
-def test_frames_wait_for_the_png_before_moving_it(sc_module, frame_scene, tmp_path):  # noqa: F811
+def test_frames_move_each_png_once_saved_while_the_next_frame_runs(sc_module, frame_scene, tmp_path):  # noqa: F811
     base = sc_module("features.base")
-    out, held = tmp_path / "frames", HeldPngs()
+    out, held, placed_before_next_job = tmp_path / "frames", HeldPngs(), []
 
     def run(request, **kwargs):
+        frame = int(request.name.rsplit("_", 1)[1])
+        if frame > 1:  # the previous frame's PNG is moved in after this job: its save overlapped it
+            placed_before_next_job.append((out / f"frame_{frame - 1:04d}.png").exists())
         rgb = np.full((request.params["height"], request.params["width"], 3), 77, np.uint8)
         path = os.path.join(request.output_dir, f"{request.name}.png")
         return _outcome(sc_module, held, request.name, rgb, path, polls=3)  # written at the 3rd poll
 
     result = base.run_blocking(frames_run(sc_module, frame_scene, out, restart=False), runner=run)
     png = sc_module("core.png")
-    assert result.made == [1, 2, 3]
+    assert result.made == [1, 2, 3] and placed_before_next_job == [False, False]
     for frame in (1, 2, 3):
         data = (out / f"frame_{frame:04d}.png").read_bytes()
         assert png.read_png_text(data) == {"job": f"frame_{frame:04d}"}  # the backend's PNG, moved whole
+    assert sorted(p.name for p in out.iterdir()) == [f"frame_{f:04d}.png" for f in (1, 2, 3)] + [
+        "scenecast_frames_0001-0003.json"]
+    assert _savers() == []
+
+
+def test_a_frame_sequence_cancelled_during_a_job_keeps_the_frame_before(sc_module, frame_scene, tmp_path):  # noqa: F811
+    base = sc_module("features.base")
+    remote_job = sc_module("core.remote_job")
+    out, held = tmp_path / "frames", HeldPngs()
+
+    def run(request, **kwargs):
+        if request.name == "frame_0002":
+            raise remote_job.JobCancelled("cancelled by the test")  # frame 1's PNG is still held here
+        rgb = np.full((request.params["height"], request.params["width"], 3), 77, np.uint8)
+        path = os.path.join(request.output_dir, f"{request.name}.png")
+        return _outcome(sc_module, held, request.name, rgb, path, polls=3)
+
+    with pytest.raises(remote_job.JobCancelled):
+        base.run_blocking(frames_run(sc_module, frame_scene, out, restart=False), runner=run)
+    assert sorted(p.name for p in out.iterdir()) == ["frame_0001.png", "scenecast_frames_0001-0003.json"]
+    record = json.loads((out / "scenecast_frames_0001-0003.json").read_text())
+    assert record["status"] == "cancelled" and list(record["frames"]) == ["1"]
     assert _savers() == []
 
 
