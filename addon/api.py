@@ -165,7 +165,8 @@ def generate(
 
     ``units``: ControlNet units as dicts ``{"type": "depth"|"normal"|"edges"|"segmentation", "weight",
     "start", "end"}``; default: the scene's units, else one depth unit. ``on_event`` gets the job's
-    events (``.type``, ``.data``, ``.image`` for previews), called from this thread. ``cancel``: set it
+    events (``.type``, ``.data``, ``.image`` for previews), called from this thread, up to the one that
+    hands the results over (``ready``; ``done`` from a protocol-1.0 backend). ``cancel``: set it
     (from another thread) to cancel the job on the server. Raises ``ValueError`` for bad arguments,
     ``core.client.ScenecastError`` (``.message``, ``.fix``) when the backend cannot be reached and
     :class:`JobFailed` when the job fails or is cancelled; the scene is left as it was in every case.

@@ -29,6 +29,7 @@ QUICK = [
     (BLENDER_PY, ["bench/warp_accuracy.py"]),
     (BLENDER_PY, ["bench/roundtrip.py"]),
     (BLENDER_PY, ["bench/wire.py"]),
+    (BLENDER_PY, ["bench/ready_results.py", "--size", "512"]),
     (BLENDER_PY, ["bench/frames.py"]),
     (BLENDER_PY, ["bench/texture_roundtrip.py"]),
     (BLENDER_PY, ["bench/projection_speed.py"]),

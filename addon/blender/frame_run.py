@@ -3,7 +3,8 @@
 The run is split so that the modal operator and a blocking script drive the same code:
 :meth:`FrameRun.next_task` (main thread: render the frame's passes with the Vector pass, warp the
 previous output, build the job) → ``core.remote_job.run_job`` (any thread) → :meth:`FrameRun.complete`
-(main thread: move the result into ``frame_####.png``, flicker, record) … → :meth:`FrameRun.close`.
+(main thread: the result's pixels become the previous frame, flicker; its PNG, saved meanwhile in
+the background, is moved into ``frame_####.png`` and recorded when the next frame's job is back) … → :meth:`FrameRun.close`.
 ``features.stylize.frame_steps`` chains them as a generator that ``api`` runs blocking and the UI modally. The scene's frame and render settings are as they were
 after every step (each frame's extraction restores them, also on failure); a blocking run also
 snapshots them whole and restores them in ``close``.
@@ -23,7 +24,6 @@ import os
 import shutil
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
 import bpy
@@ -35,63 +35,13 @@ from ..core.conventions import DepthRange
 from ..core.errors import ScenecastError
 from ..core.files import write_atomic
 from ..core.jobspec import REFERENCE_KEY, build_job_spec
-from ..core.remote_job import JobOutcome, JobRequest
+from ..core.remote_job import JobOutcome, JobRequest, as_rgb8
 from .extract import Passes, extract_passes, scene_depth_range
+from .frame_types import FrameOptions, FramesResult, FrameTask  # noqa: F401  (part of this module's API)
 from .held import DataGone, Held
 from .scene_state import capture_state, restore_state
 
 STAGING_DIR = ".scenecast-parts"
-
-
-@dataclass
-class FrameOptions:
-    """How later frames follow earlier ones; see the module doc. Strengths 0..1, ``dilate_px`` pixels,
-    ``depth_tolerance`` relative (0.05 = 5 % of the planar depth)."""
-
-    consistency: bool = True
-    hole_strength: float = 1.0
-    refresh_strength: float = 0.3
-    dilate_px: int = 2
-    depth_tolerance: float = 0.05
-    # Also a hole where another object is at the same depth (e.g. road against sidewalk): off, since the
-    # previous output already blends such edges the same way; on, every object border is repainted.
-    object_ids: bool = False
-    restart: bool = False  # redo every frame of the range (an earlier run's settings are ignored)
-
-    def check(self) -> None:
-        for name in ("hole_strength", "refresh_strength"):
-            value = getattr(self, name)
-            if not 0.0 <= value <= 1.0:
-                raise ValueError(f"{name} {value} is outside 0..1: set it between 0 (skip) and 1 (repaint fully)")
-        if self.dilate_px < 0 or self.dilate_px > 64:
-            raise ValueError(f"dilate_px {self.dilate_px} is outside 0..64 pixels")
-        if not 0.0 < self.depth_tolerance < 1.0:
-            raise ValueError(f"depth_tolerance {self.depth_tolerance} is outside (0, 1): e.g. 0.05 for 5 %")
-
-
-@dataclass
-class FrameTask:
-    """One frame's work between ``next_task`` and ``complete``; ``request`` None: no job is needed
-    (the warped frame is the output)."""
-
-    frame: int
-    mode: str  # "generate" | "inpaint+refresh" | "inpaint" | "refresh" | "warp"
-    request: JobRequest | None
-    step: seq.WarpStep | None
-    passes: Passes
-    timings: dict[str, float] = field(default_factory=dict)
-    started: float = field(default_factory=time.perf_counter)
-
-
-@dataclass
-class FramesResult:
-    """What a run left: every frame file of the range, the record, and which frames this run made."""
-
-    files: list[str]
-    made: list[int]
-    skipped: list[int]
-    record_path: str
-    record: dict[str, Any]
 
 
 class FrameRun:
@@ -151,6 +101,8 @@ class FrameRun:
         self.skipped = [f for f in self.frames if os.path.isfile(seq.frame_path(self.output_dir, f)) and f not in self._redo]
         self.made: list[int] = []
         self._previous: tuple[int, np.ndarray, Passes] | None = None  # frame, output RGB, its passes
+        self._first_output: np.ndarray | None = None  # the range's first frame's RGB, once this run made it
+        self._unsaved: tuple[FrameTask, JobOutcome, dict[str, Any], float] | None = None  # see finish_saves
         self._closed = False
         # Each frame's extraction restores the scene itself; a blocking run also snapshots it whole
         # (restored in close). The modal operator does not: the user may change the scene meanwhile.
@@ -219,7 +171,9 @@ class FrameRun:
 
     def pending(self) -> list[int]:
         """Frames of the range without a finished file (or, restarting, not yet redone), in order."""
-        return [f for f in self.frames if f in self._redo or not os.path.isfile(seq.frame_path(self.output_dir, f))]
+        unsaved = self._unsaved[0].frame if self._unsaved is not None else None  # done, its PNG on its way
+        return [f for f in self.frames if f != unsaved
+                and (f in self._redo or not os.path.isfile(seq.frame_path(self.output_dir, f)))]
 
     def next_task(self) -> FrameTask | None:
         """Main thread: the next missing frame's passes, warp and job request; None when all are done."""
@@ -275,53 +229,92 @@ class FrameRun:
             images[REFERENCE_KEY] = self.template.images[REFERENCE_KEY]
             return
         first = seq.frame_path(self.output_dir, self.frames[0])
-        if self.first_frame_reference and frame != self.frames[0] and os.path.isfile(first):
-            with open(first, "rb") as fh:
-                images[REFERENCE_KEY] = _rgb8(png.decode_png(fh.read()))
+        if self.first_frame_reference and frame != self.frames[0] and (self._first_output is not None
+                                                                      or os.path.isfile(first)):
+            if self._first_output is None:  # a resumed run: the first frame is on disk only
+                with open(first, "rb") as fh:
+                    self._first_output = as_rgb8(png.decode_png(fh.read()))
+            images[REFERENCE_KEY] = self._first_output
             params["reference"] = [dict(r) for r in self.first_frame_reference]
 
     def complete(self, task: FrameTask, outcome: JobOutcome | None) -> dict[str, Any]:
-        """Main thread: the frame's result becomes ``frame_####.png`` (atomically), its flicker and
-        timings go into the record. Returns the frame's record entry."""
+        """Main thread: the frame's output (the job's pixels, or the warped frame) becomes the previous
+        frame of the next, with its flicker and timings. A job's PNG (saved in the background after
+        ``ready``) becomes ``frame_####.png`` and enters the record in :meth:`finish_saves`, which the
+        next frame's ``complete`` calls: the save overlaps that frame's job. Returns the entry."""
+        try:
+            self.finish_saves()  # the previous frame's PNG, saved while this frame's job ran
+        except BaseException:
+            if outcome is not None:
+                outcome.discard()  # the run fails here: this frame's PNG is not wanted
+            raise
         wall = time.perf_counter() - task.started - task.timings["passes"] - task.timings["warp"]
         path = seq.frame_path(self.output_dir, task.frame)
         entry: dict[str, Any] = {"file": os.path.basename(path), "mode": task.mode, "job_id": None}
         if outcome is None:
             assert task.step is not None, "only a warped frame needs no job"
-            data = png.encode_png(task.step.warped)
-            write_atomic(path, data)
+            write_atomic(path, png.encode_png(task.step.warped))
             rgb = task.step.warped
         else:
-            os.replace(outcome.files[0], path)  # same folder tree: an atomic rename, never a partial file
-            for extra in outcome.files[1:]:
-                os.remove(extra)
-            with open(path, "rb") as fh:
-                data = fh.read()
-            rgb = _rgb8(png.decode_png(data))
-            status = outcome.status
-            diffusion = float((status.get("finished") or 0) - (status.get("started") or 0))
-            diffusion = diffusion if 0 < diffusion < wall + 1.0 else 0.0
+            try:
+                rgb = outcome.image(0)  # the pixels taken at `ready`: no PNG decode here
+            except BaseException:
+                outcome.discard()
+                raise
             entry.update(job_id=outcome.job_id, model=outcome.model)
-            task.timings["diffusion"] = diffusion
-            task.timings["transport"] = max(0.0, wall - diffusion)
-        t0 = time.perf_counter()
-        previous = self._previous_output(task.frame)
-        if task.step is not None and previous is not None:
-            entry["flicker"] = seq.clean_float(seq.frame_flicker(rgb, previous[1], task.step))
-            entry["hole_fraction"] = round(task.step.hole_fraction, 5)
-        task.timings["warp"] += time.perf_counter() - t0
+        self._frame_flicker(task, rgb, entry)
+        self._previous = (task.frame, rgb, task.passes)
+        if task.frame == self.frames[0]:
+            self._first_output = rgb
+        self._redo.discard(task.frame)
+        if outcome is None:
+            self._file(task, entry, path)
+        else:
+            self._unsaved = (task, outcome, entry, wall)
+        return entry
+
+    def finish_saves(self) -> None:
+        """The last job's PNG (text chunks and all), once written, moved into ``frame_####.png`` and its
+        frame into the record; raises why it could not be saved (the frame is then not kept)."""
+        if self._unsaved is None:
+            return
+        task, outcome, entry, wall = self._unsaved
+        self._unsaved = None
+        try:
+            outcome.wait_files()
+        finally:
+            outcome.discard()  # failed: no saving thread outlives the run (no-op after the wait)
+        path = seq.frame_path(self.output_dir, task.frame)
+        os.replace(outcome.files[0], path)  # same folder tree: an atomic rename, never a partial file
+        for extra in outcome.files[1:]:
+            os.remove(extra)
+        status = outcome.status
+        diffusion = float((status.get("finished") or 0) - (status.get("started") or 0))
+        diffusion = diffusion if 0 < diffusion < wall + 1.0 else 0.0
+        task.timings["diffusion"] = diffusion
+        task.timings["transport"] = max(0.0, wall - diffusion)
+        self._file(task, entry, path)
+
+    def _file(self, task: FrameTask, entry: dict[str, Any], path: str) -> None:
+        """A frame whose file is in place: into the record (a resumed run skips it from now on)."""
         task.timings["total"] = time.perf_counter() - task.started
         entry["timings"] = {k: round(v, 4) for k, v in task.timings.items()}
         entry["finished"] = time.time()
-        self._previous = (task.frame, rgb, task.passes)
-        self._redo.discard(task.frame)
         self.made.append(task.frame)
         self.record["frames"][str(task.frame)] = entry
         seq.save_record(self.record_path, self.record)
         flick = entry.get("flicker")
         self.log(f"Scenecast: frame {task.frame} ({task.mode}) done in {task.timings['total']:.2f} s"
                  + (f", flicker {flick:.2f}" if flick is not None else "") + f" → {path}")
-        return entry
+
+    def _frame_flicker(self, task: FrameTask, rgb: np.ndarray, entry: dict[str, Any]) -> None:
+        """The frame's flicker against the warped previous output into ``entry`` (time counted as warp)."""
+        t0 = time.perf_counter()
+        previous = self._previous_output(task.frame)
+        if task.step is not None and previous is not None:
+            entry["flicker"] = seq.clean_float(seq.frame_flicker(rgb, previous[1], task.step))
+            entry["hole_fraction"] = round(task.step.hole_fraction, 5)
+        task.timings["warp"] += time.perf_counter() - t0
 
     def close(self, status: str, error: str | None = None) -> None:
         """End the run: record the status, drop the staging folder, put the scene back as it was."""
@@ -329,6 +322,10 @@ class FrameRun:
             return
         self._closed = True
         try:
+            try:  # a finished frame whose PNG was still on its way is kept (cancelled or not)
+                self.finish_saves()
+            except (ScenecastError, OSError) as exc:
+                self.log(f"Scenecast: the last frame's PNG was not saved: {exc}")
             self.record["status"] = status
             self.record["runs"][-1].update(status=status, ended=time.time(), made=self.made, error=error)
             seq.save_record(self.record_path, self.record)
@@ -374,18 +371,6 @@ class FrameRun:
         if prev in self._redo or not os.path.isfile(path):  # an old frame being redone: not this run's
             return None
         with open(path, "rb") as fh:
-            rgb = _rgb8(png.decode_png(fh.read()))
+            rgb = as_rgb8(png.decode_png(fh.read()))
         self._previous = (prev, rgb, self._passes(prev, vector=False))
         return self._previous
-
-
-def _rgb8(image: np.ndarray) -> np.ndarray:
-    """(H, W, 3) uint8 from a decoded PNG (grey, alpha or 16-bit)."""
-    a = np.asarray(image)
-    if a.dtype == np.uint16:
-        a = (a >> 8).astype(np.uint8)
-    if a.ndim == 2:
-        a = np.repeat(a[..., None], 3, axis=2)
-    if a.shape[2] == 2:
-        a = np.repeat(a[..., :1], 3, axis=2)
-    return np.ascontiguousarray(a[..., :3])

@@ -10,7 +10,7 @@
 - :func:`repaint_mask`: where a later view paints (targets not yet well covered: accumulated
   projection weight below ``coverage_threshold`` — 0.3 ≈ one view at 57° off the normal — and below
   what this view itself would add there, and the background), grown by ``mask_grow_px``.
-- :func:`read_result`: a view's PNG as float RGB.
+- :func:`view_image`: a view's result pixels (the job's, as ``run_job`` took them) as float RGB.
 """
 
 from __future__ import annotations
@@ -25,7 +25,6 @@ import numpy as np
 
 from ..core import camera_rig
 from ..core.masks import dilate, width_for_radius
-from ..core.png import decode_png
 from . import compat
 from .projection import ProjectionError
 
@@ -135,13 +134,10 @@ def repaint_mask(weight: np.ndarray, mask: np.ndarray, coverage_threshold: float
     return grown | ~mask
 
 
-def read_result(path: str, size: tuple[int, int]) -> np.ndarray:
-    with open(path, "rb") as fh:
-        pixels = decode_png(fh.read())
-    if pixels.ndim == 2:
-        pixels = np.repeat(pixels[..., None], 3, axis=2)
+def view_image(pixels: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """A view's result (H x W x 3 uint8, ``JobOutcome.image``) as float RGB 0..1, checked to be the
+    view's ``size`` (width, height): a model that ignores the size says so here, before projecting."""
     if pixels.shape[1] != size[0] or pixels.shape[0] != size[1]:
         raise ProjectionError(f"the backend returned a {pixels.shape[1]}×{pixels.shape[0]} image for a "
                               f"{size[0]}×{size[1]} view: use a model and size it supports")
-    scale = 65535.0 if pixels.dtype == np.uint16 else 255.0
-    return pixels[..., :3].astype(np.float32) / scale
+    return pixels[..., :3].astype(np.float32) / 255.0

@@ -60,9 +60,11 @@ def prepare(scene: bpy.types.Scene, settings: JobSettings, camera: bpy.types.Obj
 
 
 def load_results(outcome: JobOutcome) -> list[bpy.types.Image]:
-    """Main-thread half: the result files as Blender images, tagged with the job that made them."""
+    """Main-thread half: the result files as Blender images, tagged with the job that made them.
+    Waits for the files first (``run_job`` may hand the pixels over before the PNGs are written):
+    the images are the files, whose text chunks keep the prompt, seed and model."""
     images = []
-    for i, path in enumerate(outcome.files):
+    for i, path in enumerate(outcome.wait_files()):
         image = bpy.data.images.load(path, check_existing=True)
         if bpy.data.filepath:  # relative to the .blend when it is saved: the project folder can move
             try:
@@ -81,9 +83,12 @@ def load_results(outcome: JobOutcome) -> list[bpy.types.Image]:
 def _steps(request: JobRequest, progress: Progress, notes: list[str]) -> JobSteps[Generated]:
     progress.set(0, 1, "generating")
     outcome: JobOutcome = yield request
-    notes.extend(outcome.notes)
-    progress.set(0, 1, "loading the results")
-    return Generated(load_results(outcome), outcome)
+    try:
+        notes.extend(outcome.notes)
+        progress.set(0, 1, "loading the results")
+        return Generated(load_results(outcome), outcome)
+    finally:
+        outcome.discard()  # failed before the files were loaded: no saving thread outlives the run
 
 
 def generate(scene: bpy.types.Scene, settings: JobSettings, camera: bpy.types.Object | None = None) -> FeatureRun[Generated]:

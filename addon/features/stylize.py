@@ -113,9 +113,12 @@ def stylize_frame(scene: bpy.types.Scene, settings: JobSettings, camera: bpy.typ
     def steps() -> JobSteps[bpy.types.Image]:
         progress.set(0, 1, "stylizing")
         outcome: JobOutcome = yield request
-        notes.extend(outcome.notes)
-        target = held.object(background_name) if background_name is not None else None
-        return finish_frame(held.scene, outcome, target, compositor=compositor, show=show)
+        try:
+            notes.extend(outcome.notes)
+            target = held.object(background_name) if background_name is not None else None
+            return finish_frame(held.scene, outcome, target, compositor=compositor, show=show)
+        finally:
+            outcome.discard()  # failed before the files were loaded: no saving thread outlives the run
 
     return FeatureRun("Stylize Frame", steps(), held, progress, notes)
 
@@ -175,6 +178,7 @@ def frame_steps(run: FrameRun, progress: Progress, *, snapshot: bool = False, sh
             run.complete(task, outcome)
             if show and run.last_output is not None:
                 frame_outputs.show_frame(run.last_output)
+        run.finish_saves()  # the last frame's PNG, before the run says done
         status = "done"
     except GeneratorExit:
         status, error = "cancelled", "the frame sequence was cancelled"

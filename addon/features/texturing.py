@@ -36,11 +36,11 @@ from ..blender import settings as blender_settings
 from ..blender.extract import extract_passes, scene_depth_range
 from ..blender.held import Held
 from ..blender.projection import ProjectionError, Projector, check_objects
-from ..blender.texturing import check_cameras, isolated, make_rig, read_result, remove_rig, repaint_mask
+from ..blender.texturing import check_cameras, isolated, make_rig, remove_rig, view_image, repaint_mask
 from ..core import camera_rig
 from ..core.job_chain import JobSteps
 from ..core.jobspec import REFERENCE_KEY
-from ..core.remote_job import JobOutcome, JobRequest
+from ..core.remote_job import JobRequest, PendingFiles
 from ..core.texture_blend import fill_unseen
 from . import checks, texturing_sync
 from .base import FeatureRun, Progress
@@ -163,10 +163,24 @@ def _steps(held: Held, target_names: list[str], settings: TextureSettings, user_
            views: int, elevations: Sequence[float], projector: Projector, progress: Progress) -> JobSteps[TextureResult]:
     """The run (see the module doc). Its locals hold names and arrays only: Blender data is looked up
     in the helpers below, anew after every ``yield``."""
-    width, height = int(settings.base_params["width"]), int(settings.base_params["height"])
     notes = list(projector.notes)
     view_log: list[dict[str, Any]] = []
     files: list[str] = []
+    saving = PendingFiles()  # views' PNGs still being written while later views run
+    try:
+        result = yield from _views(held, target_names, settings, user_cameras, views, elevations, projector,
+                                   progress, saving, view_log, files, notes)
+        saving.wait()  # the views' PNGs, saved while later views ran: on disk before the run reports done
+        return result
+    finally:
+        saving.discard()  # cancelled or failed: stop saving (nothing half-written); no-op after wait()
+
+
+def _views(held: Held, target_names: list[str], settings: TextureSettings, user_cameras: list[str] | None,
+           views: int, elevations: Sequence[float], projector: Projector, progress: Progress, saving: PendingFiles,
+           view_log: list[dict[str, Any]], files: list[str], notes: list[str]) -> JobSteps[TextureResult]:
+    """Every view's job, then the fill and the textures: the run less its result files."""
+    width, height = int(settings.base_params["width"]), int(settings.base_params["height"])
     first_view: np.ndarray | None = None
     if user_cameras is not None:
         rig, camera_names = "", list(user_cameras)
@@ -179,7 +193,7 @@ def _steps(held: Held, target_names: list[str], settings: TextureSettings, user_
         if settings.mode != "sequential":
             yield from texturing_sync.run_synchronized(held, target_names, camera_names, settings, depth_range,
                                                        projector, progress, (width, height), _render_view,
-                                                       view_log, files, notes)
+                                                       view_log, files, notes, saving)
         for i, camera_name in enumerate(camera_names[:count]):
             progress.set(i, count, "rendering passes")
             t0 = time.perf_counter()
@@ -204,11 +218,12 @@ def _steps(held: Held, target_names: list[str], settings: TextureSettings, user_
             request = _with_first_view(request, settings, first_view)
             progress.set(i, count, "generating")
             t2 = time.perf_counter()
-            outcome: JobOutcome = yield request
+            outcome = saving.add((yield request))
             t3 = time.perf_counter()
-            image = read_result(outcome.files[0], (width, height))
+            pixels = outcome.image(0)  # taken at `ready`; its PNG may still be being written
+            image = view_image(pixels, (width, height))
             if first_view is None:
-                first_view = np.round(image * 255.0).astype(np.uint8)  # the look later views hold (reference="first view")
+                first_view = pixels  # the look later views hold (reference="first view")
             files.extend(outcome.files)
             notes.extend(n for n in outcome.notes if n not in notes)
             progress.set(i, count, "projecting")

@@ -28,10 +28,9 @@ import numpy as np
 
 from ..blender.held import Held
 from ..blender.projection import ProjectionError, Projector
-from ..blender.texturing import read_result
-from ..core.png import decode_png
+from ..blender.texturing import view_image
 from ..core.projection import rasterize_view
-from ..core.remote_job import JobOutcome, JobRequest
+from ..core.remote_job import JobOutcome, JobRequest, PendingFiles
 from ..core.sync_views import Level, PackedTexels, at_resolution, encode, strip_values, unpack, view_correspondence, view_suffix
 from ..core.uv_raster import rasterize_uv
 from .base import Progress
@@ -96,14 +95,9 @@ def sync_request(settings: Any, controls: Sequence[dict[str, np.ndarray]], part:
     return JobRequest(params=params, units=[], images=images, name=name, **request_fields)
 
 
-def read_strip(path: str) -> np.ndarray:
-    """(rows, STRIP_WIDTH, 3) float 0..1 of a texture/weight strip result."""
-    with open(path, "rb") as fh:
-        pixels = decode_png(fh.read())
-    if pixels.ndim == 2:
-        pixels = np.repeat(pixels[..., None], 3, axis=2)
-    scale = 65535.0 if pixels.dtype == np.uint16 else 255.0
-    return pixels[..., :3].astype(np.float32) / scale
+def strip_image(pixels: np.ndarray) -> np.ndarray:
+    """(rows, STRIP_WIDTH, 3) float 0..1 of a texture/weight strip result (``JobOutcome.image``)."""
+    return pixels[..., :3].astype(np.float32) / 255.0
 
 
 def apply_bake(projector: Projector, packed: PackedTexels, texture: np.ndarray, weight: np.ndarray,
@@ -134,8 +128,10 @@ def apply_bake(projector: Projector, packed: PackedTexels, texture: np.ndarray, 
 
 def run_synchronized(held: Held, target_names: list[str], camera_names: list[str], settings: Any,
                      depth_range: Any, projector: Projector, progress: Progress, size: tuple[int, int],
-                     render_view: Any, view_log: list[dict[str, Any]], files: list[str], notes: list[str]) -> Any:
-    """The job's steps (a generator yielding one ``JobRequest``); fills ``view_log``, ``files``, ``notes``."""
+                     render_view: Any, view_log: list[dict[str, Any]], files: list[str], notes: list[str],
+                     saving: PendingFiles) -> Any:
+    """The job's steps (a generator yielding one ``JobRequest``); fills ``view_log``, ``files``, ``notes``
+    and adds the job's outcome to ``saving`` (its PNGs are written while the bake runs)."""
     count = len(camera_names)
     controls, views, suffixes = [], [], []
     t0 = time.perf_counter()
@@ -157,16 +153,16 @@ def run_synchronized(held: Held, target_names: list[str], camera_names: list[str
     request = sync_request(settings, controls, part, suffixes, f"{held.scene_name}_sync", settings.request_fields)
     progress.set(0, 1, f"generating {count} views together" if settings.mode == "synchronized"
                  else f"generating {count} views separately")
-    outcome: JobOutcome = yield request
+    outcome: JobOutcome = saving.add((yield request))
     t2 = time.perf_counter()
     if len(outcome.files) != count + 2:
         raise ProjectionError(f"the backend returned {len(outcome.files)} results for {count} views; expected"
                               f" {count + 2} (views, texture, weight): update the backend")
-    images = [read_result(path, size) for path in outcome.files[:count]]  # a wrong-size model says so here
+    images = [view_image(outcome.image(i), size) for i in range(count)]  # a wrong-size model says so here
     files.extend(outcome.files)
     notes.extend(n for n in outcome.notes if n not in notes)
     progress.set(0, 1, "baking")
-    baked = apply_bake(projector, packed, read_strip(outcome.files[count]), read_strip(outcome.files[count + 1]),
+    baked = apply_bake(projector, packed, strip_image(outcome.image(count)), strip_image(outcome.image(count + 1)),
                        views, images, settings.weight_params)
     t3 = time.perf_counter()
     for i, camera_name in enumerate(camera_names):

@@ -7,7 +7,14 @@ key -> sha256, cancel of a finished job answers 200 with its status, events with
 each preview), and ``test_client.py`` compares the shapes of its answers with the real server's.
 Scripted jobs instead of diffusion; the spec's ``name`` picks the script: "ok" (3 steps, a preview
 every ``preview_every`` steps but the last, 1 result), "fail", "gated" (runs a step only when the
-test calls ``release``; a cancel ends it), "drop" (the event stream breaks at step 2, the job goes on).
+test calls ``release``; a cancel ends it), "drop" (the event stream breaks at step 2, the job goes on),
+"hold" (after ``ready`` it writes its PNG only when the test calls ``release_png``), "hold_fail" (the
+same, then fails with ``output_error`` as a backend whose disk is full), "hold_evicted" (like "hold",
+but its pixels leave memory at once, as the backend's budget drops old ones: a raw request before the
+PNG is written answers 409 and sets ``refused_raw``).
+``FakeBackend(raw_results=True)`` offers raw pixels (protocol 1.1): a result is served raw from
+``ready`` on when asked for it, as PNG from ``done`` on; ``ready_events=False`` is a protocol-1.0
+backend, which never sends ``ready``.
 """
 
 from __future__ import annotations
@@ -23,6 +30,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import numpy as np
 
+from addon.core.pixels import MEDIA_TYPE as PIXELS, encode_pixels
 from addon.core.png import encode_png
 
 import ws_server as ws
@@ -31,8 +39,12 @@ TERMINAL = ("done", "failed", "cancelled")
 
 
 class FakeJob:
-    def __init__(self, job_id: str, spec: dict, images: dict[str, bytes]):
+    def __init__(self, job_id: str, spec: dict, images: dict[str, bytes], ready_events: bool = True):
         self.id = job_id
+        self.ready_events = ready_events
+        self.outputs: list[np.ndarray] | None = None  # the result pixels, from `ready` on
+        self.png_gate = threading.Event()  # "hold"/"hold_fail": set by release_png()
+        self.refused_raw = threading.Event()  # "hold_evicted": a raw request got 409
         self.spec = spec
         self.images = images
         self.events: list[tuple[dict, bytes | None]] = []
@@ -63,6 +75,10 @@ class FakeJob:
         with self.cond:
             self.released += steps
             self.cond.notify_all()
+
+    def release_png(self) -> None:
+        """Let a "hold"/"hold_fail" job write its PNG (or fail to) and end."""
+        self.png_gate.set()
 
     def request_cancel(self) -> None:
         with self.cond:
@@ -96,10 +112,22 @@ class FakeJob:
             self.error = {"code": "out_of_memory", "message": "CUDA out of memory", "fix": "lower the size"}
             self.emit({"type": "failed", "error": self.error})
             return
-        self.results = [encode_png(np.full((8, 8, 3), 200, np.uint8), text={"seed": "7"})]
-        # protocol 1.1: "ready" (the pixels exist) comes before "done" (the PNGs are written)
-        self.emit({"type": "ready", "results": [{k: r[k] for k in ("index", "url", "width", "height")}
-                                                for r in self.public_results()]})
+        image = np.full((8, 8, 3), 200, np.uint8)
+        image[2:6, 1:7] = np.arange(72, dtype=np.uint8).reshape(4, 6, 3) * 3  # not flat: pixels can be compared
+        self.outputs = [image]
+        if self.ready_events:  # protocol 1.1: "ready" (the pixels exist) comes before "done" (the PNGs are written)
+            self.emit({"type": "ready", "results": [{"index": 0, "url": f"/v1/jobs/{self.id}/results/0",
+                                                    "width": 8, "height": 8}]})
+        if script == "hold_evicted":
+            self.outputs = None
+        if script.startswith("hold"):
+            self.png_gate.wait()
+        if script == "hold_fail":
+            self.error = {"code": "output_error", "message": "could not write the results: No space left on device",
+                          "fix": "check that outputs/ is writable and has space"}
+            self.emit({"type": "failed", "error": self.error})
+            return
+        self.results = [encode_png(image, text={"seed": "7"})]
         self.emit({"type": "done", "results": self.public_results()})
 
     def public_results(self) -> list[dict]:
@@ -127,10 +155,13 @@ class FakeJob:
 class FakeBackend(ThreadingHTTPServer):
     daemon_threads = True
 
-    def __init__(self, token: str | None = None, protocol: int = 1):
+    def __init__(self, token: str | None = None, protocol: int = 1, raw_results: bool = False,
+                 ready_events: bool = True):
         super().__init__(("127.0.0.1", 0), Handler)
         self.token = token
         self.protocol = protocol
+        self.raw_results = raw_results
+        self.ready_events = ready_events
         #: What GET /v1/models lists and what GET /v1/health adds (tests of the checks before rendering).
         self.models: list[dict] = [{"id": "builtin:tiny", "kind": "base", "family": "sd15", "source": "builtin",
                                     "installed": True}]
@@ -215,8 +246,9 @@ class Handler(BaseHTTPRequestHandler):
             return self._json(200, {"status": "ok", "version": "0.1.0", "protocol": self.server.protocol,
                                     "device": "cpu", "dtype": "float32", "queue": 0, "running": running,
                                     "max_side": 2048,
-                                    # PNG only, server-chosen ids: the fake tests faults, not the 1.1 extras
-                                    "image_formats": ["image/png"], "client_job_ids": False,
+                                    # PNG only unless raw_results; server-chosen ids
+                                    "image_formats": ["image/png"] + ([PIXELS] if self.server.raw_results else []),
+                                    "client_job_ids": False,
                                     "memory_mode": "auto", "free_device_gb": None,
                                     "dtypes": dict.fromkeys(("sd15", "sdxl", "flux", "flux-schnell", "zimage", "qwen"), "float32"),
                                     "memory_plans": {},
@@ -231,7 +263,13 @@ class Handler(BaseHTTPRequestHandler):
                 return
             if len(parts) == 3:
                 return self._json(200, job.public_status())
+            raw = (self.server.raw_results and PIXELS in self.headers.get("Accept", "") and len(parts) == 5
+                   and parts[3] == "results" and job.outputs is not None and job.status in ("running", "done"))
+            if raw and int(parts[4]) < len(job.outputs or []):
+                return self._send(200, encode_pixels(job.outputs[int(parts[4])]), PIXELS)
             if parts[3] in ("record", "results") and job.status != "done":
+                if PIXELS in self.headers.get("Accept", ""):
+                    job.refused_raw.set()
                 return self._error(409, "not_done", f"job {job.id} is {job.status}; it exists once it is done",
                                    "wait for the job to finish")
             if parts[3] == "record":
@@ -272,7 +310,8 @@ class Handler(BaseHTTPRequestHandler):
                         spec = json.loads(payload)
                     else:
                         assert part.get_filename(), "image parts must be file parts"
-                        assert part.get_content_type() == "image/png"
+                        assert part.get_content_type() in (["image/png", PIXELS] if self.server.raw_results
+                                                           else ["image/png"])
                         images[name] = payload
             else:
                 spec, images = json.loads(body), {}
@@ -287,7 +326,7 @@ class Handler(BaseHTTPRequestHandler):
             if unexpected:
                 return self._error(400, "unexpected_part", f"the request has image part(s) {unexpected} that the"
                                    " spec never names", "send only the images the spec names")
-            job = FakeJob(f"job{len(self.server.jobs) + 1}", spec, images)
+            job = FakeJob(f"job{len(self.server.jobs) + 1}", spec, images, self.server.ready_events)
             self.server.jobs[job.id] = job
             threading.Thread(target=job.run, daemon=True).start()
             return self._json(202, {"id": job.id, "status": "queued", "position": 0})

@@ -50,6 +50,7 @@ def job(url: str, state_dir: str, steps: int, out: str) -> None:
 
     try:
         outcome = remote_job.run_job(req, on_event=on_event)
+        outcome.wait_files()
         say(f"done {outcome.status.get('status')} {len(outcome.files)}")
     except Exception as exc:  # noqa: BLE001 - the test reads what happened
         say(f"failed {type(exc).__name__}: {exc}")

@@ -107,6 +107,7 @@ def test_run_job_writes_the_exact_result_bytes(server: str, tmp_path: Path, monk
     try:
         outcome = remote_job.run_job(_request(server, tmp_path, default_model=SD15),
                                      on_event=lambda e: events.append(e.type))
+        outcome.wait_files()  # written in the background after `ready`, under this umask
     finally:
         os.umask(previous)
     if os.name != "nt":  # a result others may read, like any file the user's programs write (not 0600)
@@ -119,7 +120,7 @@ def test_run_job_writes_the_exact_result_bytes(server: str, tmp_path: Path, monk
     assert hashlib.sha256(data).hexdigest() == outcome.status["results"][0]["sha256"]
     assert png.decode_png(data).shape[:2] == (64, 64)
     assert "a box" in " ".join(png.read_png_text(data).values())
-    assert events[-1] == "done" and "step" in events
+    assert events[-1] == "ready" and "step" in events  # the results were handed over at `ready`
     # Only the images the spec names were sent: the job's record lists depth alone, with its hash.
     record = BackendClient(server).record(outcome.job_id)
     depth_png = _request(server, tmp_path).images["depth"]

@@ -92,7 +92,7 @@ def test_a_cancelled_run_resumes_at_the_first_missing_frame(api, backend, scene,
     done = []
 
     def cancel_in_second_frame(event) -> None:
-        if event.type == "done":
+        if event.type == "ready":  # the job's results were handed over: the frame is being finished
             done.append(event)
         elif event.type == "step" and done:
             cancel.set()  # during frame 2's job, or (had it finished already) before frame 3

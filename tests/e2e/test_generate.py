@@ -48,7 +48,7 @@ def test_generate_returns_saved_images_with_the_backends_metadata(api, backend, 
     text = png.read_png_text(data)
     assert text, "the result lost the backend's PNG metadata"
     assert "a rainy street" in " ".join(text.values())
-    assert "done" in seen and "step" in seen
+    assert seen[-1] == "ready" and "step" in seen  # results handed over at `ready` (protocol 1.1), files after
     assert not [p for p in path.parent.iterdir() if p.name.endswith(".part")]
 
 
@@ -175,7 +175,7 @@ def test_the_job_driver_runs_generate_in_a_worker_with_status_and_previews(scene
             image = job_operator.update_preview(preview)
             previews += 1
         bpy.data.meshes.remove(bpy.data.meshes.new("main thread stays usable"))  # while the job waits
-        done = getattr(last[0], "type", None) == "done"
+        done = getattr(last[0], "type", None) == "ready"  # the results' hand-over: the worker's last event
         ticked.release()
         if done:
             break

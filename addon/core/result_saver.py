@@ -1,0 +1,147 @@
+"""Saving a job's result PNGs in the background, after its pixels were handed over — no bpy.
+
+Protocol 1.1 announces a job's results (``ready``) before the backend has encoded their PNGs; the
+add-on takes the pixels at once (``core.remote_job.run_job``) and lets a :class:`ResultSaver` thread
+follow the job to ``done``, download the PNGs (the backend's own bytes: their text chunks hold the
+prompt, seed and model) and write them atomically, while the feature projects the pixels or starts
+the next view's job. Its caller learns how the save went from :meth:`ResultSaver.wait`, which raises
+the saver's error (with its fix), so a failed save is never lost.
+
+The thread follows the job by polling ``GET /v1/jobs/{id}`` (a few requests over the ~0.2 s the
+backend takes to write a 1024² PNG) because only polling can be stopped at any moment: a saver ends
+when the job is done and its files are written, on an error, at the run's deadline, or when
+:meth:`ResultSaver.stop` is called (a cancelled or failed feature). The run's cancel event does not
+stop it: the job had finished, and a frame sequence cancelled during the next frame keeps this one.
+Files are written one by one with ``write_atomic``: a stopped saver leaves whole files or none.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from typing import Any, Protocol
+
+from .errors import BackendUnavailable, JobCancelled, JobFailed, ScenecastError, WaitTimeout
+from .files import write_atomic
+from .job_events import TERMINAL
+
+#: Seconds between status polls: the first soon (a small PNG is written in milliseconds), then
+#: growing by half to at most ``POLL_MAX`` (a 1024² one takes ~0.15 s); loopback only, so cheap.
+POLL_FIRST, POLL_MAX = 0.01, 0.05
+
+
+class SaverClient(Protocol):
+    """What the saver needs of ``core.client.BackendClient``."""
+
+    def status(self, job_id: str) -> dict[str, Any]: ...
+
+    def result(self, job_id: str, index: int) -> bytes: ...
+
+
+class ResultSaver:
+    """One job's result PNGs written to ``paths`` (result ``n`` to ``paths[n]``) by a worker thread.
+
+    ``deadline``: ``time.monotonic()`` value after which it gives up (the request's timeout), or None."""
+
+    def __init__(self, client: SaverClient, job_id: str, paths: list[str], deadline: float | None = None) -> None:
+        self.client, self.job_id, self.paths = client, job_id, list(paths)
+        self.deadline = deadline
+        self.final: dict[str, Any] | None = None  # the job's final status once the files are written
+        self.error: BaseException | None = None
+        self._stop = threading.Event()
+        # Not a daemon: a script that ends right after run_job still gets its files (the interpreter
+        # joins the thread at exit; every step is bounded by the client's HTTP timeout).
+        self._thread = threading.Thread(target=self._run, name=f"scenecast-save-{job_id[:12]}", daemon=False)
+
+    def start(self) -> ResultSaver:
+        self._thread.start()
+        return self
+
+    @property
+    def running(self) -> bool:
+        return self._thread.is_alive()
+
+    def wait(self, timeout: float | None = None) -> dict[str, Any]:
+        """Block until the files are written and return the job's final status; raise what stopped
+        the saver (``JobFailed``, ``JobCancelled``, ``ScenecastError`` for a disk error), or
+        ``WaitTimeout`` when ``timeout`` seconds pass first (the saver goes on)."""
+        self._thread.join(timeout)
+        if self._thread.is_alive():
+            raise WaitTimeout(f"the result files of job {self.job_id} were not written within {timeout:g} s",
+                              "wait longer: the backend is still writing them")
+        if self.error is not None:
+            raise self.error
+        assert self.final is not None
+        return self.final
+
+    def stop(self) -> None:
+        """Stop saving (a cancelled or failed run) and wait for the thread to end: a file being
+        written is finished or not written at all, no later one is started."""
+        self._stop.set()
+        if self._thread.ident is not None:
+            self._thread.join()
+
+    # ------------------------------------------------------------------------------- the thread
+
+    def _run(self) -> None:
+        try:
+            final = self._follow()
+            self._save()
+            self.final = final
+        except BaseException as exc:  # noqa: BLE001 - handed to wait(), never lost in the thread
+            self.error = exc
+
+    def _check(self) -> None:
+        if self._stop.is_set():
+            raise JobCancelled(f"saving the results of job {self.job_id} was stopped (the run was cancelled"
+                               " or failed)", job_id=self.job_id)
+        if self.deadline is not None and time.monotonic() > self.deadline:
+            raise WaitTimeout(f"the backend did not finish writing the results of job {self.job_id} in time",
+                              "wait longer (a larger timeout), or look at the backend's log; the job's pixels"
+                              " were used, only its PNG files are missing")
+
+    def _follow(self) -> dict[str, Any]:
+        """The job's final status, polled until it is terminal; ``done`` or an error."""
+        pause = POLL_FIRST
+        while True:
+            self._check()
+            try:
+                state = self.client.status(self.job_id)
+            except BackendUnavailable as exc:
+                raise JobFailed(
+                    f"the backend stopped answering before it had written the results of job {self.job_id}"
+                    f" ({exc.message}); the images were used, but their PNG files were not saved",
+                    "restart the backend and run again to get the files (look at its log for why it stopped)",
+                    job_id=self.job_id,
+                ) from exc
+            if state.get("status") in TERMINAL:
+                break
+            if self._stop.wait(pause):
+                continue  # _check says why
+            pause = min(POLL_MAX, pause * 1.5)
+        if state.get("status") == "cancelled":
+            raise JobCancelled(f"job {self.job_id} was cancelled before its results were saved", job_id=self.job_id)
+        if state.get("status") != "done":  # e.g. output_error: the backend could not write its PNGs
+            error = state.get("error") or {}
+            raise JobFailed(
+                f"job {self.job_id} made its images, but the backend could not save them:"
+                f" {error.get('message') or 'no reason given'}",
+                error.get("fix") or "look at the backend's log for details, then run again",
+                status=str(state.get("status")), job_id=self.job_id, code=str(error.get("code") or ""),
+            )
+        return state
+
+    def _save(self) -> None:
+        for index, path in enumerate(self.paths):
+            self._check()
+            data = self.client.result(self.job_id, index)
+            try:
+                os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+                write_atomic(path, data)
+            except OSError as exc:
+                raise ScenecastError(
+                    f"could not write the result {path}: {exc.strerror or exc}",
+                    "make sure the output folder is writable and has free space (Preferences › Add-ons ›"
+                    " Scenecast › Output Folder), then run again",
+                ) from exc
