@@ -270,7 +270,8 @@ def run_job(
             f"the job needs images the add-on did not make: {', '.join(missing)}",
             f"use units and presets whose images are among: {', '.join(sorted(req.images))}",
         )
-    job_id = client.submit(spec, {k: client.image_payload(v) for k, v in req.images.items() if k in needed})
+    # Arrays go as they are: on loopback submit sends raw pixels from their own memory (no copy).
+    job_id = client.submit(spec, {k: v for k, v in req.images.items() if k in needed})
     started = time.monotonic()
     early = client.sends_pixels()  # raw pixels before the PNG pay on this machine only (docs/protocol.md)
 
