@@ -7,11 +7,13 @@ import asyncio
 import os
 import sys
 
+import numpy as np
 import pytest
 
 from _server import ROOT
 from backend.api.errors import ApiError
 from backend.api.multipart import Limits, read_multipart
+from backend.jobs import pixels
 
 sys.path.insert(0, str(ROOT))
 from addon.core.client_wire import encode_multipart  # noqa: E402
@@ -62,3 +64,30 @@ def test_a_body_cut_short_keeps_what_came_of_its_last_part():
     parts = parts_of(body[: body.index(b"SCPX") + 50], ctype, 16)
     kept = bytes(parts[-1].data)
     assert parts[-1].name == "depth" and kept and sent.startswith(kept) and parts[-1].pieces == []
+
+
+def raw(height: int, width: int, channels: int, seed: int = 0) -> bytes:
+    image = np.random.default_rng(seed).integers(0, 256, (height, width, channels), dtype=np.uint8)
+    return bytes(pixels.encode(image))
+
+
+@pytest.mark.parametrize("chunk", [1, 5, 16, 17, 333, 1 << 20])
+def test_raw_pixel_parts_arrive_whole_whatever_the_chunking(chunk):
+    images = {"depth": raw(20, 30, 1), "normal": raw(20, 30, 3, seed=1), "mask": raw(2, 3, 4, seed=2)}
+    body, ctype = encode_multipart(b"{}", images)
+    parts = {p.name: p for p in parts_of(body, ctype, chunk)}
+    for key, sent in images.items():
+        assert bytes(parts[key].data) == sent and len(parts[key].data) == len(sent)
+
+
+@pytest.mark.parametrize("extra", [b"", b"\0", b"more than its header says" * 40])
+def test_a_raw_part_longer_or_shorter_than_its_header_arrives_as_sent_and_is_refused_later(extra):
+    full = raw(10, 10, 3)
+    for sent in (full + extra, full[:-7]):
+        body, ctype = encode_multipart(b"{}", {"depth": sent})
+        for chunk in (7, 4096):
+            part = parts_of(body, ctype, chunk)[-1]
+            assert bytes(part.data) == sent
+            if sent != full:
+                with pytest.raises(pixels.PixelFormatError):
+                    pixels.read_header(part.data)
