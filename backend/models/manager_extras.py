@@ -134,32 +134,42 @@ class ExtraModels:
     # -- reference images (IP-Adapter) -----------------------------------------------------------------
 
     def ip_adapter(self, model_id: str, base: BaseComponents) -> Any:
-        """An IP-Adapter (models/ip_adapter.py) with its image encoder, placed on the device: a cache entry
-        like any model. The tiny builtin is built to fit ``base``'s UNet, so it is cached per base."""
+        """An IP-Adapter (models/ip_adapter.py) with its image encoder, placed on the device in the dtype
+        ``base``'s UNet computes in (its family's, not the device default; the compute dtype under fp8
+        storage): a cache entry like any model, one per dtype. The tiny builtin is built to fit ``base``'s
+        UNet, so it is cached per base."""
         from .ip_adapter import TINY_IP_ADAPTER_ID, load_ip_adapter  # noqa: PLC0415
 
+        dtype = base.compute_dtype
         key_id = f"{model_id}@{base.id}" if model_id == TINY_IP_ADAPTER_ID else model_id
 
         def load() -> Any:
             adapter = load_ip_adapter(model_id, base.unet)
-            adapter.state_dict = {part: {k: v.to(self.device, self.dtype) for k, v in tensors.items()}
+            adapter.state_dict = {part: {k: v.to(self.device, dtype) for k, v in tensors.items()}
                                   for part, tensors in adapter.state_dict.items()}
-            adapter.image_encoder = adapter.image_encoder.to(self.device, self.dtype).requires_grad_(False)
+            adapter.image_encoder = adapter.image_encoder.to(self.device, dtype).requires_grad_(False)
             return adapter
 
-        return self._cached(("ip_adapter", key_id), load, lambda a: a.nbytes(), None)
+        return self._cached(("ip_adapter", f"{key_id}@{dtype_name(dtype)}"), load, lambda a: a.nbytes(), None)
 
     def flux_redux(self, model_id: str, base: BaseComponents) -> Any:
-        """FLUX.1 Redux (models/redux.py), placed on the device; a cache entry like any model."""
+        """FLUX.1 Redux (models/redux.py), placed on the device in the dtype ``base``'s transformer computes
+        in (as ``ip_adapter``); a cache entry like any model, one per dtype."""
         from .redux import TINY_FLUX_REDUX_ID, load_flux_redux  # noqa: PLC0415
 
+        dtype = base.compute_dtype
         width = int(base.transformer.config.joint_attention_dim)
         key_id = f"{model_id}@{width}" if model_id == TINY_FLUX_REDUX_ID else model_id
 
         def load() -> Any:
             redux = load_flux_redux(model_id, width)
-            redux.image_encoder = redux.image_encoder.to(self.device, self.dtype).requires_grad_(False)
-            redux.image_embedder = redux.image_embedder.to(self.device, self.dtype).requires_grad_(False)
+            redux.image_encoder = redux.image_encoder.to(self.device, dtype).requires_grad_(False)
+            redux.image_embedder = redux.image_embedder.to(self.device, dtype).requires_grad_(False)
             return redux
 
-        return self._cached(("flux_redux", key_id), load, lambda r: r.nbytes(), None)
+        return self._cached(("flux_redux", f"{key_id}@{dtype_name(dtype)}"), load, lambda r: r.nbytes(), None)
+
+
+def dtype_name(dtype: torch.dtype) -> str:
+    """``bfloat16`` for torch.bfloat16: the part of a cache key that keeps one model's copies in two dtypes apart."""
+    return str(dtype).removeprefix("torch.")
