@@ -17,7 +17,7 @@ from _tiny import RecordingProgress
 from backend.models import ModelManager, manager_memory
 from backend.models.ip_adapter import TINY_IP_ADAPTER_ID
 from backend.models.redux import TINY_FLUX_REDUX_ID
-from backend.pipelines import run_job
+from backend.pipelines import reference, run_job
 from backend.spec import JobSpec
 
 REF = np.random.default_rng(11).integers(0, 256, (40, 48, 3), dtype=np.uint8)
@@ -103,3 +103,24 @@ def test_one_reference_model_for_bases_of_two_dtypes_is_cached_once_per_dtype(mo
     assert manager.flux_redux(TINY_FLUX_REDUX_ID, dev) is manager.flux_redux(TINY_FLUX_REDUX_ID, dev)
     assert len([k for k in manager.cache.keys() if k[0] == "flux_redux"]) == 2
 
+
+def test_under_fp8_storage_the_ip_adapter_is_in_the_compute_dtype_and_the_unet_stays_float8() -> None:
+    """fp8 mode stores the UNet in float8 and computes each layer in the compute dtype (float32 on the CPU):
+    the adapter belongs in the compute dtype, and installing it must not cast the stored UNet up (diffusers'
+    ``_load_ip_adapter_weights`` ends with ``unet.to(unet.dtype)``, which is the compute dtype here: the
+    whole UNet at 16/32 bits, the memory fp8 mode was chosen to avoid)."""
+    manager = ModelManager(device="cpu", memory_mode="fp8")
+    base = manager.base("builtin:tiny")
+    stored = {n: p.dtype for n, p in base.unet.named_parameters()}
+    assert torch.float8_e4m3fn in stored.values() and base.compute_dtype == torch.float32
+    adapter = manager.ip_adapter(TINY_IP_ADAPTER_ID, base)
+    assert adapter_dtypes(adapter) == {torch.float32}
+    with torch.no_grad(), reference.applied(base.unet, [reference.ReferenceInput(adapter, REF, 1.0)], cfg=True):
+        assert {n: p.dtype for n, p in base.unet.named_parameters() if n in stored} == stored
+        ip = [p for n, p in base.unet.named_parameters() if n not in stored]
+        assert ip and {p.dtype for p in ip} == {torch.float32}
+    result = run_job(spec("builtin:tiny", reference=[{"image": "ref", "weight": 1.0}]), {"ref": REF}, manager,
+                     RecordingProgress())
+    record = result.info["stages"][0]
+    assert record["reference"] and record["memory"]["storage"] == "float8_e4m3fn" and result.images[0].std() > 0
+    assert {n: p.dtype for n, p in base.unet.named_parameters()} == stored
