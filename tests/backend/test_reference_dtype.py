@@ -48,7 +48,8 @@ def dtypes_seen(module: torch.nn.Module) -> tuple[list[torch.dtype], Callable[[]
 
 def adapter_dtypes(adapter: object) -> set[torch.dtype]:
     tensors = [t for part in adapter.state_dict.values() for t in part.values()]  # type: ignore[attr-defined]
-    return {t.dtype for t in tensors} | {p.dtype for p in adapter.image_encoder.parameters()}  # type: ignore[attr-defined]
+    encoder = adapter.image_encoder  # type: ignore[attr-defined]
+    return {t.dtype for t in tensors} | {p.dtype for p in encoder.parameters()}
 
 
 def test_ip_adapter_is_placed_and_runs_in_the_base_family_dtype(monkeypatch: pytest.MonkeyPatch) -> None:
