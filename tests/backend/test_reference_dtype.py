@@ -8,6 +8,7 @@ On a CUDA card the device default is float16 while FLUX computes in bfloat16. Th
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import pytest
@@ -15,7 +16,7 @@ import torch
 
 from _tiny import RecordingProgress
 from backend.models import ModelManager, manager_memory
-from backend.models.ip_adapter import TINY_IP_ADAPTER_ID
+from backend.models.ip_adapter import TINY_IP_ADAPTER_ID, IPAdapter
 from backend.models.redux import TINY_FLUX_REDUX_ID
 from backend.pipelines import reference, run_job
 from backend.spec import JobSpec
@@ -38,7 +39,7 @@ def dtypes_seen(module: torch.nn.Module) -> tuple[list[torch.dtype], Callable[[]
     """The dtypes of what ``module`` outputs on each forward (first tensor of the output), and the unhook."""
     seen: list[torch.dtype] = []
 
-    def record(_m: torch.nn.Module, _args: object, out: object) -> None:
+    def record(_m: torch.nn.Module, _args: object, out: Any) -> None:
         first = out if isinstance(out, torch.Tensor) else next(v for v in out.values() if isinstance(v, torch.Tensor))
         seen.append(first.dtype)
 
@@ -46,10 +47,9 @@ def dtypes_seen(module: torch.nn.Module) -> tuple[list[torch.dtype], Callable[[]
     return seen, handle.remove
 
 
-def adapter_dtypes(adapter: object) -> set[torch.dtype]:
-    tensors = [t for part in adapter.state_dict.values() for t in part.values()]  # type: ignore[attr-defined]
-    encoder = adapter.image_encoder  # type: ignore[attr-defined]
-    return {t.dtype for t in tensors} | {p.dtype for p in encoder.parameters()}
+def adapter_dtypes(adapter: IPAdapter) -> set[torch.dtype]:
+    tensors = [t for part in adapter.state_dict.values() for t in part.values()]
+    return {t.dtype for t in tensors} | {p.dtype for p in adapter.image_encoder.parameters()}
 
 
 def test_ip_adapter_is_placed_and_runs_in_the_base_family_dtype(monkeypatch: pytest.MonkeyPatch) -> None:
