@@ -63,6 +63,16 @@ class BaseComponents:
         return self.unet if self.unet is not None else self.transformer
 
     @property
+    def compute_dtype(self) -> torch.dtype:
+        """The dtype the denoiser computes in, which what feeds it (reference-image encoders, adapters) must
+        match: the memory plan's compute dtype (models/memory.py; under fp8 storage the weights are float8
+        but each layer runs in this), else — a base placed without a plan — the denoiser's own dtype."""
+        plan = self.extra.get("memory")
+        if plan is not None:
+            return getattr(torch, plan.dtype)
+        return self.denoiser.dtype
+
+    @property
     def is_flow(self) -> bool:
         return self.transformer is not None
 

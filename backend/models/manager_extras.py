@@ -17,7 +17,8 @@ from .components import BaseComponents, module_bytes
 from .errors import ModelNotFound, UnsupportedModel
 from .folders import find_by_name
 from .families import FAMILIES
-from .loading import DownloadCallback, download
+from .configs import FAMILY_CONFIGS
+from .loading import DownloadCallback, _vae_dtype, download
 from .sizes import estimate_bytes
 from .sources import (
     PICKLE_EXTS,
@@ -39,14 +40,15 @@ class ExtraModels:
     # -- VAE (issue 13) ---------------------------------------------------------------------------------
 
     def vae(self, model_id: str, base: BaseComponents, on_download: DownloadCallback | None = None) -> Any:
-        """An AutoencoderKL to use instead of ``base``'s own, from the cache or loaded and placed in the base
-        VAE's dtype: a diffusers folder (or a model folder with ``vae/``), a hub id, a single .safetensors VAE
-        (converted with the base VAE's config) or a models-folder file of kind ``vae``."""
+        """An AutoencoderKL to use instead of ``base``'s own, from the cache (one entry per family and dtype) or
+        loaded and placed in the dtype ``_job_vae_dtype`` gives it: a diffusers folder (or a model folder with
+        ``vae/``), a hub id, a single .safetensors VAE (converted with the base VAE's config) or a models-folder
+        file of kind ``vae``."""
         from diffusers import AutoencoderKL  # noqa: PLC0415
 
         path, key_id = self._vae_source(model_id, on_download)
         assert path is not None  # fetch=True downloads a hub VAE
-        dtype = base.vae_decode_dtype
+        dtype = self._job_vae_dtype(path, base)
 
         def load() -> Any:
             if path.is_file():
@@ -60,13 +62,28 @@ class ExtraModels:
             return self._place(vae.eval(), dtype)
 
         estimate = estimate_bytes(path, ("",), torch.empty((), dtype=dtype).element_size()) if path.is_dir() else None
-        vae = self._cached(("vae", f"{key_id}@{base.family}"), load, lambda m: module_bytes(m), estimate)
+        vae = self._cached(("vae", f"{key_id}@{base.family}@{dtype_name(dtype)}"), load, lambda m: module_bytes(m),
+                           estimate)
         own, got = (int(m.config.get("latent_channels") or m.config.get("z_dim") or 0) for m in (base.vae, vae))
         if own != got:
             raise UnsupportedModel(f"VAE {model_id} makes {got}-channel latents; base model {base.id} ({base.family})"
                                    f" needs {own}", f"use a VAE made for {base.family}, or leave `vae` out to use"
                                    " the model's own")
         return vae
+
+    @staticmethod
+    def _job_vae_dtype(path: Path, base: BaseComponents) -> torch.dtype:
+        """The dtype a job's own VAE decodes in: the base's compute dtype, float32 where the VAE's config says
+        float16 overflows (``force_upcast``: SDXL's VAE) — the rule the base's own VAE follows
+        (loading._vae_dtype), applied to this VAE's config, not to the base VAE's: an SDXL base may carry the
+        fp16-fix VAE (float16) while the VAE a job names is the stock one, black in float16. A single file has
+        no config of its own: the family's stock VAE config decides (the base VAE's where there is none)."""
+        if path.is_file():
+            config = FAMILY_CONFIGS.get(base.family, {}).get("vae/config.json") or dict(base.vae.config)
+        else:
+            folder = path / "vae" if (path / "vae" / "config.json").is_file() else path
+            config = json.loads((folder / "config.json").read_text())
+        return _vae_dtype(config, base.compute_dtype)
 
     def check_vae(self, model_id: str, base_id: str) -> None:
         """At submit (nothing loaded): the VAE exists, and where its config or header says how many latent
@@ -134,32 +151,42 @@ class ExtraModels:
     # -- reference images (IP-Adapter) -----------------------------------------------------------------
 
     def ip_adapter(self, model_id: str, base: BaseComponents) -> Any:
-        """An IP-Adapter (models/ip_adapter.py) with its image encoder, placed on the device: a cache entry
-        like any model. The tiny builtin is built to fit ``base``'s UNet, so it is cached per base."""
+        """An IP-Adapter (models/ip_adapter.py) with its image encoder, placed on the device in the dtype
+        ``base``'s UNet computes in (its family's, not the device default; the compute dtype under fp8
+        storage): a cache entry like any model, one per dtype. The tiny builtin is built to fit ``base``'s
+        UNet, so it is cached per base."""
         from .ip_adapter import TINY_IP_ADAPTER_ID, load_ip_adapter  # noqa: PLC0415
 
+        dtype = base.compute_dtype
         key_id = f"{model_id}@{base.id}" if model_id == TINY_IP_ADAPTER_ID else model_id
 
         def load() -> Any:
             adapter = load_ip_adapter(model_id, base.unet)
-            adapter.state_dict = {part: {k: v.to(self.device, self.dtype) for k, v in tensors.items()}
+            adapter.state_dict = {part: {k: v.to(self.device, dtype) for k, v in tensors.items()}
                                   for part, tensors in adapter.state_dict.items()}
-            adapter.image_encoder = adapter.image_encoder.to(self.device, self.dtype).requires_grad_(False)
+            adapter.image_encoder = adapter.image_encoder.to(self.device, dtype).requires_grad_(False)
             return adapter
 
-        return self._cached(("ip_adapter", key_id), load, lambda a: a.nbytes(), None)
+        return self._cached(("ip_adapter", f"{key_id}@{dtype_name(dtype)}"), load, lambda a: a.nbytes(), None)
 
     def flux_redux(self, model_id: str, base: BaseComponents) -> Any:
-        """FLUX.1 Redux (models/redux.py), placed on the device; a cache entry like any model."""
+        """FLUX.1 Redux (models/redux.py), placed on the device in the dtype ``base``'s transformer computes
+        in (as ``ip_adapter``); a cache entry like any model, one per dtype."""
         from .redux import TINY_FLUX_REDUX_ID, load_flux_redux  # noqa: PLC0415
 
+        dtype = base.compute_dtype
         width = int(base.transformer.config.joint_attention_dim)
         key_id = f"{model_id}@{width}" if model_id == TINY_FLUX_REDUX_ID else model_id
 
         def load() -> Any:
             redux = load_flux_redux(model_id, width)
-            redux.image_encoder = redux.image_encoder.to(self.device, self.dtype).requires_grad_(False)
-            redux.image_embedder = redux.image_embedder.to(self.device, self.dtype).requires_grad_(False)
+            redux.image_encoder = redux.image_encoder.to(self.device, dtype).requires_grad_(False)
+            redux.image_embedder = redux.image_embedder.to(self.device, dtype).requires_grad_(False)
             return redux
 
-        return self._cached(("flux_redux", key_id), load, lambda r: r.nbytes(), None)
+        return self._cached(("flux_redux", f"{key_id}@{dtype_name(dtype)}"), load, lambda r: r.nbytes(), None)
+
+
+def dtype_name(dtype: torch.dtype) -> str:
+    """``bfloat16`` for torch.bfloat16: the part of a cache key that keeps one model's copies in two dtypes apart."""
+    return str(dtype).removeprefix("torch.")

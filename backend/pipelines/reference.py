@@ -74,6 +74,26 @@ class Applied:
             proc.scale = list(scales)
 
 
+def install(unet: Any, state_dicts: list[dict[str, dict[str, torch.Tensor]]]) -> None:
+    """diffusers' ``unet._load_ip_adapter_weights`` (non-Kolors UNets) without its last step, a whole-UNet
+    ``unet.to(unet.dtype)``: under fp8 storage ``unet.dtype`` is the compute dtype, so that step would hold
+    the entire UNet at 16 bits again (until each layer's next forward) — the memory fp8 mode was chosen to
+    avoid. Only the new layers (IP attention processors, image projection) go to the UNet's device and
+    compute dtype, as that step would have put them."""
+    from diffusers.models.embeddings import MultiIPAdapterImageProjection  # noqa: PLC0415
+
+    unet.encoder_hid_proj = None  # as diffusers: Plus projections carry attention processors of their own
+    procs = unet._convert_ip_adapter_attn_to_diffusers(state_dicts, low_cpu_mem_usage=False)
+    new = [p for p in procs.values() if isinstance(p, torch.nn.Module)]
+    unet.set_attn_processor(procs)  # empties ``procs`` (it pops each layer's processor)
+    unet.encoder_hid_proj = MultiIPAdapterImageProjection(
+        [unet._convert_ip_adapter_image_proj_to_diffusers(sd["image_proj"], low_cpu_mem_usage=False)
+         for sd in state_dicts])
+    unet.config.encoder_hid_dim_type = "ip_image_proj"
+    for module in (*new, unet.encoder_hid_proj):
+        module.to(device=unet.device, dtype=unet.dtype)
+
+
 @contextmanager
 def applied(unet: Any, refs: list[ReferenceInput], cfg: bool) -> Iterator[Applied | None]:
     """Install one adapter slot per reference on ``unet`` for the block; restore it after (also on error)."""
@@ -88,7 +108,7 @@ def applied(unet: Any, refs: list[ReferenceInput], cfg: bool) -> Iterator[Applie
     saved_proj = unet.encoder_hid_proj
     saved_type = unet.config.encoder_hid_dim_type
     try:
-        unet._load_ip_adapter_weights([r.adapter.state_dict for r in refs], low_cpu_mem_usage=False)
+        install(unet, [r.adapter.state_dict for r in refs])
         procs = [p for p in unet.attn_processors.values() if isinstance(p, IPAdapterAttnProcessor2_0)]
         run = Applied(embeds, refs, procs)
         run.before_step(0, 1)

@@ -21,6 +21,7 @@ def save_vae(folder: Path, seed: int, **overrides: object) -> Path:
     from diffusers import AutoencoderKL
 
     config = dict(build_tiny_base().vae.config)
+    config.pop("_use_default_values", None)  # else from_config puts those keys (force_upcast) back to defaults
     config.update(overrides)
     torch.manual_seed(seed)
     AutoencoderKL.from_config(config).save_pretrained(folder, safe_serialization=True)
@@ -108,3 +109,26 @@ def test_the_server_refuses_a_vae_of_other_channels_or_one_that_is_not_there_at_
     assert "16-channel" in body["error"]["message"] and "leave `vae` out" in body["error"]["fix"]
     status, body = server.submit(tiny_spec(vae=str(tmp_path / "nothing")), images)
     assert 400 <= status < 500 and body["error"]["code"] == "model_not_found", body
+
+
+def test_a_jobs_vae_decodes_in_the_dtype_its_own_config_allows(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """As on a float16 GPU (the family dtype made float16 here; the CPU device default stays float32): the
+    base computes in float16 and its own VAE decodes in float16, as an SDXL base with the fp16-fix VAE does.
+    A VAE the job names whose config says float16 overflows (``force_upcast``: SDXL's stock VAE, black
+    images in float16) decodes in float32; one whose config does not, in the base's float16. Each is cached
+    in its dtype, and the job runs with it."""
+    import torch
+
+    from backend.models import manager_memory
+
+    monkeypatch.setattr(manager_memory, "default_dtype", lambda family, device_type, bf16: "float16")
+    manager = ModelManager(device="cpu")
+    base = manager.base("builtin:tiny")
+    assert base.compute_dtype == base.vae.dtype == torch.float16 and manager.dtype == torch.float32
+    stock = save_vae(tmp_path / "stock-vae", seed=3, force_upcast=True)
+    safe = save_vae(tmp_path / "fp16-safe-vae", seed=3, force_upcast=False)
+    assert manager.vae(str(stock), base).dtype == torch.float32
+    assert manager.vae(str(safe), base).dtype == torch.float16
+    assert len([k for k in manager.cache.keys() if k[0] == "vae"]) == 2
+    result = job(manager, str(stock))
+    assert result.info["stages"][0]["vae"] == str(stock) and result.images[0].std() > 0
