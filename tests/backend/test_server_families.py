@@ -25,7 +25,9 @@ def test_flux_controlnet_job_runs_through_the_server(server, model: str) -> None
     events = server.events(job_id)
     types = [e["type"] for e, _ in events]
     assert types[-1] == "done", events[-1]
-    assert types.count("step") == 3 and types.count("preview") == 2
+    # Previews after steps 1 and 2; a client that reads slower than they come gets the newer one only
+    # (routes_events.py skips stale previews, never other events), so one or two arrive.
+    assert types.count("step") == 3 and 1 <= types.count("preview") <= 2
     status, _, png = server.request("GET", f"/v1/jobs/{job_id}/results/0")
     assert status == 200
     image = np.asarray(Image.open(io.BytesIO(png)))
