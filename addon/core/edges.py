@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .conventions import BACKGROUND_ID, BACKGROUND_RGB, WHITE
+from .conventions import BACKGROUND_ID, BACKGROUND_RGB, WHITE, grey_channels
 from .masks import dilate
 
 #: Default relative depth jump that counts as a discontinuity (2 %).
@@ -123,13 +123,11 @@ def _mark_axis(
 
 
 def edges_to_control(edges: np.ndarray) -> np.ndarray:
-    """White lines (255) on black: (H, W) bool → (H, W, 3) uint8."""
+    """White lines (255) on black: (H, W) bool → (H, W, 3) uint8, a read-only ``grey_channels`` view."""
     e = np.asarray(edges, dtype=bool)
     if e.ndim != 2:
         raise ValueError(f"edges must be (H, W), got shape {e.shape}")
-    out = np.full(e.shape + (3,), BACKGROUND_RGB, dtype=np.uint8)
-    out[e] = WHITE
-    return out
+    return grey_channels(np.where(e, np.uint8(WHITE), np.uint8(BACKGROUND_RGB[0])))
 
 
 # ------------------------------------------------------------------------------------- Canny

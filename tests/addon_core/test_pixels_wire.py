@@ -56,3 +56,19 @@ def test_pieces_make_the_same_multipart_body_as_one_buffer():
     body_one, ctype_one = encode_multipart(b"{}", {"normal": encode_pixels(image)})
     assert body_pieces == body_one.replace(ctype_one.split("boundary=")[1].encode(), boundary.encode())
     assert b"Content-Type: image/x-scenecast-pixels" in body_pieces
+
+
+def test_depth_and_edges_are_one_plane_sent_as_one_channel_from_its_own_memory():
+    from addon.core import conventions, edges
+
+    depth = conventions.depth_to_control(np.array([[2.0, 5.0, np.inf], [8.0, 3.0, 4.0]]),
+                                         conventions.DepthRange(2.0, 8.0))
+    lines = edges.edges_to_control(np.array([[True, False, True], [False, False, True]]))
+    client = BackendClient("http://127.0.0.1:9", raw_images=True)
+    for image in (depth, lines):
+        assert image.shape == (2, 3, 3) and image.strides[2] == 0 and not image.flags.writeable
+        assert _grey(image)
+        header, samples = client.image_pieces(image)
+        assert np.shares_memory(np.frombuffer(samples, np.uint8), image)  # the plane itself, no copy
+        assert bytes(header) + bytes(samples) == bytes(encode_pixels(np.ascontiguousarray(image[:, :, :1])))
+    np.testing.assert_array_equal(lines[..., 1], [[255, 0, 255], [0, 0, 255]])
