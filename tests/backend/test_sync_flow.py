@@ -10,16 +10,21 @@ import pytest
 import torch
 
 from backend.models import UnsupportedModel
+from backend.models.tiny_flux import FLUX_SCHEDULER
 from backend.pipelines import flow_models, flow_prompt, flux, run_job, vae
 from backend.pipelines.control import ControlUnit
 from backend.pipelines.flow_denoise import flow_denoise, make_flow_scheduler
 from backend.pipelines.images import to_control
 from backend.pipelines.sync.fusion import TexelMap
 from backend.pipelines.sync.ingest import check
+from backend.pipelines.sync.step import SyncHook
 from backend.spec import JobSpec
 
 from _tiny import RecordingProgress
 from sync_scene import correspondence
+from test_sync_oracle import AMP, disagreement, per_view_psnr
+from test_sync_oracle import VIEWS as ORACLE_VIEWS
+from test_sync_oracle import scene  # noqa: F401 - the oracle's fixture (a plane seen by 8 views)
 
 VIEWS, SIZE, STEPS, SEED = 4, 128, 3, 3
 SUFFIXES = ["front view", "side view", "side view", "back view"]
@@ -31,8 +36,8 @@ def part():  # noqa: ANN201
     return correspondence(VIEWS, SIZE)
 
 
-def spec(model: str = FLUX, fraction: float = 0.8, **kw) -> JobSpec:  # noqa: ANN003
-    views = [{"controlnets": [{"image": f"depth{v}", "type": "depth"}], "prompt_suffix": s}
+def spec(model: str = FLUX, fraction: float = 0.8, unit_model: str | None = None, **kw) -> JobSpec:  # noqa: ANN003
+    views = [{"controlnets": [{"image": f"depth{v}", "type": "depth", "model": unit_model}], "prompt_suffix": s}
              for v, s in zip(range(VIEWS), SUFFIXES)]
     body = {"model": model, "prompt": "a crate", "width": SIZE, "height": SIZE, "steps": STEPS, "seed": SEED,
             "guidance": 3.5, "preview_every": 1,
@@ -71,10 +76,13 @@ def test_synchronized_flow_views_agree_at_shared_texels_and_separate_ones_do_not
     assert prog.previews and prog.previews[0][1].shape[1] == VIEWS * prog.previews[0][1].shape[0]
 
 
-def test_flux_views_run_batched_and_micro_batches_do_not_change_the_result(manager, part) -> None:  # noqa: ANN001
+@pytest.mark.parametrize("unit_model", [None, "builtin:tiny-flux-controlnet-union"])
+def test_flux_views_run_batched_and_micro_batches_do_not_change_the_result(manager, part, unit_model) -> None:  # noqa: ANN001
+    """Batched FLUX calls stack each view's prompt, pooled vector and ControlNet condition (a Union net's
+    control mode too); one view per call must give the same views."""
     data, _ = part
-    whole = run_job(spec(micro_batch=4), inputs(data), manager, RecordingProgress())
-    pieces = run_job(spec(micro_batch=1), inputs(data), manager, RecordingProgress())
+    whole = run_job(spec(micro_batch=4, unit_model=unit_model), inputs(data), manager, RecordingProgress())
+    pieces = run_job(spec(micro_batch=1, unit_model=unit_model), inputs(data), manager, RecordingProgress())
     assert whole.info["stages"][0]["sync"]["micro_batch"] == 4 and pieces.info["stages"][0]["sync"]["micro_batch"] == 1
     for a, b in zip(whole.images, pieces.images):
         assert np.abs(a.astype(int) - b.astype(int)).max() <= 1
@@ -127,3 +135,38 @@ def test_cross_view_attention_on_flow_models_is_refused_before_any_model_loads(m
             check(data, spec(model, cross_view_attention=True), "corr")
     assert loads == []
     assert check(data, spec("builtin:tiny", cross_view_attention=True), "corr").views == VIEWS  # UNets keep it
+
+
+class FlowOracle:
+    """The oracle stand-in of test_sync_oracle for the flow loop: a velocity v = (x_t - x0) / sigma whose x0 is
+    what the latents hold, pulled toward the known texture, plus per-view noise that falls with sigma."""
+
+    def __init__(self, sched, eps0: torch.Tensor, truth_views: torch.Tensor, seed: int) -> None:  # noqa: ANN001
+        self.sched, self.eps0, self.truth = sched, eps0, truth_views
+        self.gen = torch.Generator().manual_seed(seed)
+
+    def __call__(self, x: torch.Tensor, t: torch.Tensor, i: int, n: int) -> torch.Tensor:
+        s = float(self.sched.sigmas[i])
+        content = (x - s * self.eps0) / (1 - s) if s < 1 - 1e-6 else torch.zeros_like(x)
+        x0 = content + s ** 0.5 * (self.truth - content) + AMP * s ** 6 * torch.randn(x.shape, generator=self.gen)
+        return (x - x0) / s
+
+
+def test_flow_oracle_synchronized_rebuilds_the_known_texture_and_separate_does_not(scene) -> None:  # noqa: ANN001, F811
+    """The scheduler-consistent update with flow matching's a = 1 - sigma, s = sigma, through the real
+    flow_denoise loop and FLUX.1's scheduler config (dynamic shift): >= 30 dB per view synchronized only."""
+    tmap, _, truth_views = scene
+    res = truth_views.shape[-1]
+
+    def run(synchronized: bool) -> torch.Tensor:
+        sched = make_flow_scheduler(FLUX_SCHEDULER, 30, 4096, torch.device("cpu"))
+        gen = torch.Generator().manual_seed(0)
+        eps0 = tmap.render_noise(3, gen) if synchronized else torch.randn(ORACLE_VIEWS, 3, res, res, generator=gen)
+        hook = SyncHook(tmap, sched, sched.timesteps, 0.8) if synchronized else None
+        oracle = FlowOracle(sched, eps0, truth_views, 1)
+        return flow_denoise(oracle, sched, sched.timesteps, eps0, lambda: False, lambda *a: None, None, hook)
+
+    synced, separate = run(True), run(False)
+    assert per_view_psnr(scene, synced) >= 30.0
+    assert per_view_psnr(scene, separate) < 30.0
+    assert disagreement(scene, synced) <= 0.25 * disagreement(scene, separate)
