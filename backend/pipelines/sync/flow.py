@@ -75,12 +75,13 @@ def _stack_flux(conds: list[flow_prompt.FlowConditioning], controls: list[list[A
 
 def views_velocity(base: Any, prompt: str, negative: str, guidance: float, suffixes: list[str],
                    view_units: list[list[ControlUnit]], seed: int, size: int, h: int, w: int,
-                   notes: list[str]) -> tuple[ViewsVelocity, int]:
+                   notes: list[str], asked: bool = False) -> tuple[ViewsVelocity, int]:
     """The N views' velocity and the micro-batch (views per transformer call) it runs with.
 
     Each view's prompt (with its suffix) is encoded once per distinct suffix; each view's ControlNet
     images are prepared as a plain stage of that view would prepare them (same seed), so with no fusion
-    a view's result is the plain flow denoise of that view from the same noise."""
+    a view's result is the plain flow denoise of that view from the same noise. ``asked``: ``size`` is the
+    stage's own ``micro_batch`` (a family that runs one view per call then says so in the notes)."""
     cache: dict[str, flow_prompt.FlowConditioning] = {}
     for s in suffixes:
         if s not in cache:
@@ -92,7 +93,7 @@ def views_velocity(base: Any, prompt: str, negative: str, guidance: float, suffi
     controls = [flow_models.prepare_controls(base, u, seed) for u in units]
     n = len(suffixes)
     if base.family not in BATCHED:
-        if size > 1:
+        if size > 1 and asked:
             notes.append(f"{base.family} views run one per transformer call (its prompts have per-prompt lengths)")
         size = 1
     parts: list[tuple[int, int, Velocity]] = []

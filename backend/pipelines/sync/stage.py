@@ -172,7 +172,8 @@ def run(ctx: Any, sync: SyncInputs) -> list[np.ndarray]:
         flow.check_stage(stage, base.family)
         velocity, size = flow.views_velocity(
             base, p.prompt, p.negative_prompt, p.guidance, [v.prompt_suffix for v in stage.views], sync.view_units,
-            p.seed, stage.micro_batch or _pick(base, p, n, n), p.height // factor, p.width // factor, ctx.notes)
+            p.seed, stage.micro_batch or _pick(base, p, n, n), p.height // factor, p.width // factor, ctx.notes,
+            asked=stage.micro_batch is not None)
         ctx.progress.stage(ctx.index, ctx.type, len(timesteps))
         latents = flow_denoise(velocity, sched, timesteps, latents, ctx.progress.cancelled, on_step, None, hook)
     else:
