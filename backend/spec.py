@@ -161,12 +161,13 @@ class TextureSyncStage(CommonFields):
     texture_width: int = Field(default=1024, ge=1, le=8192, description="packed texels per row of the texture outputs")
     cross_view_attention: bool = Field(default=False, description="self-attention also attends to the two"
                                        " neighbouring views (and the reference view early on): more style agreement,"
-                                       " ~3x the self-attention cost")
+                                       " ~3x the self-attention cost; UNet families only (refused for flow transformers)")
     reference_view: int | None = Field(default=0, ge=0, lt=MAX_SYNC_VIEWS, description="view attended by all"
                                        " in the early steps (cross_view_attention); null: none")
     reference_fraction: float = Field(default=0.5, ge=0.0, le=1.0, description="share of the steps the reference is attended")
     micro_batch: int | None = Field(default=None, ge=1, le=2 * MAX_SYNC_VIEWS,
-                                    description="UNet samples at once (both CFG branches count); default: from free memory")
+                                    description="samples per denoiser call: UNets count both CFG branches, FLUX.1 views (Z-Image and"
+                                    " Qwen-Image run 1); default: from free memory")
 
     @model_validator(mode="after")
     def _same_units(self) -> "TextureSyncStage":

@@ -60,6 +60,27 @@ def _default_budget_bytes(device: torch.device) -> int:
     return int(ram * 0.5)
 
 
+def model_family(model_id: str) -> str | None:
+    """The family (families.FAMILIES) of a base model from its config or checkpoint header (nothing
+    loaded); None when it is a hub model that is not downloaded yet and not a known reference repo.
+    A module function so that submit-time checks without a manager (pipelines/sync/ingest.py) ask it too."""
+    loc = locate(model_id, "base")
+    if loc.source == "builtin":
+        from .builtins import BUILTIN_FAMILIES  # noqa: PLC0415 - torch-heavy
+
+        return BUILTIN_FAMILIES[loc.id]
+    if loc.source == "single_file":
+        return classify_single_file(loc.path)[1]
+    if loc.source == "gguf":
+        return detect_gguf(loc.path).family
+    if loc.path is None:
+        return HUB_FAMILIES.get(loc.id) if loc.source == "hub" else None
+    flow = flow_family_of_folder(loc.path)  # flow families: model_index.json + transformer/
+    if flow is not None:
+        return flow
+    return family_of_config(json.loads((loc.path / "unet" / "config.json").read_text()))
+
+
 class ModelManager(ExtraModels, MemoryModes):
     """Finds, loads, caches and places models.
 
@@ -125,23 +146,8 @@ class ModelManager(ExtraModels, MemoryModes):
                 raise ModelNotFound(f"{model_id} is a {found}, not a {kind}", f"use a {kind} checkpoint here")
 
     def family(self, model_id: str) -> str | None:
-        """The family (families.FAMILIES) of a base model from its config or checkpoint header (nothing
-        loaded); None when it is a hub model that is not downloaded yet and not a known reference repo."""
-        loc = locate(model_id, "base")
-        if loc.source == "builtin":
-            from .builtins import BUILTIN_FAMILIES  # noqa: PLC0415 - torch-heavy
-
-            return BUILTIN_FAMILIES[loc.id]
-        if loc.source == "single_file":
-            return classify_single_file(loc.path)[1]
-        if loc.source == "gguf":
-            return detect_gguf(loc.path).family
-        if loc.path is None:
-            return HUB_FAMILIES.get(loc.id) if loc.source == "hub" else None
-        flow = flow_family_of_folder(loc.path)  # flow families: model_index.json + transformer/
-        if flow is not None:
-            return flow
-        return family_of_config(json.loads((loc.path / "unet" / "config.json").read_text()))
+        """The family of a base model, nothing loaded (:func:`model_family`)."""
+        return model_family(model_id)
 
     def default_controlnet(self, base_id: str, unit_type: str) -> str | None:
         """The ControlNet a unit of ``unit_type`` gets on ``base_id`` (raises UnsupportedModel when the

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from diffusers import FlowMatchEulerDiscreteScheduler
 
-from .denoise import InpaintInputs, StepCallback
+from .denoise import InpaintInputs, StepCallback, StepHook
 from .interface import JobCancelled
 
 
@@ -45,7 +45,9 @@ def make_flow_scheduler(config: dict, steps: int, seq_len: int,
 
 def flow_denoise(velocity: Velocity, scheduler: FlowMatchEulerDiscreteScheduler, timesteps: torch.Tensor,
                  latents: torch.Tensor, cancelled: Callable[[], bool], on_step: StepCallback,
-                 inpaint: InpaintInputs | None = None) -> torch.Tensor:
+                 inpaint: InpaintInputs | None = None, hook: StepHook | None = None) -> torch.Tensor:
+    """``hook``: called after each scheduler step with (step, latents, x0 = x_t - sigma * v), may return
+    replacements (synchronized views fuse x0 in texture space: pipelines/sync/step.py)."""
     n = len(timesteps)
     for i, t in enumerate(timesteps):
         if cancelled():
@@ -55,6 +57,8 @@ def flow_denoise(velocity: Velocity, scheduler: FlowMatchEulerDiscreteScheduler,
         v = velocity(latents, t, i, n)
         x0 = latents - sigma * v
         latents = scheduler.step(v, t, latents, return_dict=False)[0].float()
+        if hook is not None:
+            latents, x0 = hook(i, latents, x0)
         if inpaint is not None:
             keep = inpaint.image_latents
             if i + 1 < n:

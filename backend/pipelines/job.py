@@ -27,6 +27,7 @@ from .images import fit, to_control, to_mask
 from .interface import JobCancelled, JobResult, Progress
 from .reference import ReduxInput, ReferenceInput
 from .stages import STAGES, StageContext, StageParams
+from .sync import flow as sync_flow
 from .sync import stage as sync_stage
 
 log = logging.getLogger("scenecast.pipelines")
@@ -178,10 +179,14 @@ def _run_stages(spec: JobSpec, images: Mapping[str, np.ndarray], models: ModelMa
         known = models.family(model_id)  # from configs/headers, before a load that can take minutes
         if known is not None and is_flow(known):
             _check_flow_size(model_id, known, spec.width, spec.height)
+        if isinstance(stage, TextureSyncStage):
+            sync_flow.check_stage(stage, known)
         base = models.base(model_id, on_download=progress.download)
         p = _params(spec, stage, base.family)
         if base.is_flow:
             _check_flow_size(base.id, base.family, p.width, p.height)
+            if isinstance(stage, TextureSyncStage):
+                sync_flow.check_stage(stage, base.family)  # a hub model whose family was not known before loading
             _flow_notes(spec, stage, p, base.family, notes)
         sync = None
         if isinstance(stage, TextureSyncStage):  # one set of units per view (pipelines/sync/stage.py)

@@ -67,3 +67,29 @@ def test_a_correspondence_that_does_not_fit_the_stage_is_refused_before_queueing
     code, answer = server.submit(sync_spec(views=2), {**files, "corr": part, "extra": files["depth0"]})
     assert code == 400 and answer["error"]["code"] == "unexpected_part", answer
     assert "corr" in answer["error"]["fix"]  # the correspondence is one of the parts the spec names
+
+
+def test_a_texture_sync_job_on_a_flow_transformer_runs_over_http(server, part):
+    """builtin:tiny-flux (FLUX.1 dev, 2x2-packed tokens): the views, the texture and its weight come back and the
+    record says the steps were fused (the flow path had no sync hook before: AttributeError init_noise_sigma)."""
+    client = BackendClient(server.url, token=TOKEN)
+    job = client.submit({**sync_spec(), "model": "builtin:tiny-flux"}, {**depth_images(), "corr": part})
+    images = client.wait_pixels(job, timeout=300)
+    assert len(images) == VIEWS + 2
+    assert all(im.shape == (SIZE, SIZE, 3) for im in images[:VIEWS])
+    assert images[VIEWS].shape[1] == 64 and images[VIEWS + 1].shape[1] == 64 and images[VIEWS + 1].max() == 255
+    assert server.wait(job)["status"] == "done"
+    code, record = server.json("GET", f"/v1/jobs/{job}/record")
+    assert code == 200, record
+    stage = record["resolved"]["stages"][0]
+    assert stage["family"] == "flux" and stage["sync"]["fused_steps"] == 2 and stage["sync"]["views"] == VIEWS
+
+
+def test_cross_view_attention_on_a_flow_model_is_refused_at_submit(server, part):
+    files = {k: png(v) for k, v in depth_images().items()}
+    spec = {**sync_spec(), "model": "builtin:tiny-flux"}
+    spec["stages"][0]["cross_view_attention"] = True
+    code, answer = server.submit(spec, {**files, "corr": part})
+    assert code == 400, answer
+    assert answer["error"]["code"] == "unsupported_model"
+    assert "cross_view_attention" in answer["error"]["message"] and "false" in answer["error"]["fix"]

@@ -83,6 +83,18 @@ def test_each_mode_writes_a_texture_into_every_target(api, backend, scene, mode)
     assert {o.name for o in scene.objects if o.type == "CAMERA"} == cameras_before, "the rig was left behind"
 
 
+def test_synchronized_mode_on_a_flow_transformer(api, backend, scene):
+    """FLUX.1 (builtin:tiny-flux) through the same feature: one texture_sync job, fused on the flow path."""
+    car = scene.objects["Car"]
+    result = api.texture_objects([car], prompt="painted wood", views=2, server=backend.url,
+                                 **{**TINY, "model": "builtin:tiny-flux"})
+    assert texture_pixels(result[car])[..., :3].std() > 0.01 and result.coverage[car.name] > 0.2
+    jobs = {v["job_id"] for v in result.views}
+    assert len(jobs) == 1 and {v["mode"] for v in result.views} == {"synchronized"}
+    rec = record(backend.url, jobs.pop())["resolved"]["stages"][0]
+    assert rec["family"] == "flux" and rec["sync"]["fused_steps"] > 0 and rec["sync"]["texels_seen"] > 0, rec
+
+
 def test_synchronized_is_the_default(api, backend, scene):
     """(One undo after each mode: test_undo.py.)"""
     car = scene.objects["Car"]

@@ -20,8 +20,9 @@ import torch
 from .. import preview, vae
 from ..control import ControlUnit
 from ..denoise import denoise
+from ..flow_denoise import flow_denoise
 from ..prompt import Conditioning, encode
-from . import attention, wire
+from . import attention, flow, wire
 from .fusion import TexelMap, bake, spread
 from .step import MicroBatched, SyncHook, free_memory, micro_batched, per_sample_bytes, pick_micro_batch
 
@@ -99,6 +100,41 @@ def _strip(values: np.ndarray, width: int) -> np.ndarray:
     return out.reshape(rows, width, values.shape[1])
 
 
+def _pick(base: Any, p: Any, n: int, samples: int) -> int:
+    """Samples per denoiser call that fit the free memory (``step.per_sample_bytes``: an estimate)."""
+    factor = base.vae_scale_factor
+    return pick_micro_batch(free_memory(base.device), per_sample_bytes(
+        base.family, (p.height // factor, p.width // factor), torch.finfo(base.denoiser.dtype).bits // 8), samples)
+
+
+def _denoise_unet(ctx: Any, sync: SyncInputs, sched: Any, timesteps: torch.Tensor, latents: torch.Tensor,
+                  gen: torch.Generator, hook: SyncHook, state: attention.ViewAttentionState | None,
+                  on_step: Any) -> tuple[torch.Tensor, int]:
+    """The UNet families' synchronized denoise: views (and CFG branches) batched in micro-batches."""
+    stage, p, base = sync.stage, ctx.params, ctx.base
+    n = len(stage.views)
+    cfg = p.guidance > 1.0
+    cond, truncated = _conditioning(base, p.prompt, p.negative_prompt, [v.prompt_suffix for v in stage.views], cfg,
+                                    p.width, p.height)
+    if truncated:
+        ctx.notes.append("prompt longer than 77 CLIP tokens: truncated")
+    size = stage.micro_batch or _pick(base, p, n, n * (2 if cfg else 1))
+    if state is not None:
+        if size < n:  # every view of a CFG half must be in one UNet call
+            ctx.notes.append(f"cross-view attention needs all {n} views in one UNet call: micro-batch raised to {n}")
+        size = max(n, size // n * n)
+    units = _merged_units(sync.view_units, cfg, size)
+    ctx.progress.stage(ctx.index, ctx.type, len(timesteps))
+    previous = attention.install(base.unet, n, stage.reference_view, state) if state is not None else None
+    try:
+        latents = denoise(micro_batched(base, size), sched, timesteps, latents, cond, p.guidance, units, gen,
+                          ctx.progress.cancelled, on_step, None, hook)
+    finally:
+        if previous is not None:
+            base.unet.set_attn_processor(previous)  # the model is cached across jobs
+    return latents, size
+
+
 def run(ctx: Any, sync: SyncInputs) -> list[np.ndarray]:
     """The stage: see the module docstring. ``ctx`` is the job's ``StageContext``."""
     stage, p, base = sync.stage, ctx.params, ctx.base
@@ -114,27 +150,12 @@ def run(ctx: Any, sync: SyncInputs) -> list[np.ndarray]:
 
     sched, timesteps = ctx.schedule()
     gen = ctx.generator()
-    channels = int(base.vae.config.latent_channels)
-    latents = latent_map.render_noise(channels, gen) * sched.init_noise_sigma
-    cfg = p.guidance > 1.0
-    cond, truncated = _conditioning(base, p.prompt, p.negative_prompt, [v.prompt_suffix for v in stage.views], cfg,
-                                    p.width, p.height)
-    if truncated:
-        ctx.notes.append("prompt longer than 77 CLIP tokens: truncated")
-    samples = n * (2 if cfg else 1)
-    size = stage.micro_batch or pick_micro_batch(
-        free_memory(device), per_sample_bytes(base.family, (p.height // factor, p.width // factor),
-                                              torch.finfo(base.unet.dtype).bits // 8), samples)
-    state = None
-    if stage.cross_view_attention:
-        if size < n:  # every view of a CFG half must be in one UNet call
-            ctx.notes.append(f"cross-view attention needs all {n} views in one UNet call: micro-batch raised to {n}")
-        size = max(n, size // n * n)
-        state = attention.ViewAttentionState(reference_steps=round(stage.reference_fraction * len(timesteps)))
-    units = _merged_units(sync.view_units, cfg, size)
+    latents = latent_map.render_noise(base.latent_channels, gen) * ctx.initial_sigma(sched)
     hook = SyncHook(latent_map, sched, timesteps, stage.sync_fraction, stage.power_start / power,
                     stage.power_end / power)
-    ctx.progress.stage(ctx.index, ctx.type, len(timesteps))
+    state = None
+    if stage.cross_view_attention and not base.is_flow:
+        state = attention.ViewAttentionState(reference_steps=round(stage.reference_fraction * len(timesteps)))
     shown = min(n, 8)
 
     def on_step(step: int, total: int, current: torch.Tensor, x0: torch.Tensor | None) -> None:
@@ -147,13 +168,16 @@ def run(ctx: Any, sync: SyncInputs) -> list[np.ndarray]:
             ctx.progress.preview(step, np.concatenate(tiles, axis=1))  # the views side by side
 
     started = time.perf_counter()
-    previous = attention.install(base.unet, n, stage.reference_view, state) if state is not None else None
-    try:
-        latents = denoise(micro_batched(base, size), sched, timesteps, latents, cond, p.guidance, units, gen,
-                          ctx.progress.cancelled, on_step, None, hook)
-    finally:
-        if previous is not None:
-            base.unet.set_attn_processor(previous)  # the model is cached across jobs
+    if base.is_flow:
+        flow.check_stage(stage, base.family)
+        velocity, size = flow.views_velocity(
+            base, p.prompt, p.negative_prompt, p.guidance, [v.prompt_suffix for v in stage.views], sync.view_units,
+            p.seed, stage.micro_batch or _pick(base, p, n, n), p.height // factor, p.width // factor, ctx.notes,
+            asked=stage.micro_batch is not None)
+        ctx.progress.stage(ctx.index, ctx.type, len(timesteps))
+        latents = flow_denoise(velocity, sched, timesteps, latents, ctx.progress.cancelled, on_step, None, hook)
+    else:
+        latents, size = _denoise_unet(ctx, sync, sched, timesteps, latents, gen, hook, state, on_step)
     ctx.steps_run = len(timesteps)
     denoised = time.perf_counter() - started
     images, pixels = [], []

@@ -138,11 +138,17 @@ def micro_batched(base: Any, size: int) -> Any:
 #: ESTIMATE (not measured here: this project's dev machine has no GPU) from the largest live tensors of
 #: SD1.5's first attention block at 64x64 latents (~0.45 GB a sample) and SDXL's deeper transformer
 #: stacks (~1.5x per pixel). Conservative on purpose: a too-small micro-batch only costs speed.
-ACTIVATION_BYTES_PER_LATENT_PIXEL = {"sd15": 110_000, "sdxl": 165_000}
+#: Flow transformers (FLUX.1, Qwen-Image: width 3072; Z-Image: 3840), also an ESTIMATE: one 2x2-packed
+#: token is 4 latent pixels, and a single-stream block holds about 40 widths of live 16-bit values per
+#: token (QKV, the 4x MLP, the concatenated attention+MLP input of ``proj_out``, float32 RoPE copies of
+#: q and k), so ~250 KB a token, ~64 KB a latent pixel; the 512 text tokens add a fixed ~0.13 GB that
+#: the headroom of ``pick_micro_batch`` covers. 1024^2 FLUX: ~1 GB a view.
+ACTIVATION_BYTES_PER_LATENT_PIXEL = {"sd15": 110_000, "sdxl": 165_000, "flux": 64_000, "flux-schnell": 64_000,
+                                     "qwen": 64_000, "zimage": 80_000}
 
 
 def per_sample_bytes(family: str, latent_hw: tuple[int, int], dtype_bytes: int = 2) -> int:
-    """Estimated peak activation memory of one UNet sample (one view, one CFG branch)."""
+    """Estimated peak activation memory of one denoiser sample (one view, one CFG branch)."""
     per = ACTIVATION_BYTES_PER_LATENT_PIXEL.get(family, ACTIVATION_BYTES_PER_LATENT_PIXEL["sdxl"])
     return int(per * latent_hw[0] * latent_hw[1] * dtype_bytes / 2)
 
