@@ -145,6 +145,9 @@ def test_a_job_names_a_folder_gguf_through_the_server(with_folders: dict[str, Pa
         status, body = server.json("GET", "/v1/models")
         entry = {m["id"]: m for m in body["models"]}["tiny-flux-Q8_0"]
         assert (entry["family"], entry["quantization"], entry["companion"]) == ("flux", "Q8_0", "builtin:tiny-flux")
+        from addon.core.model_list import label  # what the add-on's search list shows for this very row
+
+        assert label(entry) == "FLUX.1 [dev] · GGUF Q8_0 · models folder"
 
         spec = {"model": "tiny-flux-Q8_0", "prompt": "a stone well", "width": 64, "height": 64, "steps": 3,
                 "seed": 7, "stages": [{"type": "generate"}]}
