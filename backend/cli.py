@@ -305,7 +305,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="how models are held: auto (by free GPU memory), full, fp8, offload, fp8-offload, "
                        "group-offload (docs/models.md, 'Memory modes')")
         p.add_argument("--models-folder", action="append", metavar="DIR",
-                       help="a ComfyUI or A1111/Forge folder (or any folder of .safetensors) whose models are "
+                       help="a ComfyUI or A1111/Forge folder (or any folder of .safetensors / .gguf) whose models are "
                        f"usable by file name; repeatable; goes before ${MODELS_FOLDERS_ENV} (see docs/models.md)")
         p.add_argument("--threads", type=int, help="CPU threads for torch (default: torch's choice); on a shared"
                        " CPU fewer threads than cores avoids oversubscription")
