@@ -277,7 +277,10 @@ def cmd_models(args: argparse.Namespace) -> int:
         return 0
     for m in models:
         mark = "installed" if m.get("installed") else "not installed"
-        print(f"{m.get('id')}\t{m.get('kind', '?')}\t{m.get('family', '?')}\t{m.get('source', '?')}\t{mark}")
+        if m.get("runnable") is False:
+            mark += f" (not usable: {m.get('reason') or 'a family Scenecast does not run'})"
+        family = str(m.get("family", "?")) + (f" GGUF {m.get('quantization')}" if m.get("format") == "gguf" else "")
+        print(f"{m.get('id')}\t{m.get('kind', '?')}\t{family}\t{m.get('source', '?')}\t{mark}")
     if any(not m.get("installed") and m.get("source") == "hub" for m in models):
         print("\nfetch a hub model with `hf download <id>` (or let the backend fetch it on first use, online)")
     return 0

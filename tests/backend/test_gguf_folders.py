@@ -181,3 +181,13 @@ def test_the_cli_takes_gguf_companions_per_family() -> None:
     assert dict(args.gguf_companion) == {"flux": "/m/FLUX.1-dev", "qwen": "Qwen/Qwen-Image"}
     with pytest.raises(SystemExit):
         cli.build_parser().parse_args(["serve", "--gguf-companion", "zimage=x"])  # no GGUF family
+
+
+def test_the_models_command_prints_quantization_and_why_a_file_is_not_usable(
+        with_folders: dict[str, Path], capsys: pytest.CaptureFixture[str]) -> None:
+    from backend import cli
+
+    assert cli.main(["models", "--device", "cpu"]) == 0
+    lines = {line.split("\t")[0]: line for line in capsys.readouterr().out.splitlines()}
+    assert lines["tiny-flux-Q8_0"].split("\t")[1:] == ["base", "flux GGUF Q8_0", "folder", "installed"]
+    assert "not usable: not a diffusion transformer" in lines["llama-tiny"]
