@@ -130,7 +130,7 @@ def label(entry: Mapping[str, Any]) -> str:
     if source:
         parts.append(_SOURCE_LABELS.get(source, source))
     if entry.get("runnable") is False:
-        parts.append(f"not usable: {entry.get('reason') or 'Scenecast does not run this family'}")
+        parts.append(f"not usable: {entry.get('reason') or 'the backend cannot load this file'}")
     return " · ".join(parts)
 
 

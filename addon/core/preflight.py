@@ -127,7 +127,8 @@ def check_installed(models: Sequence[Mapping[str, Any]], model: str, controlnets
             continue
         entry = model_entry(models, name)
         if entry is not None and entry.get("runnable") is False:
-            why = entry.get("reason") or f"the backend does not run {entry.get('family', 'its')} models"
+            family = f"{entry['family']} " if entry.get("family") else ""
+            why = entry.get("reason") or f"the backend cannot load this {family}file"
             raise ModelUnusable(f"the {kind} {name!r} cannot be used: {why}")
         if entry is not None and entry.get("installed", True):
             continue

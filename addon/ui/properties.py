@@ -98,6 +98,9 @@ def _search(kind: str, edit_text: str, extra: tuple[str, ...] = (), family: str 
     found += [(i, what) for i, what in items if text in i.lower() and i not in extra]
     if not items:
         why = model_list.error(prefs.server)
+        if why is None and model_list.cached(prefs.server, refresh_if_old=False) is not None:
+            of = f" for {model_list.FAMILY_LABELS.get(family, family)} models" if family else ""
+            why = f"no installed {kind}{of} on the backend (type a hub id or a file name)"
         found.append(("", why or "fetching the backend's model list… (type a hub id or a file name meanwhile)"))
     return found
 

@@ -68,3 +68,13 @@ def test_a_gguf_the_backend_cannot_run_is_refused_before_rendering_with_its_reas
     with pytest.raises(preflight.ModelUnusable, match="llama-3-8b.*not a diffusion transformer") as err:
         preflight.check_installed(MODELS, "llama-3-8b", [], offline=False)
     assert "pick another model" in err.value.fix
+
+
+def test_a_folder_file_the_backend_cannot_load_says_so_in_the_list_and_the_checks() -> None:
+    flux_cn_file = {"id": "flux-canny-single", "kind": "controlnet", "family": "flux", "source": "folder",
+                    "installed": True, "format": "safetensors", "runnable": False}
+    model_list.store(SERVER, [*MODELS, flux_cn_file])
+    items = dict(model_list.search_items(SERVER, "controlnet", family="flux"))
+    assert items["flux-canny-single"] == "FLUX.1 [dev] · models folder · not usable: the backend cannot load this file"
+    with pytest.raises(preflight.ModelUnusable, match="cannot load this flux file"):
+        preflight.check_installed(MODELS + [flux_cn_file], "flux1-dev-Q8_0", ["flux-canny-single"], offline=True)
