@@ -191,3 +191,33 @@ def test_the_models_command_prints_quantization_and_why_a_file_is_not_usable(
     lines = {line.split("\t")[0]: line for line in capsys.readouterr().out.splitlines()}
     assert lines["tiny-flux-Q8_0"].split("\t")[1:] == ["base", "flux GGUF Q8_0", "folder", "installed"]
     assert "not usable: not a diffusion transformer" in lines["llama-tiny"]
+
+
+def test_listing_reads_the_header_only(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A file whose tensor data is absent (its header promises ~12 MB of Q4_K weights that are not there)
+    is still classified: the scanner reads the tensor infos, never the data."""
+    path = tmp_path / "models" / "unet" / "header-only.gguf"
+    path.parent.mkdir(parents=True)
+    writer = gguf.GGUFWriter(str(path), arch="flux")
+    q4k = gguf.GGMLQuantizationType.Q4_K  # 144 bytes per 256 weights
+    for name in ("double_blocks.0.img_attn.qkv.weight", "single_blocks.0.linear1.weight", "img_in.weight",
+                 "guidance_in.in_layer.weight"):
+        writer.add_tensor_info(name, (3072, 3072 // 256 * 144), np.dtype(np.uint8), 3072 * 3072 // 256 * 144,
+                               raw_dtype=q4k)
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_ti_data_to_file()
+    writer.close()
+    assert path.stat().st_size < 4096
+    monkeypatch.setenv("SCENECAST_MODELS_FOLDERS", str(tmp_path))
+    entry = _listed(ModelManager(device="cpu"))["header-only"]
+    assert (entry["kind"], entry["family"], entry["quantization"], entry["runnable"]) == ("base", "flux", "Q4_K", True)
+    assert read_gguf_tensors(path)["img_in.weight"].shape == (3072, 3072)
+    # listed again (the panel refreshes every 30 s): remembered per path, size and mtime, nothing read
+    from backend.models import folders
+
+    def no_reading(path: object) -> None:
+        raise AssertionError(f"{path} read again")
+
+    monkeypatch.setattr(folders, "read_gguf_tensors", no_reading)
+    assert _listed(ModelManager(device="cpu"))["header-only"]["quantization"] == "Q4_K"
