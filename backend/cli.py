@@ -25,6 +25,8 @@ MEMORY_MODES = ("auto", "full", "fp8", "offload", "fp8-offload", "group-offload"
 DEFAULT_PORT = 7437
 TOKEN_ENV = "SCENECAST_TOKEN"
 MODELS_FOLDERS_ENV = "SCENECAST_MODELS_FOLDERS"  # read by backend/models/folders.py
+# backend/models/families.py's GGUF_FAMILIES (a test keeps the two equal; importing would import torch)
+GGUF_FAMILIES = ("flux", "flux-schnell", "qwen")
 
 
 class CliError(Exception):
@@ -156,7 +158,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     data = Path(args.data or default_data_dir())
     out = Path(args.out) if args.out else data / "outputs"
     models = ModelManager(device=args.device, dtype=args.dtype, memory_budget_gb=args.memory_budget_gb,
-                          memory_mode=args.memory_mode)
+                          memory_mode=args.memory_mode, gguf_companions=dict(args.gguf_companion or []))
     device = models.describe()
     runner = run_job
     if gates_dir is not None:
@@ -209,14 +211,15 @@ def cmd_generate(args: argparse.Namespace) -> int:
     else:
         set_threads(args.threads)
         written = generate_local(data, image_paths, out, stem, device=args.device, dtype=args.dtype,
-                                 memory_mode=args.memory_mode)
+                                 memory_mode=args.memory_mode, gguf_companions=dict(args.gguf_companion or []))
     for path in written:
         print(path)
     return 0
 
 
 def generate_local(data: dict[str, Any], image_paths: dict[str, Path], out: Path, stem: str, *,
-                   device: str | None = None, dtype: str | None = None, memory_mode: str = "auto") -> list[Path]:
+                   device: str | None = None, dtype: str | None = None, memory_mode: str = "auto",
+                   gguf_companions: dict[str, str] | None = None) -> list[Path]:
     """Run one job in this process through the same queue and writer the server uses."""
     import hashlib
 
@@ -237,7 +240,7 @@ def generate_local(data: dict[str, Any], image_paths: dict[str, Path], out: Path
         raw = path.read_bytes()
         images[key] = decode_png(raw, key)
         hashes[key] = hashlib.sha256(raw).hexdigest()
-    models = ModelManager(device=device, dtype=dtype, memory_mode=memory_mode)
+    models = ModelManager(device=device, dtype=dtype, memory_mode=memory_mode, gguf_companions=gguf_companions)
     queue = JobQueue(run_job, models, out, place=lambda job: (out, f"{stem}-{job.id[:8]}"))
     queue.start()
     try:
@@ -267,13 +270,17 @@ def cmd_models(args: argparse.Namespace) -> int:
     else:
         from .models import ModelManager
 
-        models = ModelManager(device=args.device, dtype=args.dtype).list_models()
+        models = ModelManager(device=args.device, dtype=args.dtype,
+                              gguf_companions=dict(args.gguf_companion or [])).list_models()
     if args.json:
         print(json.dumps(models, indent=2))
         return 0
     for m in models:
         mark = "installed" if m.get("installed") else "not installed"
-        print(f"{m.get('id')}\t{m.get('kind', '?')}\t{m.get('family', '?')}\t{m.get('source', '?')}\t{mark}")
+        if m.get("runnable") is False:
+            mark += f" (not usable: {m.get('reason') or 'a family Scenecast does not run'})"
+        family = str(m.get("family", "?")) + (f" GGUF {m.get('quantization')}" if m.get("format") == "gguf" else "")
+        print(f"{m.get('id')}\t{m.get('kind', '?')}\t{family}\t{m.get('source', '?')}\t{mark}")
     if any(not m.get("installed") and m.get("source") == "hub" for m in models):
         print("\nfetch a hub model with `hf download <id>` (or let the backend fetch it on first use, online)")
     return 0
@@ -301,10 +308,14 @@ def build_parser() -> argparse.ArgumentParser:
                        help="how models are held: auto (by free GPU memory), full, fp8, offload, fp8-offload, "
                        "group-offload (docs/models.md, 'Memory modes')")
         p.add_argument("--models-folder", action="append", metavar="DIR",
-                       help="a ComfyUI or A1111/Forge folder (or any folder of .safetensors) whose models are "
+                       help="a ComfyUI or A1111/Forge folder (or any folder of .safetensors / .gguf) whose models are "
                        f"usable by file name; repeatable; goes before ${MODELS_FOLDERS_ENV} (see docs/models.md)")
         p.add_argument("--threads", type=int, help="CPU threads for torch (default: torch's choice); on a shared"
                        " CPU fewer threads than cores avoids oversubscription")
+        p.add_argument("--gguf-companion", action="append", metavar="FAMILY=MODEL", type=gguf_companion,
+                       help="where a GGUF transformer of FAMILY (flux, flux-schnell, qwen) gets its VAE, text encoders"
+                       " and scheduler: a diffusers folder, hub id or builtin (default: the family's reference"
+                       " repo, e.g. black-forest-labs/FLUX.1-dev); repeatable (docs/models.md, 'GGUF transformers')")
 
     serve = sub.add_parser("serve", help="run the HTTP + WebSocket server")
     serve.add_argument("--host", default="127.0.0.1", help="default 127.0.0.1; any other host needs a token")
@@ -354,6 +365,15 @@ def build_parser() -> argparse.ArgumentParser:
     schema.add_argument("--docs", default=str(Path(__file__).resolve().parent.parent / "docs"))
     schema.set_defaults(func=cmd_schema)
     return parser
+
+
+def gguf_companion(value: str) -> tuple[str, str]:
+    """``FAMILY=MODEL`` of ``--gguf-companion``, checked before anything heavy is imported."""
+    family, sep, model = value.partition("=")
+    if not sep or family.strip() not in GGUF_FAMILIES or not model.strip():
+        raise argparse.ArgumentTypeError(f"{value!r}: give FAMILY=MODEL, FAMILY one of {', '.join(GGUF_FAMILIES)}"
+                                         " (e.g. flux=/models/FLUX.1-dev)")
+    return family.strip(), model.strip()
 
 
 def use_models_folders(folders: list[str] | None) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from . import preflight
@@ -97,3 +97,54 @@ def family_of(model_id: str, server: str | None = None) -> str | None:
         if entry is not None and entry.get("family"):
             return str(entry["family"])
     return preflight.guess_family(model_id)
+
+
+#: What the search lists call each family (the backend's ``family`` values).
+FAMILY_LABELS = {"sd15": "SD 1.5", "sdxl": "SDXL", "flux": "FLUX.1 [dev]", "flux-schnell": "FLUX.1 [schnell]",
+                 "zimage": "Z-Image", "qwen": "Qwen-Image", "sd": "SD 1.5/SDXL", "sd2": "SD 2.x", "sd3": "SD3"}
+_SOURCE_LABELS = {"folder": "models folder", "hub": "HF cache", "builtin": "builtin, random weights",
+                  "local": "LoRA folder"}
+
+
+def same_family(a: str | None, b: str | None) -> bool:
+    """Whether models of families ``a`` and ``b`` go together (FLUX.1 dev and schnell share ControlNets
+    and LoRAs; a VAE of family "sd" suits SD 1.5 and SDXL)."""
+    def norm(f: str) -> str:
+        return "flux" if f == "flux-schnell" else f
+
+    if not a or not b:
+        return False
+    if "sd" in (a, b):
+        return {a, b} <= {"sd", "sd15", "sdxl"}
+    return norm(a) == norm(b)
+
+
+def label(entry: Mapping[str, Any]) -> str:
+    """The description beside an id in a search list: family, GGUF quantization, where it is, and why it
+    cannot be used when the backend says so (e.g. "FLUX.1 [dev] · GGUF Q8_0 · models folder")."""
+    family = str(entry.get("family") or "")
+    parts = [FAMILY_LABELS.get(family, family) if family and family != "unknown" else "unknown family"]
+    if entry.get("format") == "gguf":
+        parts.append(f"GGUF {entry.get('quantization') or ''}".strip())
+    source = str(entry.get("source") or "")
+    if source:
+        parts.append(_SOURCE_LABELS.get(source, source))
+    if entry.get("runnable") is False:
+        parts.append(f"not usable: {entry.get('reason') or 'the backend cannot load this file'}")
+    return " · ".join(parts)
+
+
+def search_items(server: str, kind: str = "base", token: str | None = None, *,
+                 family: str | None = None) -> list[tuple[str, str]]:
+    """``(id, label)`` of the installed models of ``kind`` in ``server``'s cached list, sorted by id; with
+    ``family`` (the base model's, for ControlNets, LoRAs and VAEs), only those that go with it, plus
+    those whose family the backend does not know. Never waits for the network (see :func:`cached`)."""
+    out = []
+    for m in cached(server, token) or []:
+        if m.get("kind", "base") != kind or not m.get("installed", True):
+            continue
+        fam = m.get("family")
+        if family and fam and fam != "unknown" and not same_family(family, str(fam)):
+            continue
+        out.append((str(m.get("id")), label(m)))
+    return sorted(out)

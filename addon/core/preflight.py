@@ -31,6 +31,13 @@ class ModelNotInstalled(ScenecastError, ValueError):
     default_fix = "install the model (or go online so the backend can download it), or pick an installed one"
 
 
+class ModelUnusable(ScenecastError, ValueError):
+    """A model the job names is on the backend but the backend says it cannot run it (``runnable: false``
+    in ``/v1/models``: a family it does not run, a GGUF that is no image transformer, no ``gguf`` package)."""
+
+    default_fix = "pick another model: the search lists say which ones can be used"
+
+
 class SelectionError(ScenecastError, ValueError):
     """The selection does not hold what the feature works on."""
 
@@ -104,20 +111,25 @@ _KIND_OF = {"model": "base", "ControlNet": "controlnet", "LoRA": "lora"}
 def _is_path(name: str) -> bool:
     """A file or folder path rather than an installed name or a hub id ("org/name")."""
     return (name.startswith(("/", "~", ".", "\\")) or (len(name) > 2 and name[1] == ":" and name[2] in "\\/")
-            or ("/" in name or "\\" in name) and name.lower().endswith(".safetensors"))
+            or ("/" in name or "\\" in name) and name.lower().endswith((".safetensors", ".gguf")))
 
 
 def check_installed(models: Sequence[Mapping[str, Any]], model: str, controlnets: Iterable[str], *,
                     offline: bool, loras: Iterable[str] = ()) -> list[str]:
     """Notes about models the backend will download; ``ModelNotInstalled`` when offline and one of
-    ``model`` / ``controlnets`` (explicit ControlNet ids) / ``loras`` is not installed. File and folder
-    paths are left to the backend (only it knows its own file system)."""
+    ``model`` / ``controlnets`` (explicit ControlNet ids) / ``loras`` is not installed, ``ModelUnusable``
+    when the backend lists one as not runnable (with its reason). File and folder paths are left to the
+    backend (only it knows its own file system)."""
     notes: list[str] = []
     named = [("model", model)] + [("ControlNet", c) for c in controlnets] + [("LoRA", x) for x in loras]
     for kind, name in named:
         if not name or name.startswith(BUILTIN_PREFIX) or _is_path(name):
             continue
         entry = model_entry(models, name)
+        if entry is not None and entry.get("runnable") is False:
+            family = f"{entry['family']} " if entry.get("family") else ""
+            why = entry.get("reason") or f"the backend cannot load this {family}file"
+            raise ModelUnusable(f"the {kind} {name!r} cannot be used: {why}")
         if entry is not None and entry.get("installed", True):
             continue
         if offline:

@@ -62,7 +62,7 @@ class SCENECAST_AP_preferences(bpy.types.AddonPreferences):
     )
     models_folders: StringProperty(  # type: ignore[valid-type]
         name="Models Folders",
-        description="ComfyUI or A1111/Forge folders (or folders of .safetensors) whose models a backend the"
+        description="ComfyUI or A1111/Forge folders (or folders of .safetensors / .gguf) whose models a backend the"
         " add-on starts can use by file name; separate several with ';'",
         default="",
     )

@@ -88,15 +88,30 @@ def _class_items() -> list[tuple[str, str, str]]:
 # Any text may be typed too (search_options SUGGESTION): a hub id, a file name, a local path.
 
 
-def _search(kind: str, edit_text: str, extra: tuple[str, ...] = ()) -> list[tuple[str, str]]:
+def _search(kind: str, edit_text: str, extra: tuple[str, ...] = (), family: str | None = None) -> list[tuple[str, str]]:
+    """Installed models of ``kind`` whose id holds ``edit_text``, labelled with family, GGUF quantization
+    and where they are (core.model_list.label); ``family``: only those that go with that base family."""
     prefs = blender_settings.preferences()
-    ids = model_list.ids(prefs.server, kind, prefs.token)
+    items = model_list.search_items(prefs.server, kind, prefs.token, family=family)
     text = edit_text.strip().lower()
-    found = [(i, f"installed {kind}") for i in (*extra, *ids) if text in i.lower()]
-    if not ids:
+    found = [(i, f"installed {kind}") for i in extra if text in i.lower()]
+    found += [(i, what) for i, what in items if text in i.lower() and i not in extra]
+    if not items:
         why = model_list.error(prefs.server)
+        if why is None and model_list.cached(prefs.server, refresh_if_old=False) is not None:
+            of = f" for {model_list.FAMILY_LABELS.get(family, family)} models" if family else ""
+            why = f"no installed {kind}{of} on the backend (type a hub id or a file name)"
         found.append(("", why or "fetching the backend's model list… (type a hub id or a file name meanwhile)"))
     return found
+
+
+def _base_family(context: Any) -> str | None:
+    """The family of the scene's base model (its own, else the preference's default), from the backend's
+    list or its name; None when unknown (then every ControlNet is offered)."""
+    prefs = blender_settings.preferences()
+    scene = getattr(context, "scene", None)
+    own = getattr(getattr(scene, "scenecast", None), "model", "") or ""
+    return model_list.family_of(own.strip() or prefs.default_model, prefs.server)
 
 
 def _search_models(self: Any, context: Any, edit_text: str) -> list[tuple[str, str]]:
@@ -104,7 +119,7 @@ def _search_models(self: Any, context: Any, edit_text: str) -> list[tuple[str, s
 
 
 def _search_controlnets(self: Any, context: Any, edit_text: str) -> list[tuple[str, str]]:
-    return _search("controlnet", edit_text)
+    return _search("controlnet", edit_text, family=_base_family(context))
 
 
 def _search_loras(self: Any, context: Any, edit_text: str) -> list[tuple[str, str]]:

@@ -216,10 +216,9 @@ def classify_gguf(tensors: dict[str, list[int]]) -> Detected | None:
 
 
 def gguf_tensor_shapes(path: str | os.PathLike) -> dict[str, list[int]]:
-    """Tensor names and shapes (torch order) of a .gguf file, read by the ``gguf`` package from its header
-    (memory-mapped; no tensor data is touched). Raises ImportError without ``gguf``, ValueError for a
-    file that is no GGUF."""
-    from gguf import GGUFReader  # noqa: PLC0415 - optional, and the one non-pure helper here
+    """Tensor names and shapes (torch order) of a .gguf file, from its header alone (models/gguf_header.py:
+    no tensor data is read, and the ``gguf`` package is not needed). Raises ValueError (GgufHeaderError)
+    for a file that is no readable GGUF."""
+    from .gguf_header import read_gguf_tensors  # noqa: PLC0415
 
-    reader = GGUFReader(os.fspath(path), "r")
-    return {t.name: [int(d) for d in reversed(t.shape.tolist())] for t in reader.tensors}
+    return {name: list(t.shape) for name, t in read_gguf_tensors(path).items()}

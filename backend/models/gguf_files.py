@@ -17,6 +17,7 @@ import torch
 from .components import BaseComponents
 from .errors import UnsupportedModel
 from .families import GGUF_FAMILIES, Detected, classify_gguf, family_info, gguf_tensor_shapes
+from .gguf_header import gguf_package_missing
 
 # The transformer class of each family diffusers can load a GGUF of.
 _CLASSES = {"flux": "FluxTransformer2DModel", "flux-schnell": "FluxTransformer2DModel",
@@ -26,14 +27,15 @@ COMPANIONS = {"flux": "black-forest-labs/FLUX.1-dev", "flux-schnell": "black-for
               "qwen": "Qwen/Qwen-Image"}
 
 
+MISSING_PACKAGE_FIX = "pip install gguf into the backend's environment (backend/requirements.txt pins it)"
+
+
 def detect_gguf(path: Path) -> Detected:
-    """The family of a GGUF transformer file; UnsupportedModel (with the fix) for anything else."""
+    """The family of a GGUF transformer file; UnsupportedModel (with the fix) for anything else, or when
+    the ``gguf`` package that loading needs is missing. Reads the header only."""
     try:
         shapes = gguf_tensor_shapes(path)
-    except ImportError as exc:
-        raise UnsupportedModel(f"{path.name} is a GGUF file and the `gguf` package is not installed",
-                               "pip install gguf (backend/requirements.txt pins it)") from exc
-    except (ValueError, OSError, IndexError) as exc:
+    except (ValueError, OSError) as exc:
         raise UnsupportedModel(f"{path.name} cannot be read as a GGUF file ({exc})",
                                "check that the file downloaded completely") from exc
     found = classify_gguf(shapes)
@@ -41,6 +43,9 @@ def detect_gguf(path: Path) -> Detected:
         families = ", ".join(family_info(f).label for f in GGUF_FAMILIES)
         raise UnsupportedModel(f"{path.name} is not a GGUF transformer Scenecast can load (it loads {families})",
                                "use a FLUX.1 or Qwen-Image transformer GGUF (e.g. city96's), or a safetensors model")
+    if gguf_package_missing():
+        raise UnsupportedModel(f"{path.name} is a GGUF file and the `gguf` package is not installed",
+                               MISSING_PACKAGE_FIX)
     return found
 
 

@@ -135,7 +135,7 @@ class ModelManager(ExtraModels, MemoryModes):
         """Raise ModelNotFound / UnsafeCheckpoint now (fast, nothing loaded) so a bad id is a 4xx at submit."""
         loc = locate(model_id, kind)  # type: ignore[arg-type]
         if loc.source == "gguf":
-            detect_gguf(loc.path)  # UnsupportedModel now, not after a download
+            self.check_gguf_companion(model_id, detect_gguf(loc.path).family)  # now, not after a load
             return
         if loc.source == "single_file" and kind != "lora":
             try:
@@ -190,7 +190,11 @@ class ModelManager(ExtraModels, MemoryModes):
                 except Exception:  # noqa: BLE001 - an unreadable file is just not listed
                     continue
                 out.append({"id": f.stem, "kind": "lora", "family": family, "source": "local", "installed": True})
-        out += [m.entry() for m in scan_models_folders()]  # ComfyUI / A1111 folders (models/folders.py)
+        for m in scan_models_folders():  # ComfyUI / A1111 folders (models/folders.py)
+            entry = m.entry()
+            if m.format == "gguf" and m.classified.family in self.gguf_companions:
+                entry["companion"] = self.gguf_companions[m.classified.family]  # its VAE and text encoders
+            out.append(entry)
         return out
 
     def _hub_models(self) -> Iterator[dict[str, Any]]:

@@ -12,7 +12,8 @@ import torch
 from diffusers.models.attention_processor import AttnProcessor2_0
 
 from .components import BaseComponents, module_bytes
-from .families import FAMILIES
+from .errors import ModelError, UnsupportedModel
+from .families import FAMILIES, family_info
 from .loading_flow import load_flow_folder
 from .loading import DownloadCallback, download
 from .gguf_files import detect_gguf, gguf_base, is_quantized
@@ -68,6 +69,25 @@ class MemoryModes:
         order = [*base.text_encoders, base.denoiser]  # the order a job runs them: offload hands over along it
         base.extra["offload_hooks"] = apply_memory_plan(order, base.vae, plan, self.device)
         base.exec_device = self.device
+
+    def check_gguf_companion(self, model_id: str, family: str) -> None:
+        """Refuse (ModelError naming the fix) a GGUF transformer of ``family`` whose companion — the model
+        its VAE, text encoders and scheduler come from — is missing offline or of another family; fast,
+        nothing loaded, so that a job is refused at submit."""
+        companion_id = self.gguf_companions[family]
+        label = family_info(family).label
+        option = f"--gguf-companion {family}=<a {label} diffusers folder or hub id you have>"
+        try:
+            comp = locate(companion_id, "base")
+            comp_family = self.family(companion_id)
+        except ModelError as exc:
+            raise type(exc)(f"{model_id} is a GGUF {label} transformer; its VAE and text encoders come from"
+                            f" {companion_id}, and {exc.message}",
+                            f"{exc.fix}; or start the backend with {option}") from exc
+        if comp_family is not None and comp_family.removesuffix("-schnell") != family.removesuffix("-schnell"):
+            raise UnsupportedModel(f"{model_id} is a GGUF {label} transformer but its companion {comp.id} is "
+                                   f"{family_info(comp_family).label if comp_family in FAMILIES else comp_family}",
+                                   f"start the backend with {option}")
 
     def _gguf_base(self, loc: Any, on_download: DownloadCallback | None) -> BaseComponents:
         """A GGUF transformer with its companion's VAE, text encoders, tokenizers and scheduler

@@ -197,7 +197,7 @@ def not_in_model_folders(model_id: str, kind: Kind) -> ModelNotFound:
 
 def _in_models_folders(name: str, kind: Kind) -> Located | None:
     """A file of the models folders (:mod:`folders`) called ``name``; None when no folder has one."""
-    from .folders import find_by_name, pickles_named  # noqa: PLC0415
+    from .folders import GGUF_PACKAGE_MISSING, find_by_name, pickles_named  # noqa: PLC0415
 
     try:
         found = find_by_name(name, kind)
@@ -210,6 +210,13 @@ def _in_models_folders(name: str, kind: Kind) -> Located | None:
             raise refuse_pickle(str(pickles[0]))
         return None
     c = found.classified
+    if found.format == "gguf":  # a quantized transformer (models/gguf_files.py): its reason, when it has one
+        if not found.runnable:
+            fix = ("pip install gguf into the backend's environment" if found.reason == GGUF_PACKAGE_MISSING
+                   else "pick a FLUX.1 or Qwen-Image transformer GGUF, or another model")
+            raise UnsupportedModel(f"{name} ({found.path}): {found.reason}", fix)
+        if c.kind == kind:
+            return Located(name, "gguf", found.path.resolve(), True)
     if c.kind != kind:
         raise ModelNotFound(f"{name} in the models folders ({found.path}) is a {c.kind}, not a {kind}",
                             f"pick a {kind} here (GET /v1/models lists each file's kind)")
