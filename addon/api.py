@@ -69,7 +69,7 @@ def extract_passes(
     """The scene's passes from ``camera`` (default: the scene camera) at ``resolution`` (W, H).
 
     Returns ``Passes``: ``.control`` ("depth", "normal", "edges", "segmentation" → H×W×3 uint8, row 0
-    top) and ``.raw`` ("depth" H×W float32 scene units, inf for background; "normal" H×W×3 camera
+    top; depth and edges are read-only views of one grey plane: ``.copy()`` one to edit it) and ``.raw`` ("depth" H×W float32 scene units, inf for background; "normal" H×W×3 camera
     space; "object_id" H×W int32). Segmentation classes come from each object's Scenecast class unless
     ``classes=`` is given; the depth range from the scene's Set Depth Range unless ``depth_range=`` is.
     Keyword arguments go on to ``blender.extract.extract_passes`` (``frame``, ``edges``, ...).
