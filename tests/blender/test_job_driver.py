@@ -15,10 +15,31 @@ import pytest
 WAIT = 60  # seconds: only a broken driver ever waits this long
 
 
+RUNNERS: list[LockStep] = []
+
+
+@pytest.fixture(autouse=True)
+def no_worker_outlives_its_test():
+    """Every LockStep worker is let go and joined when its test ends, passed or failed: a worker left
+    waiting on a tick would run on into later tests (and bpy crashes are hard enough to pin down)."""
+    yield
+    while RUNNERS:
+        runner = RUNNERS.pop()
+        runner.ticked.release(len(runner.events) + 1)
+        for cancel in runner.cancels:
+            cancel.set()
+        for thread in runner.threads:
+            thread.join(WAIT)
+            assert not thread.is_alive(), "a job worker did not end"
+
+
 class LockStep:
     """A job runner that sends ``events`` one at a time, each after the test has ticked the last."""
 
     def __init__(self, sc_module, events, files=(), fail=None, wait_for_cancel=False):
+        RUNNERS.append(self)
+        self.threads: list[threading.Thread] = []
+        self.cancels: list[threading.Event] = []
         self.client = sc_module("core.client")
         self.remote_job = sc_module("core.remote_job")
         self.events, self.files, self.fail, self.wait_for_cancel = events, list(files), fail, wait_for_cancel
@@ -28,6 +49,9 @@ class LockStep:
 
     def __call__(self, request, on_event=None, cancel=None, on_status=None):
         self.requests.append(request)
+        self.threads.append(threading.current_thread())
+        if cancel is not None:
+            self.cancels.append(cancel)
         for kind, data, *image in self.events:
             on_event(self.client.Event(kind, dict(data), image[0] if image else None))
             self.sent.release()
