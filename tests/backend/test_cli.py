@@ -15,7 +15,8 @@ import pytest
 from PIL import Image
 
 from _server import ROOT, shared_server
-from backend.cli import CliError, load_spec_file, main
+from backend.cli import CliError, main
+from backend.cli_generate import load_spec_file
 from backend.loopback import is_loopback_name as is_loopback
 from backend.spec import JobSpec
 
