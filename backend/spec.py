@@ -165,6 +165,9 @@ class TextureSyncStage(CommonFields):
     reference_view: int | None = Field(default=0, ge=0, lt=MAX_SYNC_VIEWS, description="view attended by all"
                                        " in the early steps (cross_view_attention); null: none")
     reference_fraction: float = Field(default=0.5, ge=0.0, le=1.0, description="share of the steps the reference is attended")
+    reference: list[ReferenceImage] = Field(default_factory=list, max_length=MAX_REFERENCES,
+                                            description="style/reference images (IP-Adapter; FLUX.1: Redux) steering every"
+                                            " view alike; not to be confused with `reference_view`")
     micro_batch: int | None = Field(default=None, ge=1, le=2 * MAX_SYNC_VIEWS,
                                     description="samples per denoiser call: UNets count both CFG branches, FLUX.1 views (Z-Image and"
                                     " Qwen-Image run 1); default: from free memory")

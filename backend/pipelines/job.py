@@ -115,7 +115,7 @@ def _units(stage: Any, base: Any, models: ModelManager, images: Mapping[str, np.
 def _references(stage: Any, base: Any, models: ModelManager, images: Mapping[str, np.ndarray],
                 notes: list[str]) -> tuple[list[Any], list[dict[str, Any]]]:
     """The stage's reference images: IP-Adapters on UNets, Redux on FLUX.1 (docs/models.md)."""
-    if not getattr(stage, "reference", None):  # texture_sync takes none (its spec refuses the field)
+    if not stage.reference:  # texture_sync: the same references steer every view (pipelines/sync/stage.py)
         return [], []
     if base.is_flow:
         return _redux_references(stage, base, models, images, notes)

@@ -95,15 +95,18 @@ def install(unet: Any, state_dicts: list[dict[str, dict[str, torch.Tensor]]]) ->
 
 
 @contextmanager
-def applied(unet: Any, refs: list[ReferenceInput], cfg: bool) -> Iterator[Applied | None]:
-    """Install one adapter slot per reference on ``unet`` for the block; restore it after (also on error)."""
+def applied(unet: Any, refs: list[ReferenceInput], cfg: bool, repeat: int = 1) -> Iterator[Applied | None]:
+    """Install one adapter slot per reference on ``unet`` for the block; restore it after (also on error).
+
+    ``repeat``: samples per CFG half that all take the same references (synchronized views), so the
+    embeds are [negative x repeat, positive x repeat] as the pipeline repeats them per image of a prompt."""
     if not refs:
         yield None
         return
     from diffusers.models.attention_processor import IPAdapterAttnProcessor2_0  # noqa: PLC0415
 
     device = unet.device
-    embeds = [image_embeds(r, cfg, device).to(unet.dtype) for r in refs]
+    embeds = [image_embeds(r, cfg, device).to(unet.dtype).repeat_interleave(repeat, dim=0) for r in refs]
     saved_procs = dict(unet.attn_processors)
     saved_proj = unet.encoder_hid_proj
     saved_type = unet.config.encoder_hid_dim_type
@@ -142,9 +145,15 @@ def redux_tokens(ref: ReduxInput) -> torch.Tensor:
     return ref.redux.image_embedder(hidden.to(ref.redux.image_embedder.dtype)).image_embeds * ref.weight
 
 
-def with_redux(cond: Any, refs: list[ReduxInput]) -> Any:
-    """FLUX text conditioning with each reference's Redux tokens appended (weight 0: left out)."""
-    tokens = [redux_tokens(r).to(cond.embeds.dtype) for r in refs if r.weight > 0]
+def redux_token_list(refs: list[ReduxInput]) -> list[torch.Tensor]:
+    """Each reference's Redux tokens (weight 0: left out), computed once for conditionings that share them."""
+    return [redux_tokens(r) for r in refs if r.weight > 0]
+
+
+def with_redux(cond: Any, refs: list[ReduxInput], tokens: list[torch.Tensor] | None = None) -> Any:
+    """FLUX text conditioning with each reference's Redux tokens appended (weight 0: left out).
+    ``tokens``: ``redux_token_list(refs)`` when already computed (synchronized views: one per prompt)."""
+    tokens = [t.to(cond.embeds.dtype) for t in (redux_token_list(refs) if tokens is None else tokens)]
     if not tokens:
         return cond
     embeds = torch.cat([cond.embeds, *tokens], dim=1)

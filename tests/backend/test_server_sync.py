@@ -93,3 +93,31 @@ def test_cross_view_attention_on_a_flow_model_is_refused_at_submit(server, part)
     assert code == 400, answer
     assert answer["error"]["code"] == "unsupported_model"
     assert "cross_view_attention" in answer["error"]["message"] and "false" in answer["error"]["fix"]
+
+
+@pytest.mark.parametrize(("model", "adapter"), [("builtin:tiny", "builtin:tiny-ip-adapter"),
+                                              ("builtin:tiny-flux", "builtin:tiny-flux-redux")])
+def test_a_texture_sync_job_with_a_reference_image_runs_over_http(server, part, model, adapter):
+    """The reference arrives as one more image part; the views differ from the same job without it."""
+    client = BackendClient(server.url, token=TOKEN)
+    style = np.random.default_rng(7).integers(0, 256, (48, 40, 3), dtype=np.uint8)
+    plain_spec = {**sync_spec(), "model": model}
+    spec = {**plain_spec, "stages": [{**plain_spec["stages"][0], "reference": [{"image": "style", "weight": 1.0}]}]}
+    job = client.submit(spec, {**depth_images(), "corr": part, "style": style})
+    styled = client.wait_pixels(job, timeout=300)
+    plain = client.wait_pixels(client.submit(plain_spec, {**depth_images(), "corr": part}), timeout=300)
+    assert len(styled) == VIEWS + 2
+    assert all(np.abs(a.astype(int) - b.astype(int)).mean() > 0.1 for a, b in zip(styled[:VIEWS], plain[:VIEWS]))
+    code, record = server.json("GET", f"/v1/jobs/{job}/record")
+    assert code == 200, record
+    assert [r["model"] for r in record["resolved"]["stages"][0]["reference"]] == [adapter]
+
+
+def test_a_texture_sync_reference_on_a_family_without_one_is_refused_at_submit(server, part):
+    files = {k: png(v) for k, v in depth_images().items()}
+    spec = {**sync_spec(), "model": "builtin:tiny-zimage"}
+    spec["stages"][0]["reference"] = [{"image": "style"}]
+    code, answer = server.submit(spec, {**files, "corr": part, "style": files["depth0"]})
+    assert code == 400, answer
+    assert "not supported for zimage" in answer["error"]["message"]
+    assert "flux (Redux)" in answer["error"]["fix"]

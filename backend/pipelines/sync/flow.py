@@ -22,7 +22,7 @@ import torch
 
 from ...models.errors import UnsupportedModel
 from ...models.families import FAMILIES, is_flow
-from .. import flow_models, flow_prompt, flux
+from .. import flow_models, flow_prompt, flux, reference
 from ..control import ControlUnit
 from ..flow_denoise import Velocity
 
@@ -75,17 +75,21 @@ def _stack_flux(conds: list[flow_prompt.FlowConditioning], controls: list[list[A
 
 def views_velocity(base: Any, prompt: str, negative: str, guidance: float, suffixes: list[str],
                    view_units: list[list[ControlUnit]], seed: int, size: int, h: int, w: int,
-                   notes: list[str], asked: bool = False) -> tuple[ViewsVelocity, int]:
+                   notes: list[str], asked: bool = False, references: list[Any] | None = None
+                   ) -> tuple[ViewsVelocity, int]:
     """The N views' velocity and the micro-batch (views per transformer call) it runs with.
 
     Each view's prompt (with its suffix) is encoded once per distinct suffix; each view's ControlNet
     images are prepared as a plain stage of that view would prepare them (same seed), so with no fusion
     a view's result is the plain flow denoise of that view from the same noise. ``asked``: ``size`` is the
-    stage's own ``micro_batch`` (a family that runs one view per call then says so in the notes)."""
+    stage's own ``micro_batch`` (a family that runs one view per call then says so in the notes).
+    ``references``: FLUX.1 Redux inputs (``reference.ReduxInput``) whose tokens every view's prompt gets."""
+    tokens = reference.redux_token_list(references) if references else []
     cache: dict[str, flow_prompt.FlowConditioning] = {}
     for s in suffixes:
         if s not in cache:
-            cache[s] = flow_prompt.encode(base, f"{prompt}, {s}" if s else prompt, negative, guidance)
+            cond = flow_prompt.encode(base, f"{prompt}, {s}" if s else prompt, negative, guidance)
+            cache[s] = reference.with_redux(cond, references or [], tokens)
     conds = [cache[s] for s in suffixes]
     if any(c.truncated for c in conds):
         notes.append("prompt longer than the text encoders take: truncated")

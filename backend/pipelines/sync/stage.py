@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from .. import preview, vae
+from .. import preview, reference, vae
 from ..control import ControlUnit
 from ..denoise import denoise
 from ..flow_denoise import flow_denoise
@@ -125,13 +125,16 @@ def _denoise_unet(ctx: Any, sync: SyncInputs, sched: Any, timesteps: torch.Tenso
         size = max(n, size // n * n)
     units = _merged_units(sync.view_units, cfg, size)
     ctx.progress.stage(ctx.index, ctx.type, len(timesteps))
-    previous = attention.install(base.unet, n, stage.reference_view, state) if state is not None else None
-    try:
-        latents = denoise(micro_batched(base, size), sched, timesteps, latents, cond, p.guidance, units, gen,
-                          ctx.progress.cancelled, on_step, None, hook)
-    finally:
-        if previous is not None:
-            base.unet.set_attn_processor(previous)  # the model is cached across jobs
+    # IP-Adapters first: installing them replaces every attention processor; cross-view attention then
+    # takes the self-attention layers only, and each restores what it found.
+    with reference.applied(base.unet, ctx.references, cfg, repeat=n) as refs:
+        previous = attention.install(base.unet, n, stage.reference_view, state) if state is not None else None
+        try:
+            latents = denoise(micro_batched(base, size), sched, timesteps, latents, cond, p.guidance, units, gen,
+                              ctx.progress.cancelled, on_step, None, hook, reference=refs)
+        finally:
+            if previous is not None:
+                base.unet.set_attn_processor(previous)  # the model is cached across jobs
     return latents, size
 
 
@@ -173,7 +176,7 @@ def run(ctx: Any, sync: SyncInputs) -> list[np.ndarray]:
         velocity, size = flow.views_velocity(
             base, p.prompt, p.negative_prompt, p.guidance, [v.prompt_suffix for v in stage.views], sync.view_units,
             p.seed, stage.micro_batch or _pick(base, p, n, n), p.height // factor, p.width // factor, ctx.notes,
-            asked=stage.micro_batch is not None)
+            asked=stage.micro_batch is not None, references=ctx.references)
         ctx.progress.stage(ctx.index, ctx.type, len(timesteps))
         latents = flow_denoise(velocity, sched, timesteps, latents, ctx.progress.cancelled, on_step, None, hook)
     else:
