@@ -99,10 +99,10 @@ def texture_settings(job: JobSettings, *, texture_size: int = 1024, material: st
         raise ValueError(f"mode {mode!r}: use one of {', '.join(MODES)}")
     if not 0.0 <= sync_fraction <= 1.0:
         raise ValueError(f"sync_fraction {sync_fraction}: use 0..1 (0.8: the first 80% of the steps are fused)")
-    if mode != "sequential" and job.reference:
-        raise ValueError(f"a reference image steers the sequential mode only: {mode} views are denoised as one job"
-                         " that holds one look through the shared texture; use mode='sequential' to keep the"
-                         " reference, or clear the scene's Reference Image")
+    if mode != "sequential" and job.first_view_reference:
+        raise ValueError(f"reference 'first view' needs the sequential mode: {mode} views are denoised together in"
+                         " one job, so no view's result exists before the others to steer them; use"
+                         " mode='sequential', or give a Reference Image (it steers every view alike)")
     if mode != "sequential" and side % texturing_sync.LATENT_FACTOR:
         raise ValueError(f"view size {side}: {mode} texturing needs a multiple of {texturing_sync.LATENT_FACTOR}")
     if not 8 <= int(texture_size) <= 16384:

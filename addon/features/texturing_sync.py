@@ -29,6 +29,7 @@ import numpy as np
 from ..blender.held import Held
 from ..blender.projection import ProjectionError, Projector
 from ..blender.texturing import view_image
+from ..core.jobspec import REFERENCE_KEY
 from ..core.projection import rasterize_view
 from ..core.remote_job import JobOutcome, JobRequest, PendingFiles
 from ..core.sync_views import Level, PackedTexels, at_resolution, encode, strip_values, unpack, view_correspondence, view_suffix
@@ -80,13 +81,18 @@ def correspondence_part(projector: Projector, views: Sequence[Any], size: tuple[
 
 def sync_request(settings: Any, controls: Sequence[dict[str, np.ndarray]], part: bytes, suffixes: Sequence[str],
                  name: str, request_fields: dict[str, Any]) -> JobRequest:
-    """One ``texture_sync`` job: per view its units (image keys ``v<i>_<key>``) and suffix."""
+    """One ``texture_sync`` job: per view its units (image keys ``v<i>_<key>``) and suffix; a reference
+    image (``settings.reference``) goes to the stage as in the sequential mode and steers every view."""
     views: list[dict[str, Any]] = []
     images: dict[str, Any] = {}
     for i, (control, suffix) in enumerate(zip(controls, suffixes)):
         units = [{**dict(u), "image": f"v{i}_{u.get('image') or u['type']}"} for u in settings.units]
         images.update({f"v{i}_{key}": image for key, image in control.items()})  # those no unit names stay here
         views.append({"controlnets": units, "prompt_suffix": suffix})
+    if settings.reference:  # its entries are in base_params; the same image steers every view
+        if isinstance(settings.reference_image, str):  # "first view": texture_settings refuses it here
+            raise ValueError(f"reference {settings.reference_image!r} needs the sequential mode")
+        images[REFERENCE_KEY] = settings.reference_image
     fraction = 0.0 if settings.mode == "separate" else float(settings.sync_fraction)
     params = dict(settings.base_params)
     params["preset"] = {"stages": [{"type": "texture_sync", "views": views, "correspondence": CORRESPONDENCE_KEY,

@@ -237,8 +237,8 @@ class SCENECAST_PG_scene(bpy.types.PropertyGroup):
     )
     reference_first_view: BoolProperty(  # type: ignore[valid-type]
         name="Hold First View's Look",
-        description="Texture Objects / Stylize Frames: the first view's (frame's) result becomes the reference"
-        " of the later ones",
+        description="Texture Objects (sequential mode) / Stylize Frames: the first view's (frame's) result"
+        " becomes the reference of the later ones",
         default=False,
     )
 

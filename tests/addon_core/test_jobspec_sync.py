@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -40,3 +45,25 @@ def test_the_correspondence_part_goes_with_its_own_content_type() -> None:
     body = b"".join(chunks)
     assert f'name="correspondence"; filename="correspondence.sccr"\r\nContent-Type: {CONTENT_TYPE}'.encode() in body
     assert b'name="v0_depth"; filename="v0_depth.png"\r\nContent-Type: image/png' in body
+
+
+def test_a_reference_image_goes_to_the_texture_sync_stage_and_validates_against_the_backend() -> None:
+    """Texture Objects in synchronized mode: the settings' reference entry (``params["reference"]``) lands on
+    the one texture_sync stage, its image is one of the parts, and the backend's JobSpec takes the spec."""
+    spec = build_job_spec(model="builtin:tiny", prompt="x", width=64, height=64, preset=sync_preset(),
+                          reference=[{"weight": 0.6}])
+    stage = spec["stages"][0]
+    assert stage["reference"] == [{"image": "reference", "weight": 0.6}]
+    assert image_keys(spec) == {"v0_depth", "v1_depth", "correspondence", "reference"}
+    root = Path(__file__).resolve().parents[2]
+    python = root / ".venv" / "bin" / "python"
+    if not python.exists():
+        pytest.skip("backend venv (.venv) not built")
+    script = ("import json, sys\nfrom backend.spec import JobSpec\n"
+              "s = JobSpec.model_validate(json.load(sys.stdin))\n"
+              "print('ok', s.stages[0].reference[0].weight, sorted(s.image_keys()), flush=True)\n")
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    result = subprocess.run([str(python), "-c", script], input=json.dumps(spec), capture_output=True, text=True,
+                            cwd=root, env=env, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split(" ", 2)[:2] == ["ok", "0.6"] and "'reference'" in result.stdout

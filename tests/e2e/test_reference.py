@@ -1,6 +1,7 @@
 """Reference images end to end: the installed add-on (bpy 5.0) against a real backend on builtin:tiny.
 
-Generate with a reference image file; Texture Objects and Stylize Frames with reference="first view":
+Generate with a reference image file; Texture Objects in synchronized mode with one (every view in one
+texture_sync job); Texture Objects and Stylize Frames with reference="first view":
 the first job has no reference, every later job's spec carries one (read from the job records), and
 the backend ran it (the record's resolved stage lists the IP-Adapter)."""
 
@@ -76,10 +77,49 @@ def test_generate_with_a_reference_image_file(api, backend, scene, tmp_path, mod
         api.generate(scene, prompt="x", reference="first view", **tiny)
 
 
-def test_a_reference_in_synchronized_mode_is_refused_before_any_render(api, backend, scene):
-    with pytest.raises(ValueError, match="mode='sequential'"):
+@pytest.mark.parametrize("mode", ["synchronized", "separate"])
+def test_a_first_view_reference_in_one_job_modes_is_refused_before_any_render(api, backend, scene, mode):
+    """All views are one job there: no view's result exists before the others (a fixed image works)."""
+    cameras = {o.name for o in scene.objects if o.type == "CAMERA"}
+    images = set(bpy.data.images.keys())
+    with pytest.raises(ValueError, match="'first view' needs the sequential mode.*mode='sequential'"):
         api.texture_objects([scene.objects["Car"]], prompt="rusty metal", views=3, server=backend.url,
-                            model="builtin:tiny", size=64, steps=2, reference="first view", mode="synchronized")
+                            model="builtin:tiny", size=64, steps=2, reference="first view", mode=mode)
+    assert {o.name for o in scene.objects if o.type == "CAMERA"} == cameras
+    assert set(bpy.data.images.keys()) == images  # no pass was rendered
+
+
+@pytest.mark.parametrize(("model", "adapter"), [("builtin:tiny", "builtin:tiny-ip-adapter"),
+                                              ("builtin:tiny-flux", "builtin:tiny-flux-redux")])
+def test_texture_objects_synchronized_with_a_reference_image(api, backend, scene, tmp_path, model, adapter):
+    """One texture_sync job carries the reference image and its weight; the backend ran it on every view
+    (the views differ from the same run without it)."""
+    car = scene.objects["Car"]
+    path = _write_png(tmp_path / "style.png", np.random.default_rng(3).integers(0, 256, (40, 48, 3), dtype=np.uint8))
+    tiny = dict(prompt="rusty metal", views=2, server=backend.url, model=model, size=64, steps=2, seed=5,
+                texture_size=32, mode="synchronized")
+    runs = []
+    try:
+        runs.append(api.texture_objects([car], **tiny))
+        a = np.asarray(runs[0][car].pixels[:])  # before the next run, which may write into the same image
+        runs.append(api.texture_objects([car], reference=path, reference_weight=0.9, **tiny))
+        plain, styled = (r.views[0]["job_id"] for r in runs)
+        assert {v["job_id"] for v in runs[1].views} == {styled}  # every view in the one job
+        record = job_record(backend.url, styled)
+        stage = record["spec"]["stages"][0]
+        assert stage["type"] == "texture_sync" and refs(stage) == [("reference", 0.9)]
+        assert ran_references(record) == [{"image": "reference", "model": adapter, "weight": 0.9,
+                                           "start": 0.0, "end": 1.0}]
+        assert len(record["inputs"]["reference"]) == 64  # the image went with the job (its sha256)
+        assert refs(job_record(backend.url, plain)["spec"]["stages"][0]) == []
+        b = np.asarray(runs[1][car].pixels[:])
+        assert np.abs(a - b).mean() > 0.0005, "the reference did not change the texture"
+    finally:  # leave the names free for the texture tests that come after (they expect "Car Scenecast")
+        api.restore_materials([car])
+        for name in {image.name for result in runs for image in result.values()}:
+            bpy.data.images.remove(bpy.data.images[name])
+        for material in [m for m in bpy.data.materials if m.name.startswith("Car Scenecast")]:
+            bpy.data.materials.remove(material)
 
 
 def test_texture_objects_holds_the_first_views_look(api, backend, scene):

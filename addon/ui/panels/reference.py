@@ -26,6 +26,8 @@ class SCENECAST_PT_reference(bpy.types.Panel):
         layout.prop(s, "reference_weight", slider=True)
         if s.reference_first_view:
             layout.label(text="Texture Objects / Stylize Frames: later views follow the first", icon="INFO")
+            if s.texture_mode != "sequential":  # synchronized/separate: every view in one job (refused there)
+                layout.label(text="Texture Objects: needs the Sequential mode", icon="ERROR")
 
 
 classes: tuple[type, ...] = (SCENECAST_PT_reference,)
