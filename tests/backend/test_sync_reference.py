@@ -1,5 +1,5 @@
 """A reference image (style/look) in texture_sync through run_job on the tiny builtins: IP-Adapter on SD1.5
-(the same image embeds for every view, CFG-batched as the generate path batches them, start/end per step),
+and SDXL (the same image embeds for every view, CFG-batched as the generate path batches them, start/end per step),
 FLUX.1 Redux (its tokens on every view's prompt); weight 0 is no reference; families without a reference
 input refuse it; the cached UNet is left as it was."""
 
@@ -70,18 +70,19 @@ def test_ip_adapter_embeds_are_repeated_per_view_in_each_cfg_half(manager) -> No
         assert torch.equal(positive[v], one[1])
 
 
-def test_ip_adapter_reference_steers_every_view_and_weight_zero_is_none(manager, part) -> None:  # noqa: ANN001
-    plain = run(manager, part, spec()).images
-    zero = run(manager, part, spec(reference=[{"image": "ref", "weight": 0.0}]))
-    styled = run(manager, part, spec(reference=[{"image": "ref", "weight": 1.0}]))
-    late = run(manager, part, spec(reference=[{"image": "ref", "weight": 1.0, "start": 0.5}])).images
-    after = run(manager, part, spec()).images  # the cached UNet is restored after the stage
+@pytest.mark.parametrize("model", ["builtin:tiny", "builtin:tiny-sdxl"])
+def test_ip_adapter_reference_steers_every_view_and_weight_zero_is_none(manager, part, model) -> None:  # noqa: ANN001
+    plain = run(manager, part, spec(model)).images
+    zero = run(manager, part, spec(model, [{"image": "ref", "weight": 0.0}]))
+    styled = run(manager, part, spec(model, [{"image": "ref", "weight": 1.0}]))
+    late = run(manager, part, spec(model, [{"image": "ref", "weight": 1.0, "start": 0.5}])).images
+    after = run(manager, part, spec(model)).images  # the cached UNet is restored after the stage
     assert all(np.abs(a.astype(int) - b.astype(int)).max() <= 1 for a, b in zip(zero.images, plain))
     assert "weight 0" in " ".join(zero.info["stages"][0]["notes"])
     assert min(diff(styled.images, plain)) > 5, diff(styled.images, plain)  # every view, not only some
     assert min(diff(late, styled.images)) > 1  # start/end are applied per step
     assert all(np.array_equal(a, b) for a, b in zip(after, plain))
-    assert not any("IPAdapter" in type(p).__name__ for p in manager.base("builtin:tiny").unet.attn_processors.values())
+    assert not any("IPAdapter" in type(p).__name__ for p in manager.base(model).unet.attn_processors.values())
     record = styled.info["stages"][0]
     assert record["reference"] == [{"image": "ref", "model": TINY_IP_ADAPTER_ID, "weight": 1.0, "start": 0.0,
                                     "end": 1.0}]
