@@ -111,7 +111,7 @@ def _check_references(spec: JobSpec, models: Any) -> None:
     from ..models.ip_adapter import check_reference_family  # noqa: PLC0415
 
     for stage in spec.stages:
-        if getattr(stage, "reference", None) and hasattr(models, "family"):  # texture_sync has none
+        if getattr(stage, "reference", None) and hasattr(models, "family"):  # any stage, texture_sync included
             check_reference_family(models.family(spec.resolved(stage, "model")))
 
 
