@@ -36,6 +36,7 @@ from .errors import BackendError, BackendUnavailable, JobCancelled, JobFailed, S
 from .files import write_atomic
 from .jobspec import build_job_spec, image_keys
 from .png import decode_png
+from . import result_saver
 from .result_saver import ResultSaver
 
 #: The model used when the default one cannot be had offline: tiny random weights, noise, but fast.
@@ -272,6 +273,16 @@ def run_job(
         )
     # Arrays go as they are: on loopback submit sends raw pixels from their own memory (no copy).
     job_id = client.submit(spec, {k: v for k, v in req.images.items() if k in needed})
+    savers = result_saver.start_deferred()  # earlier jobs' PNGs, saved while this thread waits on the network
+    try:
+        return _follow_job(client, req, job_id, model, notes, on_event, cancel)
+    finally:
+        result_saver.join(savers)  # no saver thread runs once this returns (Blender's rule for threads)
+
+
+def _follow_job(client: BackendClient, req: JobRequest, job_id: str, model: str, notes: list[str],
+                on_event: Callable[[Any], None] | None, cancel: threading.Event | None) -> JobOutcome:
+    """``run_job`` from the submitted job to its outcome."""
     started = time.monotonic()
     early = client.sends_pixels()  # raw pixels before the PNG pay on this machine only (docs/protocol.md)
 
@@ -340,7 +351,8 @@ def _take_ready(client: BackendClient, req: JobRequest, job_id: str, model: str,
             raise
         pixels = []  # its memory budget dropped them before the PNG exists: they come from the PNG below
     files = [_result_path(req, job_id, i) for i in range(len(results))]
-    saver = ResultSaver(client, job_id, files, deadline=deadline).start()  # not stopped by `cancel`: see its doc
+    # Started by the next job's run_job while it waits (result_saver's module doc); not stopped by `cancel`.
+    saver = ResultSaver(client, job_id, files, deadline=deadline).defer()
     status = {"id": job_id, "status": "running", "results": results}
     outcome = JobOutcome(job_id=job_id, model=model, files=files, status=status, notes=notes, pixels=pixels,
                          saver=saver)

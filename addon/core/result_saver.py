@@ -7,6 +7,14 @@ prompt, seed and model) and write them atomically, while the feature projects th
 the next view's job. Its caller learns how the save went from :meth:`ResultSaver.wait`, which raises
 the saver's error (with its fix), so a failed save is never lost.
 
+When it runs follows Blender's rule for Python threads ("only while the main thread is blocked",
+docs.blender.org, "Python Threads are Not Supported"): a saver is not started at ``ready`` but
+*deferred* (:meth:`ResultSaver.defer`); the next ``run_job`` starts the deferred savers once its own
+job is submitted (:func:`start_deferred`) and joins them before it returns (:func:`join`), so they run
+while that thread waits on the network, never while Blender's main thread renders the next view's
+passes; ``wait`` on a saver nobody started runs it right there, in the caller's thread. A crash inside
+bpy was seen with a saver thread downloading while the main thread evaluated the depsgraph.
+
 The thread follows the job by polling ``GET /v1/jobs/{id}`` (a few requests over the ~0.2 s the
 backend takes to write a 1024² PNG) because only polling can be stopped at any moment: a saver ends
 when the job is done and its files are written, on an error, at the run's deadline, or when
@@ -31,6 +39,28 @@ from .job_events import TERMINAL
 POLL_FIRST, POLL_MAX = 0.01, 0.05
 
 
+_deferred: list[ResultSaver] = []  # made at ``ready``, waiting for the next job's network wait
+_deferred_lock = threading.Lock()
+
+
+def start_deferred() -> list[ResultSaver]:
+    """Start every deferred saver (see the module doc); the caller joins them with :func:`join`."""
+    with _deferred_lock:
+        savers = list(_deferred)
+        _deferred.clear()
+    return [saver.start() for saver in savers if not saver.stopped]
+
+
+def join(savers: list[ResultSaver]) -> None:
+    """Wait until ``savers`` have ended (their errors stay for ``wait``)."""
+    for saver in savers:
+        saver.join()
+
+
+class _Paused(Exception):
+    """Inside the thread only: ``join`` asked it to stop following; it is deferred again."""
+
+
 class SaverClient(Protocol):
     """What the saver needs of ``core.client.BackendClient``."""
 
@@ -52,11 +82,48 @@ class ResultSaver:
         self._stop = threading.Event()
         # Not a daemon: a script that ends right after run_job still gets its files (the interpreter
         # joins the thread at exit; every step is bounded by the client's HTTP timeout).
-        self._thread = threading.Thread(target=self._run, name=f"scenecast-save-{job_id[:12]}", daemon=False)
+        self._thread = self._new_thread()
+        self._pause = threading.Event()  # set by join(): stop following at a safe point, to resume later
+        self._paused = False
+
+    def _new_thread(self) -> threading.Thread:
+        return threading.Thread(target=self._run, name=f"scenecast-save-{self.job_id[:12]}", daemon=False)
 
     def start(self) -> ResultSaver:
+        if self._thread.ident is not None:  # ran before and was paused: a thread runs once
+            self._thread = self._new_thread()
+        self._pause.clear()
         self._thread.start()
         return self
+
+    def defer(self) -> ResultSaver:
+        """Leave it to the next :func:`start_deferred` (or to :meth:`wait`) to run it."""
+        with _deferred_lock:
+            _deferred.append(self)
+        return self
+
+    @property
+    def stopped(self) -> bool:
+        return self._stop.is_set()
+
+    def join(self) -> None:
+        """End its thread now: while it still waits for the backend's ``done`` it stops there and is
+        deferred again (to go on with the next job's wait); a download under way is finished first."""
+        if self._thread.ident is None:
+            return
+        self._pause.set()
+        self._thread.join()
+        if self._paused:
+            self._paused = False
+            self.defer()
+
+    def _undefer(self) -> bool:
+        """Take it off the deferred list; True when it was there (never started)."""
+        with _deferred_lock:
+            if self in _deferred:
+                _deferred.remove(self)
+                return True
+        return False
 
     @property
     def running(self) -> bool:
@@ -65,7 +132,12 @@ class ResultSaver:
     def wait(self, timeout: float | None = None) -> dict[str, Any]:
         """Block until the files are written and return the job's final status; raise what stopped
         the saver (``JobFailed``, ``JobCancelled``, ``ScenecastError`` for a disk error), or
-        ``WaitTimeout`` when ``timeout`` seconds pass first (the saver goes on)."""
+        ``WaitTimeout`` when ``timeout`` seconds pass first (the saver goes on). A saver still deferred
+        runs here, in this thread."""
+        if self._undefer():
+            self.start()  # its own thread, so that `timeout` holds as for a started one
+        elif self._thread.ident is None:  # stopped before it ever ran
+            raise self.error or JobCancelled(f"the results of job {self.job_id} were not saved", job_id=self.job_id)
         self._thread.join(timeout)
         if self._thread.is_alive():
             raise WaitTimeout(f"the result files of job {self.job_id} were not written within {timeout:g} s",
@@ -79,6 +151,9 @@ class ResultSaver:
         """Stop saving (a cancelled or failed run) and wait for the thread to end: a file being
         written is finished or not written at all, no later one is started."""
         self._stop.set()
+        if self._undefer():
+            self.error = JobCancelled(f"saving the results of job {self.job_id} was stopped before it began",
+                                      job_id=self.job_id)
         if self._thread.ident is not None:
             self._thread.join()
 
@@ -89,6 +164,8 @@ class ResultSaver:
             final = self._follow()
             self._save()
             self.final = final
+        except _Paused:
+            self._paused = True
         except BaseException as exc:  # noqa: BLE001 - handed to wait(), never lost in the thread
             self.error = exc
 
@@ -117,6 +194,8 @@ class ResultSaver:
                 ) from exc
             if state.get("status") in TERMINAL:
                 break
+            if self._pause.is_set():
+                raise _Paused()
             if self._stop.wait(pause):
                 continue  # _check says why
             pause = min(POLL_MAX, pause * 1.5)

@@ -162,8 +162,8 @@ def test_the_backend_going_away_before_the_png_is_reported(fake: FakeBackend, tm
 
 def test_discard_stops_saving_and_no_file_appears_later(fake: FakeBackend, tmp_path: Path) -> None:
     outcome = remote_job.run_job(_request(fake.url, tmp_path, "hold"))
-    assert _savers() != []
-    outcome.discard()  # the run failed or was cancelled: returns once the saving thread has ended
+    assert _savers() == [] and outcome.files_pending  # deferred: no thread until a next job waits
+    outcome.discard()  # the run failed or was cancelled: it will never start
     assert _savers() == []
     job = fake.jobs[outcome.job_id]
     job.release_png()
@@ -243,3 +243,19 @@ def test_the_real_backend_hands_pixels_over_at_ready_and_writes_its_exact_png(tm
     assert hashlib.sha256(data).hexdigest() == outcome.status["results"][0]["sha256"]
     assert "a box" in png.read_png_text(data)["parameters"]
     assert pixels.shape == (64, 64, 3) and np.array_equal(png.decode_png(data), pixels)
+
+
+def test_a_saver_runs_while_the_next_job_waits_and_never_after_run_job_returns(fake: FakeBackend,
+                                                                                tmp_path: Path) -> None:
+    """Blender's rule for Python threads: only while the main thread is blocked. A view's PNG is saved
+    during the next view's job (the overlap), by a thread joined before that run_job returns."""
+    first = remote_job.run_job(_request(fake.url, tmp_path, "hold"))
+    assert _savers() == [] and not Path(first.files[0]).exists()
+    fake.jobs[first.job_id].release_png()
+    second = remote_job.run_job(_request(fake.url, tmp_path, "hold"))
+    assert _savers() == []  # joined before run_job returned
+    assert not first.files_pending and Path(first.files[0]).read_bytes() == fake.jobs[first.job_id].results[0]
+    assert second.files_pending  # its turn comes with the next job, or with wait_files
+    fake.jobs[second.job_id].release_png()
+    assert Path(second.wait_files()[0]).read_bytes() == fake.jobs[second.job_id].results[0]
+    assert _savers() == []
