@@ -57,8 +57,11 @@ def join(savers: list[ResultSaver]) -> None:
         saver.join()
 
 
-class _Paused(Exception):
-    """Inside the thread only: ``join`` asked it to stop following; it is deferred again."""
+class _Paused(ScenecastError):
+    """Inside the thread only (never raised to a caller): ``join`` asked it to stop following; it is
+    deferred again. A ScenecastError like every exception of the add-on (tests/addon_core/test_errors)."""
+
+    default_fix = "nothing to do: the save goes on with the next job, or when its files are waited for"
 
 
 class SaverClient(Protocol):
@@ -195,7 +198,7 @@ class ResultSaver:
             if state.get("status") in TERMINAL:
                 break
             if self._pause.is_set():
-                raise _Paused()
+                raise _Paused(f"saving the results of job {self.job_id} paused until the next job")
             if self._stop.wait(pause):
                 continue  # _check says why
             pause = min(POLL_MAX, pause * 1.5)
