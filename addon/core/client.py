@@ -34,7 +34,7 @@ from .errors import (
     ScenecastError,
     WaitTimeout,
 )
-from .pixels import MEDIA_TYPE as PIXELS, decode_pixels, encode_pixels, is_pixels, pixel_pieces
+from .pixels import MEDIA_TYPE as PIXELS, decode_pixels, is_pixels, pixel_pieces
 from .png import control_png, decode_png
 from .client_wire import (  # noqa: F401  (raise_for_job, encode_multipart, TERMINAL... are part of this API)
     START_BACKEND_FIX,
@@ -229,25 +229,23 @@ class BackendClient(JobEvents):
             self.health()
         return bool(self._offers_pixels) and self.host in LOOPBACK_HOSTS
 
-    def image_payload(self, image: np.ndarray | bytes | bytearray | memoryview) -> bytes | bytearray | memoryview:
-        """What to send for one control image: encoded bytes pass through (not copied); an H x W (x C)
-        uint8 array becomes raw pixels (see ``sends_pixels``) or a PNG."""
-        if isinstance(image, (bytes, bytearray, memoryview)):
-            return image
-        if image.dtype == np.uint8 and self.sends_pixels():
-            if image.ndim == 3 and image.shape[2] == 3 and _grey(image):
-                image = image[:, :, :1]  # depth and edges: one channel, a third of the bytes
-            return encode_pixels(image)
-        return control_png(image)
+    def image_payload(self, image: np.ndarray | Payload) -> Payload:
+        """What to send for one control image, as one buffer: see ``image_pieces``."""
+        pieces = self.image_pieces(image)
+        return pieces[0] if len(pieces) == 1 else b"".join(pieces)
 
     def image_pieces(self, image: np.ndarray | Payload) -> list[Payload]:
-        """``image_payload`` as the buffers to send one after another: raw pixels from the array's own
-        memory where it is contiguous (``pixel_pieces``), without joining them into one buffer."""
-        if isinstance(image, np.ndarray) and image.dtype == np.uint8 and self.sends_pixels():
+        """What to send for one control image, as the buffers to send one after another: encoded bytes
+        pass through (not copied); an H x W (x C) uint8 array becomes raw pixels (see ``sends_pixels``;
+        grey as one channel, a third of the bytes; from the array's own memory where it is contiguous,
+        ``pixel_pieces``) or a PNG."""
+        if isinstance(image, (bytes, bytearray, memoryview)):
+            return [image]
+        if image.dtype == np.uint8 and self.sends_pixels():
             if image.ndim == 3 and image.shape[2] == 3 and _grey(image):
-                image = image[:, :, :1]
+                image = image[:, :, :1]  # depth and edges
             return list(pixel_pieces(image))
-        return [self.image_payload(image)]
+        return [control_png(image)]
 
     def models(self) -> list[dict[str, Any]]:
         """The backend's models: dicts with ``id``, ``kind``, ``family``, ``source``, ``installed``."""

@@ -57,22 +57,6 @@ def read_header(data: bytes | bytearray | memoryview) -> tuple[int, int, int]:
     return width, height, channels
 
 
-def encode(image: np.ndarray) -> bytearray:
-    """H x W (grey), H x W x 1/3/4 uint8 -> pixel bytes, written once into one buffer (a strided view is
-    gathered by the same copy; ~1 ms at 1024² RGB)."""
-    if image.dtype != np.uint8:
-        raise ValueError(f"expected uint8 pixels, got {image.dtype}")
-    if image.ndim == 2:
-        image = image[:, :, None]
-    if image.ndim != 3 or image.shape[2] not in CHANNELS:
-        raise ValueError(f"expected H x W x 1/3/4, got {image.shape}")
-    height, width, channels = image.shape
-    out = bytearray(HEADER.size + image.size)
-    HEADER.pack_into(out, 0, MAGIC, VERSION, channels, 0, width, height)
-    np.frombuffer(out, np.uint8, offset=HEADER.size).reshape(image.shape)[...] = image
-    return out
-
-
 def pieces(image: np.ndarray) -> tuple[bytes, memoryview]:
     """``encode`` as two buffers sent one after the other: the header, then the samples from the
     array's own memory when it is C-contiguous (a result is: ``pipelines/images.from_pixels``)."""
@@ -80,6 +64,14 @@ def pieces(image: np.ndarray) -> tuple[bytes, memoryview]:
         raise ValueError(f"expected H x W x 1/3/4 uint8, got {image.shape} {image.dtype}")
     height, width, channels = image.shape
     return HEADER.pack(MAGIC, VERSION, channels, 0, width, height), np.ascontiguousarray(image).data.cast("B")
+
+
+def encode(image: np.ndarray) -> bytearray:
+    """H x W (grey), H x W x 1/3/4 uint8 -> pixel bytes in one buffer (answers send ``pieces``)."""
+    if image.ndim == 2:
+        image = image[:, :, None]
+    header, samples = pieces(image)
+    return bytearray(header) + samples
 
 
 def decode(data: bytes | bytearray | memoryview) -> np.ndarray:
