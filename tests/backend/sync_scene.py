@@ -44,3 +44,12 @@ def correspondence(n: int, size: int, factor: int = 8, latent_texture: int = 8, 
         levels.append(Level(name, np.stack(idx), np.stack(wts), packed.count))
         maps[name] = (np.stack(idx), np.stack(wts), packed.count)
     return encode(levels, power=1.0, compress=compress), maps
+
+
+def view_inputs(data: bytes, n: int, size: int) -> dict:
+    """A texture_sync job's inputs: random depth images ``depth0..`` for ``n`` views and the
+    correspondence part ``corr``."""
+    rng = np.random.default_rng(0)
+    out: dict = {f"depth{v}": rng.integers(0, 256, (size, size, 3), dtype=np.uint8) for v in range(n)}
+    out["corr"] = data
+    return out

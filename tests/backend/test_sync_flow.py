@@ -21,7 +21,7 @@ from backend.pipelines.sync.step import SyncHook
 from backend.spec import JobSpec
 
 from _tiny import RecordingProgress
-from sync_scene import correspondence
+from sync_scene import correspondence, view_inputs
 from test_sync_oracle import AMP, disagreement, per_view_psnr
 from test_sync_oracle import VIEWS as ORACLE_VIEWS
 from test_sync_oracle import scene  # noqa: F401 - the oracle's fixture (a plane seen by 8 views)
@@ -47,10 +47,7 @@ def spec(model: str = FLUX, fraction: float = 0.8, unit_model: str | None = None
 
 
 def inputs(data: bytes) -> dict:
-    rng = np.random.default_rng(0)
-    out: dict = {f"depth{v}": rng.integers(0, 256, (SIZE, SIZE, 3), dtype=np.uint8) for v in range(VIEWS)}
-    out["corr"] = data
-    return out
+    return view_inputs(data, VIEWS, SIZE)
 
 
 FAMILIES = pytest.mark.parametrize("model", [FLUX, "builtin:tiny-flux-schnell", "builtin:tiny-zimage",

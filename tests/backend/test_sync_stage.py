@@ -12,7 +12,7 @@ from backend.pipelines.sync.ingest import check
 from backend.spec import JobSpec
 
 from _tiny import RecordingProgress
-from sync_scene import correspondence
+from sync_scene import correspondence, view_inputs
 
 VIEWS, SIZE = 4, 128
 
@@ -33,10 +33,7 @@ def spec(fraction: float = 0.8, **kw) -> JobSpec:  # noqa: ANN003
 
 
 def inputs(data: bytes) -> dict:
-    rng = np.random.default_rng(0)
-    out: dict = {f"depth{v}": rng.integers(0, 256, (SIZE, SIZE, 3), dtype=np.uint8) for v in range(VIEWS)}
-    out["corr"] = data
-    return out
+    return view_inputs(data, VIEWS, SIZE)
 
 
 def disagreement(images: list[np.ndarray], maps: dict) -> float:
