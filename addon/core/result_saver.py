@@ -87,7 +87,6 @@ class ResultSaver:
         # joins the thread at exit; every step is bounded by the client's HTTP timeout).
         self._thread = self._new_thread()
         self._pause = threading.Event()  # set by join(): stop following at a safe point, to resume later
-        self._paused = False
 
     def _new_thread(self) -> threading.Thread:
         return threading.Thread(target=self._run, name=f"scenecast-save-{self.job_id[:12]}", daemon=False)
@@ -115,10 +114,7 @@ class ResultSaver:
         if self._thread.ident is None:
             return
         self._pause.set()
-        self._thread.join()
-        if self._paused:
-            self._paused = False
-            self.defer()
+        self._thread.join()  # a paused thread deferred its saver again before it ended
 
     def _undefer(self) -> bool:
         """Take it off the deferred list; True when it was there (never started)."""
@@ -137,18 +133,22 @@ class ResultSaver:
         the saver (``JobFailed``, ``JobCancelled``, ``ScenecastError`` for a disk error), or
         ``WaitTimeout`` when ``timeout`` seconds pass first (the saver goes on). A saver still deferred
         runs here, in this thread."""
-        if self._undefer():
-            self.start()  # its own thread, so that `timeout` holds as for a started one
-        elif self._thread.ident is None:  # stopped before it ever ran
-            raise self.error or JobCancelled(f"the results of job {self.job_id} were not saved", job_id=self.job_id)
-        self._thread.join(timeout)
-        if self._thread.is_alive():
-            raise WaitTimeout(f"the result files of job {self.job_id} were not written within {timeout:g} s",
-                              "wait longer: the backend is still writing them")
-        if self.error is not None:
-            raise self.error
-        assert self.final is not None
-        return self.final
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            if self._undefer():
+                self.start()  # its own thread, so that `timeout` holds as for a started one
+            elif self._thread.ident is None:  # stopped before it ever ran
+                raise self.error or JobCancelled(f"the results of job {self.job_id} were not saved",
+                                                 job_id=self.job_id)
+            self._thread.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
+            if self._thread.is_alive():
+                raise WaitTimeout(f"the result files of job {self.job_id} were not written within {timeout:g} s",
+                                  "wait longer: the backend is still writing them")
+            if self.error is not None:
+                raise self.error
+            if self.final is not None:
+                return self.final
+            # Paused meanwhile by a run_job that returned (another thread): it is deferred again; go on here.
 
     def stop(self) -> None:
         """Stop saving (a cancelled or failed run) and wait for the thread to end: a file being
@@ -168,7 +168,7 @@ class ResultSaver:
             self._save()
             self.final = final
         except _Paused:
-            self._paused = True
+            self.defer()  # before the thread ends, so whoever joins it finds the saver deferred
         except BaseException as exc:  # noqa: BLE001 - handed to wait(), never lost in the thread
             self.error = exc
 

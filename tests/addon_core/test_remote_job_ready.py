@@ -259,3 +259,20 @@ def test_a_saver_runs_while_the_next_job_waits_and_never_after_run_job_returns(f
     fake.jobs[second.job_id].release_png()
     assert Path(second.wait_files()[0]).read_bytes() == fake.jobs[second.job_id].results[0]
     assert _savers() == []
+
+
+def test_waiting_on_a_saver_that_a_returning_run_job_pauses_goes_on_saving(fake: FakeBackend, tmp_path: Path) -> None:
+    """wait_files in one thread while another thread's run_job ends (and pauses the savers it started):
+    the saver is deferred again and the waiting thread runs it to the end."""
+    from addon.core import result_saver
+
+    outcome = remote_job.run_job(_request(fake.url, tmp_path, "hold"))
+    started = result_saver.start_deferred()  # as the next run_job does after its submit
+    assert [s.job_id for s in started] == [outcome.job_id]
+    waited: list[object] = []
+    waiter = threading.Thread(target=lambda: waited.append(outcome.wait_files(GUARD)))
+    waiter.start()
+    result_saver.join(started)  # that run_job returns: the PNG is still held, so the saver pauses
+    fake.jobs[outcome.job_id].release_png()
+    waiter.join(GUARD)
+    assert waited == [outcome.files] and Path(outcome.files[0]).is_file() and _savers() == []
